@@ -1,0 +1,187 @@
+// The one home of skr's errors. Every class has a fixed machine code (never reused once
+// retired) and the HTTP status it maps to. Messages say what was found and what was
+// expected; they never carry tokens, key bytes or raw upstream bodies. Safe, structured
+// facts (errno, firmware status, upstream status) go in `details`; anything else in `cause`.
+//
+// Add a class here (never elsewhere) and document its code in docs/errors.md: a test keeps
+// the two in step.
+
+export type ErrorDetails = Readonly<Record<string, string | number | boolean | null | undefined>>
+
+export interface SidecarErrorOptions {
+  cause?: unknown
+  details?: ErrorDetails
+}
+
+export abstract class SidecarError extends Error {
+  abstract readonly code: string
+  abstract readonly statusCode: number
+  readonly details: ErrorDetails
+  constructor (message: string, options: SidecarErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.name = new.target.name
+    this.details = Object.freeze({ ...(options.details ?? {}) })
+  }
+}
+
+export function isSidecarError (err: unknown): err is SidecarError {
+  return err instanceof SidecarError
+}
+
+// ---- 400 family: the caller's request is wrong --------------------------------------------
+
+/** The request body, a parameter or a header is malformed or missing. */
+export class RequestInvalid extends SidecarError {
+  readonly code = 'ERR_REQUEST_INVALID'
+  readonly statusCode = 400
+}
+
+/** A route that does not exist. */
+export class NotFound extends SidecarError {
+  readonly code = 'ERR_NOT_FOUND'
+  readonly statusCode = 404
+}
+
+/** The body is larger than the server accepts. */
+export class RequestTooLarge extends SidecarError {
+  readonly code = 'ERR_REQUEST_TOO_LARGE'
+  readonly statusCode = 413
+}
+
+/** The body is not `application/json`. */
+export class UnsupportedMediaType extends SidecarError {
+  readonly code = 'ERR_UNSUPPORTED_MEDIA_TYPE'
+  readonly statusCode = 415
+}
+
+// ---- 403 family: "you are not allowed" (as the reference answers) --------------------------
+
+/** The key's release policy is not met by the attestation token (AKV/mHSM said 403). */
+export class KeyReleaseDenied extends SidecarError {
+  readonly code = 'ERR_KEY_RELEASE_DENIED'
+  readonly statusCode = 403
+}
+
+/** The vault or MAA refused our credentials (401, or 403 that is not a policy denial). */
+export class AccessDenied extends SidecarError {
+  readonly code = 'ERR_ACCESS_DENIED'
+  readonly statusCode = 403
+}
+
+/** The vault has no key of that name/version (the reference answers 403 here too). */
+export class KeyNotFound extends SidecarError {
+  readonly code = 'ERR_KEY_NOT_FOUND'
+  readonly statusCode = 403
+}
+
+/** The signed release response failed verification (signature, chain, host name, kid, enc). */
+export class ReleaseUnverified extends SidecarError {
+  readonly code = 'ERR_RELEASE_UNVERIFIED'
+  readonly statusCode = 403
+}
+
+// ---- 5xx: something upstream or inside the TEE failed --------------------------------------
+
+/** An upstream answered with an error we cannot act on (4xx other than auth, or a bad body). */
+export class UpstreamRejected extends SidecarError {
+  readonly code = 'ERR_UPSTREAM_REJECTED'
+  readonly statusCode = 502
+}
+
+/** An upstream answered 200 with a body that is not what its protocol promises. */
+export class UpstreamResponseInvalid extends SidecarError {
+  readonly code = 'ERR_UPSTREAM_RESPONSE_INVALID'
+  readonly statusCode = 502
+}
+
+/** The MAA token failed verification (signature, issuer, lifetime, claims). */
+export class MaaTokenInvalid extends SidecarError {
+  readonly code = 'ERR_MAA_TOKEN_INVALID'
+  readonly statusCode = 502
+}
+
+/** A certificate chain (VCEK/ASK/ARK, or a signer chain) does not verify or is malformed. */
+export class CertChainInvalid extends SidecarError {
+  readonly code = 'ERR_CERT_CHAIN_INVALID'
+  readonly statusCode = 502
+}
+
+/** The report's REPORTED_TCB does not match the VCEK chain even after a refresh. */
+export class TcbMismatch extends SidecarError {
+  readonly code = 'ERR_TCB_MISMATCH'
+  readonly statusCode = 502
+}
+
+/** The released key material could not be unwrapped or decoded. */
+export class KeyUnwrapFailed extends SidecarError {
+  readonly code = 'ERR_KEY_UNWRAP_FAILED'
+  readonly statusCode = 502
+}
+
+/** An upstream (MAA, AKV, IMDS, THIM, KDS) could not be reached or answered 5xx/429. */
+export class UpstreamUnavailable extends SidecarError {
+  readonly code = 'ERR_UPSTREAM_UNAVAILABLE'
+  readonly statusCode = 503
+}
+
+/** An upstream did not answer within its deadline. */
+export class UpstreamTimeout extends SidecarError {
+  readonly code = 'ERR_UPSTREAM_TIMEOUT'
+  readonly statusCode = 504
+}
+
+/** No SEV-SNP attestation interface is usable (no device, no addon, not Linux, no permission). */
+export class SnpDeviceUnavailable extends SidecarError {
+  readonly code = 'ERR_SNP_DEVICE_UNAVAILABLE'
+  readonly statusCode = 503
+}
+
+/** No identity could provide a token (IMDS down, workload identity files missing). */
+export class IdentityUnavailable extends SidecarError {
+  readonly code = 'ERR_IDENTITY_UNAVAILABLE'
+  readonly statusCode = 503
+}
+
+/** Collateral (VCEK chain, security policy, UVM endorsements) is not available. */
+export class CollateralUnavailable extends SidecarError {
+  readonly code = 'ERR_COLLATERAL_UNAVAILABLE'
+  readonly statusCode = 503
+}
+
+/** Too many releases in flight; retry after the indicated delay. */
+export class Overloaded extends SidecarError {
+  readonly code = 'ERR_OVERLOADED'
+  readonly statusCode = 503
+}
+
+/** The AMD secure processor answered with an error (firmware status or VMM error). */
+export class SnpFirmwareError extends SidecarError {
+  readonly code = 'ERR_SNP_FIRMWARE'
+  readonly statusCode = 500
+}
+
+/** Bytes that should be an attestation report are not a valid one. */
+export class ReportInvalid extends SidecarError {
+  readonly code = 'ERR_SNP_REPORT_INVALID'
+  readonly statusCode = 500
+}
+
+/** A report's signature, chain or binding to its VCEK does not verify. */
+export class ReportUnverified extends SidecarError {
+  readonly code = 'ERR_SNP_REPORT_UNVERIFIED'
+  readonly statusCode = 500
+}
+
+/** A bug: something that should not happen. The message is generic; the log has the cause. */
+export class InternalError extends SidecarError {
+  readonly code = 'ERR_INTERNAL'
+  readonly statusCode = 500
+}
+
+// ---- start-up ----------------------------------------------------------------------------
+
+/** The configuration is invalid. Names the offending keys, never their values. */
+export class ConfigInvalid extends SidecarError {
+  readonly code = 'ERR_CONFIG_INVALID'
+  readonly statusCode = 500
+}
