@@ -1,0 +1,236 @@
+// Configuration: read once at start-up from flags and the environment, validated, defaulted
+// in one place, then frozen. This module is the only reader of process.env for skr's own
+// settings (the Azure SDK reads its standard AZURE_* variables itself; they are documented
+// in the README). A bad value stops start-up with ERR_CONFIG_INVALID naming the key, never
+// the value (SkrSideCarArgs can carry client ids users consider sensitive).
+import { ConfigInvalid } from './errors.ts'
+import { FlagError, parseBool, parseFlags, type FlagSpecs } from './cli/flags.ts'
+import { parseSkrSideCarArgs, type AzureInformation } from './config/sidecar-args.ts'
+
+export type { AzureInformation } from './config/sidecar-args.ts'
+
+export type AttestationMode = 'auto' | 'tsm' | 'sev-guest' | 'sev' | 'simulated'
+export type ServerType = 'http' | 'grpc' | 'both'
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent'
+
+export interface Config {
+  readonly port: number
+  readonly host: string
+  readonly allowNonLoopback: boolean
+  readonly unixSocket: string | null
+  readonly serverType: ServerType
+  /** The gRPC port when serverType is 'both' (with 'grpc' alone, `port` is used, as in the reference). */
+  readonly grpcPort: number
+  readonly logLevel: LogLevel
+  readonly logFile: string | null
+  readonly attestation: AttestationMode
+  readonly tsmRoot: string
+  readonly azure: AzureInformation
+  /** Test only: start with a TCBM that cannot match, to exercise the refresh path (reference flag). */
+  readonly allowTestingMismatchedTcb: boolean
+  readonly simulated: {
+    readonly cacheDir: string | null
+    readonly vcekKeyPem: string | null
+    readonly certChainPem: string | null
+  }
+  /** Extra ARK SHA-256 fingerprints to trust besides AMD's (the emulated ARK is added in simulated mode). */
+  readonly trustedArkFingerprints: readonly string[]
+  /** PEM file with extra roots for upstream TLS and release-signer chains (besides NODE_EXTRA_CA_CERTS). */
+  readonly extraCaFile: string | null
+  readonly maa: { readonly apiVersion: string; readonly verifyToken: boolean }
+  readonly akv: { readonly apiVersion: string }
+  /** Deadline for one whole API request (attestation, release), in milliseconds. */
+  readonly requestTimeoutMs: number
+  /** Raw environment facts other modules need, captured here so nobody else reads process.env. */
+  readonly env: {
+    readonly uvmSecurityContextDir: string | null
+    readonly uvmSecurityPolicy: string | null
+    readonly uvmHostAmdCertificate: string | null
+    readonly uvmReferenceInfo: string | null
+    readonly azureClientId: string | null
+    readonly azureTenantId: string | null
+    readonly azureFederatedTokenFile: string | null
+    readonly azureAuthorityHost: string | null
+  }
+}
+
+/** The serve command's flags: the reference's Go flags plus skr's own (kebab-case aliases). */
+export const SERVE_FLAGS: FlagSpecs = {
+  port: { type: 'string', help: 'TCP port to listen on (env Port; default 8080)' },
+  base64: { type: 'string', aliases: ['skr-sidecar-args'], help: 'base64 JSON with certcache, identity and maaconfig (env SkrSideCarArgs)' },
+  loglevel: { type: 'string', aliases: ['log-level'], help: 'trace, debug, info, warning, error, fatal, panic (env LogLevel; default warning)' },
+  logfile: { type: 'string', aliases: ['log-file'], help: 'append logs to this file instead of stdout (env LogFile)' },
+  server_type: { type: 'string', aliases: ['server-type'], help: 'http, grpc or both (env ServerType; default http)' },
+  allowTestingMismatchedTCB: { type: 'boolean', aliases: ['allow-testing-mismatched-tcb'], help: 'TESTING ONLY: start with a TCBM that cannot match (env AllowTestingMismatchedTCB)' },
+  host: { type: 'string', help: 'address to bind (env SKR_HOST; default localhost; non-loopback needs --allow-non-loopback)' },
+  'allow-non-loopback': { type: 'boolean', help: 'DANGEROUS: allow binding a non-loopback address (env SKR_ALLOW_NON_LOOPBACK=1)' },
+  'unix-socket': { type: 'string', help: 'also listen on this Unix socket (env SKR_UNIX_SOCKET)' },
+  'grpc-port': { type: 'string', help: 'gRPC port when --server-type both (env SKR_GRPC_PORT; default 50000)' },
+  attestation: { type: 'string', help: 'auto, tsm, sev-guest, sev or simulated (env SKR_ATTESTATION; default auto)' }
+}
+
+const LOGRUS_LEVELS: Readonly<Record<string, LogLevel>> = {
+  trace: 'trace',
+  debug: 'debug',
+  info: 'info',
+  warning: 'warn',
+  warn: 'warn',
+  error: 'error',
+  fatal: 'fatal',
+  panic: 'fatal',
+  silent: 'silent'
+}
+
+const ATTESTATION_MODES: readonly AttestationMode[] = ['auto', 'tsm', 'sev-guest', 'sev', 'simulated']
+
+type Env = Readonly<Record<string, string | undefined>>
+
+function nonEmpty (v: string | undefined): string | null {
+  return v === undefined || v.trim() === '' ? null : v
+}
+
+function deepFreeze<T> (value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    for (const v of Object.values(value)) deepFreeze(v)
+    Object.freeze(value)
+  }
+  return value
+}
+
+function parsePort (raw: string, key: string, problems: string[]): number {
+  const n = /^\d{1,5}$/.test(raw.trim()) ? Number(raw) : NaN
+  if (!Number.isInteger(n) || n < 0 || n > 65535) {
+    problems.push(`${key} must be a TCP port number 0..65535`)
+    return 0
+  }
+  return n
+}
+
+function parsePositive (raw: string | null, key: string, fallback: number, problems: string[]): number {
+  if (raw === null) return fallback
+  const n = Number(raw)
+  if (!Number.isFinite(n) || n <= 0) {
+    problems.push(`${key} must be a positive number`)
+    return fallback
+  }
+  return n
+}
+
+function boolSetting (flag: string | undefined, envValue: string | undefined, key: string, problems: string[]): boolean {
+  const raw = flag ?? nonEmpty(envValue)
+  if (raw === null) return false
+  const b = parseBool(raw)
+  if (b === null) {
+    problems.push(`${key} must be true or false`)
+    return false
+  }
+  return b
+}
+
+/** True for names and literals that only reach this machine. */
+export function isLoopbackHost (host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '')
+  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h)
+}
+
+/**
+ * Builds the frozen serve configuration.
+ * @param argv flags after the command name (reference Go-style or kebab-case)
+ * @param env the process environment
+ */
+export function loadConfig (argv: readonly string[], env: Env): Config {
+  let flags: Readonly<Record<string, string>>
+  let positionals: readonly string[]
+  try {
+    const parsed = parseFlags(argv, SERVE_FLAGS)
+    flags = parsed.values
+    positionals = parsed.positionals
+  } catch (err) {
+    if (err instanceof FlagError) throw new ConfigInvalid(err.message)
+    throw err
+  }
+  const problems: string[] = []
+  if (positionals.length > 2) problems.push(`unexpected arguments after the first two (the reference's skr.sh takes SkrSideCarArgs and Port)`)
+
+  // Precedence: flag, then environment, then the reference skr.sh positional arguments ($1, $2).
+  const sidecarArgs = flags.base64 ?? nonEmpty(env.SkrSideCarArgs) ?? nonEmpty(positionals[0])
+  let azure: AzureInformation = parseSkrSideCarArgs(null)
+  try {
+    azure = parseSkrSideCarArgs(sidecarArgs)
+  } catch (err) {
+    problems.push(err instanceof ConfigInvalid ? err.message : 'SkrSideCarArgs is invalid')
+  }
+
+  const port = parsePort(flags.port ?? nonEmpty(env.Port) ?? positionals[1] ?? '8080', 'Port', problems)
+  const grpcPort = parsePort(flags['grpc-port'] ?? nonEmpty(env.SKR_GRPC_PORT) ?? '50000', 'SKR_GRPC_PORT', problems)
+
+  const levelRaw = (flags.loglevel ?? nonEmpty(env.LogLevel) ?? 'warning').toLowerCase()
+  const logLevel = LOGRUS_LEVELS[levelRaw]
+  if (logLevel === undefined) problems.push('LogLevel must be one of trace, debug, info, warning, error, fatal, panic')
+
+  const serverTypeRaw = (flags.server_type ?? nonEmpty(env.ServerType) ?? 'http').toLowerCase()
+  if (!['http', 'grpc', 'both'].includes(serverTypeRaw)) problems.push('ServerType must be http, grpc or both')
+
+  const attestationRaw = (flags.attestation ?? nonEmpty(env.SKR_ATTESTATION) ?? 'auto').toLowerCase()
+  if (!(ATTESTATION_MODES as readonly string[]).includes(attestationRaw)) problems.push('SKR_ATTESTATION must be auto, tsm, sev-guest, sev or simulated')
+
+  const host = flags.host ?? nonEmpty(env.SKR_HOST) ?? 'localhost'
+  const allowNonLoopback = boolSetting(flags['allow-non-loopback'], env.SKR_ALLOW_NON_LOOPBACK, 'SKR_ALLOW_NON_LOOPBACK', problems)
+  if (!isLoopbackHost(host) && !allowNonLoopback) {
+    problems.push('SKR_HOST is not a loopback address; the API must not leave the pod unless SKR_ALLOW_NON_LOOPBACK=1 is set')
+  }
+
+  const fingerprints = (nonEmpty(env.SKR_TRUSTED_ARK_FINGERPRINTS) ?? '').split(',').map(s => s.trim()).filter(Boolean)
+  for (const fp of fingerprints) {
+    if (!/^([0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}$/.test(fp)) problems.push('SKR_TRUSTED_ARK_FINGERPRINTS must be comma-separated SHA-256 fingerprints')
+  }
+
+  const requestTimeoutMs = parsePositive(nonEmpty(env.SKR_REQUEST_TIMEOUT_MS), 'SKR_REQUEST_TIMEOUT_MS', 60_000, problems)
+  const verifyToken = nonEmpty(env.SKR_MAA_VERIFY_TOKEN) === null ? true : boolSetting(undefined, env.SKR_MAA_VERIFY_TOKEN, 'SKR_MAA_VERIFY_TOKEN', problems)
+  const allowTestingMismatchedTcb = boolSetting(flags.allowTestingMismatchedTCB, env.AllowTestingMismatchedTCB, 'AllowTestingMismatchedTCB', problems)
+
+  if (problems.length > 0) {
+    throw new ConfigInvalid(`invalid configuration: ${problems.join('; ')}`, { details: { problems: problems.length } })
+  }
+
+  return deepFreeze<Config>({
+    port,
+    host,
+    allowNonLoopback,
+    unixSocket: flags['unix-socket'] ?? nonEmpty(env.SKR_UNIX_SOCKET),
+    serverType: serverTypeRaw as ServerType,
+    grpcPort,
+    logLevel: logLevel as LogLevel,
+    logFile: flags.logfile ?? nonEmpty(env.LogFile),
+    attestation: attestationRaw as AttestationMode,
+    tsmRoot: nonEmpty(env.SKR_TSM_ROOT) ?? '/sys/kernel/config/tsm/report',
+    azure,
+    allowTestingMismatchedTcb,
+    simulated: {
+      cacheDir: nonEmpty(env.SKR_SIMULATED_CACHE_DIR),
+      vcekKeyPem: nonEmpty(env.SKR_SIMULATED_VCEK_KEY),
+      certChainPem: nonEmpty(env.SKR_SIMULATED_CERT_CHAIN)
+    },
+    trustedArkFingerprints: fingerprints.map(normaliseFingerprint),
+    extraCaFile: nonEmpty(env.SKR_EXTRA_CA_CERTS),
+    maa: { apiVersion: nonEmpty(env.SKR_MAA_API_VERSION) ?? '2020-10-01', verifyToken },
+    akv: { apiVersion: nonEmpty(env.SKR_AKV_API_VERSION) ?? '7.4' },
+    requestTimeoutMs,
+    env: {
+      uvmSecurityContextDir: nonEmpty(env.UVM_SECURITY_CONTEXT_DIR),
+      uvmSecurityPolicy: nonEmpty(env.UVM_SECURITY_POLICY),
+      uvmHostAmdCertificate: nonEmpty(env.UVM_HOST_AMD_CERTIFICATE),
+      uvmReferenceInfo: nonEmpty(env.UVM_REFERENCE_INFO),
+      azureClientId: nonEmpty(env.AZURE_CLIENT_ID),
+      azureTenantId: nonEmpty(env.AZURE_TENANT_ID),
+      azureFederatedTokenFile: nonEmpty(env.AZURE_FEDERATED_TOKEN_FILE),
+      azureAuthorityHost: nonEmpty(env.AZURE_AUTHORITY_HOST)
+    }
+  })
+}
+
+/** Normalises a SHA-256 fingerprint to X509Certificate.fingerprint256's form (AA:BB:...). */
+export function normaliseFingerprint (fp: string): string {
+  const hex = fp.replace(/:/g, '').toUpperCase()
+  return hex.match(/../g)?.join(':') ?? hex
+}

@@ -1,0 +1,98 @@
+import t from 'tap'
+import { loadConfig, isLoopbackHost, normaliseFingerprint } from '../../src/config.ts'
+
+const b64 = (v: unknown): string => Buffer.from(JSON.stringify(v)).toString('base64')
+
+t.test('defaults match the reference sidecar', async t => {
+  const c = loadConfig([], {})
+  t.equal(c.port, 8080)
+  t.equal(c.host, 'localhost')
+  t.equal(c.serverType, 'http')
+  t.equal(c.logLevel, 'warn', 'logrus default "warning" maps to pino warn')
+  t.equal(c.logFile, null)
+  t.equal(c.attestation, 'auto')
+  t.equal(c.maa.apiVersion, '2020-10-01')
+  t.equal(c.akv.apiVersion, '7.4')
+  t.equal(c.azure.certcache.endpointType, null)
+  t.ok(Object.isFrozen(c) && Object.isFrozen(c.azure.certcache), 'deep-frozen')
+})
+
+t.test('reference flags in Go style, kebab-case, and env', async t => {
+  const args = b64({ certcache: { endpoint_type: 'LocalTHIM', endpoint: '169.254.169.254/metadata/THIM/amd/certification' }, identity: { client_id: 'abc' }, maaconfig: { user_agent: 'ua/1' } })
+  const c = loadConfig(['-port', '9000', '-base64=' + args, '-loglevel', 'debug', '--server-type', 'grpc', '-allowTestingMismatchedTCB'], {})
+  t.equal(c.port, 9000)
+  t.equal(c.azure.certcache.endpointType, 'LocalTHIM')
+  t.equal(c.azure.identity.clientId, 'abc')
+  t.equal(c.azure.maaconfig.userAgent, 'ua/1')
+  t.equal(c.logLevel, 'debug')
+  t.equal(c.serverType, 'grpc')
+  t.equal(c.allowTestingMismatchedTcb, true)
+
+  const e = loadConfig([], { Port: '7000', LogLevel: 'panic', LogFile: '/tmp/x.log', ServerType: 'both', SkrSideCarArgs: args })
+  t.equal(e.port, 7000)
+  t.equal(e.logLevel, 'fatal')
+  t.equal(e.logFile, '/tmp/x.log')
+  t.equal(e.serverType, 'both')
+  t.equal(e.azure.identity.clientId, 'abc')
+})
+
+t.test('flags win over env; env wins over skr.sh positionals', async t => {
+  t.equal(loadConfig(['-port', '1'], { Port: '2' }).port, 1)
+  t.equal(loadConfig(['', '3'], { Port: '2' }).port, 2)
+  t.equal(loadConfig(['', '3'], {}).port, 3)
+  const args = b64({ identity: { client_id: 'pos' } })
+  t.equal(loadConfig([args], {}).azure.identity.clientId, 'pos')
+})
+
+t.test('raw JSON SkrSideCarArgs is accepted', async t => {
+  const c = loadConfig([], { SkrSideCarArgs: '{"certcache":{"endpoint_type":"amd","endpoint":"kdsintf.amd.com/vcek/v1","tee_type":"Milan"}}' })
+  t.equal(c.azure.certcache.endpointType, 'AMD')
+  t.equal(c.azure.certcache.teeType, 'Milan')
+})
+
+t.test('bad values stop start-up naming the key, never the value', async t => {
+  const cases: Array<[string[], Record<string, string>, RegExp]> = [
+    [['-port', '99999'], {}, /Port must be a TCP port/],
+    [[], { Port: 'eighty' }, /Port must be a TCP port/],
+    [[], { LogLevel: 'verbose' }, /LogLevel must be one of/],
+    [[], { ServerType: 'soap' }, /ServerType must be/],
+    [[], { SKR_ATTESTATION: 'tdx' }, /SKR_ATTESTATION must be/],
+    [[], { SkrSideCarArgs: 'not base64 at all!' }, /SkrSideCarArgs is neither base64 nor JSON/],
+    [[], { SkrSideCarArgs: b64({ cert_cache: {} }) }, /unknown key "cert_cache"/],
+    [[], { SkrSideCarArgs: b64({ certcache: { endpoint_type: 'KDS' } }) }, /endpoint_type must be AMD, AzCache or LocalTHIM/],
+    [[], { SkrSideCarArgs: b64({ identity: { client_id: 42 } }) }, /identity.client_id must be a string/],
+    [[], { SkrSideCarArgs: b64([1, 2]) }, /must be a JSON object/],
+    [[], { SKR_HOST: '0.0.0.0' }, /not a loopback address/],
+    [[], { SKR_TRUSTED_ARK_FINGERPRINTS: 'abc' }, /SKR_TRUSTED_ARK_FINGERPRINTS/],
+    [['-nope'], {}, /unknown flag -nope/],
+    [['-port'], {}, /needs a value/],
+    [[], { AllowTestingMismatchedTCB: 'maybe' }, /AllowTestingMismatchedTCB must be true or false/]
+  ]
+  for (const [argv, env, re] of cases) {
+    t.throws(() => loadConfig(argv, env), { code: 'ERR_CONFIG_INVALID', message: re }, `${argv.join(' ')} ${JSON.stringify(env)}`)
+  }
+  try {
+    loadConfig([], { SkrSideCarArgs: b64({ identity: { client_id: 42 } }), Port: 'secret-value-x' })
+    t.fail('should throw')
+  } catch (err) {
+    t.notMatch((err as Error).message, /secret-value-x/, 'value not echoed')
+    t.match((err as Error).message, /Port.*identity|identity.*Port/, 'every problem listed')
+  }
+})
+
+t.test('non-loopback binding needs the explicit opt-in', async t => {
+  const c = loadConfig(['--host', '0.0.0.0', '--allow-non-loopback'], {})
+  t.equal(c.host, '0.0.0.0')
+  t.equal(c.allowNonLoopback, true)
+  t.ok(isLoopbackHost('127.0.0.5'))
+  t.ok(isLoopbackHost('[::1]'))
+  t.notOk(isLoopbackHost('10.0.0.1'))
+  t.notOk(isLoopbackHost('localhost.evil.com'))
+})
+
+t.test('fingerprint normalisation', async t => {
+  const hex = '69D063B45344D26A2E94E1F4210DE49EF555308287D4C174445C95639A540BCD'
+  t.equal(normaliseFingerprint(hex.toLowerCase()), hex.match(/../g)!.join(':'))
+  const c = loadConfig([], { SKR_TRUSTED_ARK_FINGERPRINTS: `${hex}, ${hex.match(/../g)!.join(':')}` })
+  t.same(c.trustedArkFingerprints, [hex.match(/../g)!.join(':'), hex.match(/../g)!.join(':')])
+})
