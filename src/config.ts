@@ -38,7 +38,8 @@ export interface Config {
   /** PEM file with extra roots for upstream TLS and release-signer chains (besides NODE_EXTRA_CA_CERTS). */
   readonly extraCaFile: string | null
   readonly maa: { readonly apiVersion: string; readonly verifyToken: boolean }
-  readonly akv: { readonly apiVersion: string }
+  /** apiVersion of the release call; enc = the key wrapping asked of the vault (null: omit it, as the reference does, so the vault uses CKM_RSA_AES_KEY_WRAP). */
+  readonly akv: { readonly apiVersion: string; readonly enc: 'CKM_RSA_AES_KEY_WRAP' | 'RSA_AES_KEY_WRAP_256' | 'RSA_AES_KEY_WRAP_384' | null }
   /** Deadline for one whole API request (attestation, release), in milliseconds. */
   readonly requestTimeoutMs: number
   /** Raw environment facts other modules need, captured here so nobody else reads process.env. */
@@ -187,6 +188,10 @@ export function loadConfig (argv: readonly string[], env: Env): Config {
 
   const requestTimeoutMs = parsePositive(nonEmpty(env.SKR_REQUEST_TIMEOUT_MS), 'SKR_REQUEST_TIMEOUT_MS', 60_000, problems)
   const verifyToken = nonEmpty(env.SKR_MAA_VERIFY_TOKEN) === null ? true : boolSetting(undefined, env.SKR_MAA_VERIFY_TOKEN, 'SKR_MAA_VERIFY_TOKEN', problems)
+  const releaseEnc = nonEmpty(env.SKR_RELEASE_ENC)
+  if (releaseEnc !== null && !['CKM_RSA_AES_KEY_WRAP', 'RSA_AES_KEY_WRAP_256', 'RSA_AES_KEY_WRAP_384'].includes(releaseEnc)) {
+    problems.push('SKR_RELEASE_ENC must be CKM_RSA_AES_KEY_WRAP, RSA_AES_KEY_WRAP_256 or RSA_AES_KEY_WRAP_384')
+  }
   const allowTestingMismatchedTcb = boolSetting(flags.allowTestingMismatchedTCB, env.AllowTestingMismatchedTCB, 'AllowTestingMismatchedTCB', problems)
 
   if (problems.length > 0) {
@@ -214,7 +219,7 @@ export function loadConfig (argv: readonly string[], env: Env): Config {
     trustedArkFingerprints: fingerprints.map(normaliseFingerprint),
     extraCaFile: nonEmpty(env.SKR_EXTRA_CA_CERTS),
     maa: { apiVersion: nonEmpty(env.SKR_MAA_API_VERSION) ?? '2020-10-01', verifyToken },
-    akv: { apiVersion: nonEmpty(env.SKR_AKV_API_VERSION) ?? '7.4' },
+    akv: { apiVersion: nonEmpty(env.SKR_AKV_API_VERSION) ?? '7.4', enc: releaseEnc as Config['akv']['enc'] },
     requestTimeoutMs,
     env: {
       uvmSecurityContextDir: nonEmpty(env.UVM_SECURITY_CONTEXT_DIR),

@@ -14,10 +14,7 @@ type Loader = () => Promise<CommandModule>
 // Lazy: start-up of `serve` must not pay for the code of other commands.
 const COMMANDS: Readonly<Record<string, Loader>> = {
   serve: async () => await import('./cli/serve.ts'),
-  demo: async () => await import('./cli/demo.ts'),
-  report: async () => await import('./cli/report.ts'),
-  verify: async () => await import('./cli/verify.ts'),
-  healthcheck: async () => await import('./cli/healthcheck.ts')
+  demo: async () => await import('./cli/demo.ts')
 }
 
 function usage (): string {

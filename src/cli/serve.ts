@@ -1,0 +1,44 @@
+// `skr serve` (the default command): the sidecar itself. Composition root: config → logger
+// → attestation → key release → HTTP server; then wait for SIGTERM/SIGINT and shut down in
+// order (stop accepting, let in-flight requests finish within the grace period, close
+// upstream agents, flush logs).
+import { loadConfig, SERVE_FLAGS } from '../config.ts'
+import { formatFlags } from './flags.ts'
+import { createLogger } from '../log.ts'
+import { ConfigInvalid } from '../errors.ts'
+import { startSidecar } from '../sidecar.ts'
+
+export const summary = 'serve the reference-compatible HTTP API (default command)'
+
+const SHUTDOWN_GRACE_MS = 10_000
+
+/** Runs the sidecar until a termination signal arrives; resolves to the exit code. */
+export async function run (argv: readonly string[], env: Readonly<Record<string, string | undefined>>): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(`usage: skr [serve] [flags]\n\n${formatFlags(SERVE_FLAGS)}\n`)
+    return 0
+  }
+  const config = loadConfig(argv, env)
+  if (config.serverType !== 'http') {
+    throw new ConfigInvalid('ServerType grpc/both: the gRPC key provider is not available in this build; use ServerType=http')
+  }
+  const log = createLogger(config.logLevel, config.logFile)
+  const sidecar = await startSidecar(config, { log })
+  log.info({ addresses: sidecar.addresses, attestation: sidecar.attestationBackend }, 'skr listening')
+
+  const signal = await new Promise<NodeJS.Signals>(resolve => {
+    process.once('SIGTERM', () => resolve('SIGTERM'))
+    process.once('SIGINT', () => resolve('SIGINT'))
+  })
+  log.info({ signal }, 'shutting down')
+  const timer = setTimeout(() => {
+    log.error({ graceMs: SHUTDOWN_GRACE_MS }, 'shutdown grace period exceeded; exiting')
+    log.flush()
+    process.exit(1)
+  }, SHUTDOWN_GRACE_MS)
+  timer.unref()
+  await sidecar.close()
+  clearTimeout(timer)
+  log.flush()
+  return 0
+}

@@ -1,0 +1,58 @@
+// The assembled sidecar: attestation + key release + HTTP listeners, built from one frozen
+// Config. Shared by `skr serve`, the demo and the end-to-end tests, so they all run exactly
+// the code that ships.
+import { readFile } from 'node:fs/promises'
+import type { Config } from './config.ts'
+import type { Logger } from './log.ts'
+import { buildAttestation } from './attest/build.ts'
+import { buildKeyRelease } from './skr/build.ts'
+import { buildApp } from './server/app.ts'
+import { listen } from './server/listen.ts'
+import { ConfigInvalid } from './errors.ts'
+import type { AttestationService, KeyReleaseService } from './service/types.ts'
+
+export interface Sidecar {
+  readonly addresses: readonly string[]
+  readonly attestationBackend: string | null
+  readonly attestation: AttestationService
+  readonly keyRelease: KeyReleaseService
+  close (): Promise<void>
+}
+
+export interface SidecarOptions {
+  log: Logger
+  /** Extra trusted CA PEMs (the demo's local PKI); config.extraCaFile is read here too. */
+  extraCa?: string[]
+  /** Filesystem root for security-context discovery (tests). */
+  root?: string
+}
+
+async function readExtraCa (config: Config): Promise<string[]> {
+  if (config.extraCaFile === null) return []
+  try {
+    return [await readFile(config.extraCaFile, 'utf8')]
+  } catch {
+    throw new ConfigInvalid('SKR_EXTRA_CA_CERTS names a file that cannot be read')
+  }
+}
+
+/** Builds and starts everything; the returned close() tears it down in order. */
+export async function startSidecar (config: Config, options: SidecarOptions): Promise<Sidecar> {
+  const extraCa = [...await readExtraCa(config), ...(options.extraCa ?? [])]
+  const attestation = await buildAttestation(config, { log: options.log, extraCa, ...(options.root === undefined ? {} : { root: options.root }) })
+  const keyRelease = await buildKeyRelease(config, attestation.service, { log: options.log, extraCa })
+  const app = buildApp({ config, attestation: attestation.service, keyRelease, logger: options.log })
+  const listening = await listen(app, config, options.log)
+  return {
+    addresses: listening.addresses,
+    attestationBackend: attestation.provider?.backend ?? null,
+    attestation: attestation.service,
+    keyRelease,
+    async close () {
+      await listening.close()
+      attestation.service.close()
+      await keyRelease.close()
+      await Promise.allSettled(Object.values(attestation.upstreams).map(async u => { await u.close() }))
+    }
+  }
+}

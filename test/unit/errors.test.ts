@@ -1,0 +1,47 @@
+// Keeps docs/errors.md in step with src/errors.ts (fastify's errors-test idea): every code
+// the code can produce is documented with its HTTP status, and nothing documented is stale.
+import t from 'tap'
+import { readFileSync } from 'node:fs'
+import * as errors from '../../src/errors.ts'
+import { repoRoot } from '../helpers/vectors.ts'
+
+type Ctor = new (message: string) => errors.SidecarError
+
+function errorClasses (): Array<[string, Ctor]> {
+  return Object.entries(errors).filter((e): e is [string, Ctor] =>
+    typeof e[1] === 'function' && e[1].prototype instanceof errors.SidecarError)
+}
+
+t.test('every error class has a unique, well-formed code and an HTTP status', async t => {
+  const seen = new Map<string, string>()
+  for (const [name, Cls] of errorClasses()) {
+    const err = new Cls('x')
+    t.match(err.code, /^ERR_[A-Z0-9_]+$/, `${name} code`)
+    t.ok(err.statusCode >= 400 && err.statusCode < 600, `${name} status`)
+    t.equal(err.name, name, `${name} name`)
+    t.notOk(seen.has(err.code), `${err.code} used once (also by ${seen.get(err.code) ?? 'none'})`)
+    seen.set(err.code, name)
+  }
+  t.ok(seen.size >= 20)
+})
+
+t.test('docs/errors.md documents exactly the codes in src/errors.ts', async t => {
+  const doc = readFileSync(`${repoRoot}/docs/errors.md`, 'utf8')
+  const rows = new Map<string, number>()
+  for (const m of doc.matchAll(/^\|\s*`(ERR_[A-Z0-9_]+)`\s*\|\s*(\d{3})\s*\|/gm)) rows.set(m[1] as string, Number(m[2]))
+  const codes = new Map(errorClasses().map(([, Cls]) => { const e = new Cls('x'); return [e.code, e.statusCode] as const }))
+  for (const [code, status] of codes) {
+    t.equal(rows.get(code), status, `${code} documented with status ${status}`)
+  }
+  for (const code of rows.keys()) t.ok(codes.has(code), `${code} in the docs exists in the code`)
+})
+
+t.test('details are frozen and cause is kept', async t => {
+  const cause = new Error('inner')
+  const e = new errors.UpstreamUnavailable('maa down', { cause, details: { upstream: 'maa', upstreamStatus: 503 } })
+  t.equal(e.cause, cause)
+  t.ok(Object.isFrozen(e.details))
+  t.same(e.details, { upstream: 'maa', upstreamStatus: 503 })
+  t.ok(errors.isSidecarError(e))
+  t.notOk(errors.isSidecarError(cause))
+})
