@@ -100,6 +100,12 @@ export class MaaTokenInvalid extends SidecarError {
   readonly statusCode = 502
 }
 
+/** The UVM reference info (COSE_Sign1 endorsement) is malformed or its signature/chain does not verify. */
+export class UvmEndorsementInvalid extends SidecarError {
+  readonly code = 'ERR_UVM_ENDORSEMENT_INVALID'
+  readonly statusCode = 502
+}
+
 /** A certificate chain (VCEK/ASK/ARK, or a signer chain) does not verify or is malformed. */
 export class CertChainInvalid extends SidecarError {
   readonly code = 'ERR_CERT_CHAIN_INVALID'
