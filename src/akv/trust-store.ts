@@ -1,0 +1,106 @@
+// The roots a release JWS signer chain may end in: the same set Node's TLS trusts (its bundled
+// Mozilla store, the OS store, NODE_EXTRA_CA_CERTS) plus roots from configuration. The reference
+// sidecar uses Go's x509.SystemCertPool() (wire-protocols §2.5); taking the union keeps us working
+// on distroless images whose OS store is empty.
+import crypto, { X509Certificate } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import tls from 'node:tls'
+import { ConfigInvalid } from '../errors.ts'
+
+/** Where to look for trusted roots; every member is optional. */
+export interface TrustStoreOptions {
+  /** Extra PEM bundles (each may hold several certificates), e.g. from configuration. */
+  extraCaPem?: string[]
+  /** Include the operating system's store (default true). */
+  includeSystem?: boolean
+  /** When given, its NODE_EXTRA_CA_CERTS file is read; otherwise Node's own copy of that file is used. */
+  env?: Record<string, string | undefined>
+}
+
+const PEM_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g
+
+const memo = new Map<string, readonly X509Certificate[]>()
+
+type CaStore = 'system' | 'bundled' | 'extra'
+
+function nodeStore (which: CaStore): string[] | undefined {
+  // tls.getCACertificates landed in Node 22.15 / 23.10; engines allow older 22.x.
+  const get = (tls as { getCACertificates?: (type: CaStore) => string[] }).getCACertificates
+  return typeof get === 'function' ? get(which) : undefined
+}
+
+function parseLenient (pems: Iterable<string>, into: Map<string, X509Certificate>): void {
+  for (const pem of pems) {
+    try {
+      add(new X509Certificate(pem), into)
+    } catch {
+      // An OS store can hold entries OpenSSL will not parse; they could never anchor a chain anyway.
+    }
+  }
+}
+
+function parseStrict (bundle: string, source: string, into: Map<string, X509Certificate>): void {
+  const blocks = bundle.match(PEM_BLOCK) ?? []
+  if (blocks.length === 0) throw new ConfigInvalid(`${source} holds no PEM certificate`, { details: { source } })
+  blocks.forEach((pem, index) => {
+    let cert: X509Certificate
+    try {
+      cert = new X509Certificate(pem)
+    } catch (err) {
+      throw new ConfigInvalid(`${source} certificate ${index} is not a valid X.509 certificate`, { details: { source, index }, cause: err })
+    }
+    add(cert, into)
+  })
+}
+
+function add (cert: X509Certificate, into: Map<string, X509Certificate>): void {
+  if (!into.has(cert.fingerprint256)) into.set(cert.fingerprint256, cert)
+}
+
+function extraFile (env: Record<string, string | undefined>): string | undefined {
+  const path = env['NODE_EXTRA_CA_CERTS']
+  if (path === undefined || path === '') return undefined
+  try {
+    return readFileSync(path, 'utf8')
+  } catch (err) {
+    throw new ConfigInvalid('NODE_EXTRA_CA_CERTS names a file that cannot be read', { details: { key: 'NODE_EXTRA_CA_CERTS' }, cause: err })
+  }
+}
+
+function memoKey (options: TrustStoreOptions, extra: string | undefined): string {
+  const h = crypto.createHash('sha256')
+  for (const pem of options.extraCaPem ?? []) h.update(`${pem.length}:`).update(pem)
+  h.update(`|${extra?.length ?? -1}:`).update(extra ?? '')
+  return `${options.includeSystem !== false ? 's' : '-'}${options.env === undefined ? 'n' : 'e'}:${h.digest('hex')}`
+}
+
+/**
+ * The trusted roots, deduplicated by SHA-256 fingerprint: Node's bundled store, the OS store
+ * (unless `includeSystem` is false; where Node can read it), NODE_EXTRA_CA_CERTS and `extraCaPem`.
+ * Memoised per distinct input. A configured source that is unreadable or holds no valid
+ * certificate is ConfigInvalid (naming the source, never its content).
+ */
+export function loadTrustedRoots (options: TrustStoreOptions = {}): X509Certificate[] {
+  if (options.extraCaPem !== undefined && !(Array.isArray(options.extraCaPem) && options.extraCaPem.every((p) => typeof p === 'string'))) {
+    throw new TypeError('loadTrustedRoots: extraCaPem must be an array of PEM strings')
+  }
+  const extra = options.env === undefined ? undefined : extraFile(options.env)
+  const key = memoKey(options, extra)
+  const hit = memo.get(key)
+  if (hit !== undefined) return [...hit]
+
+  const roots = new Map<string, X509Certificate>()
+  parseLenient(nodeStore('bundled') ?? tls.rootCertificates, roots)
+  if (options.includeSystem !== false) parseLenient(nodeStore('system') ?? [], roots)
+  if (options.env === undefined) {
+    // Node read NODE_EXTRA_CA_CERTS once at start-up; an older Node without the API gives none.
+    parseLenient(nodeStore('extra') ?? [], roots)
+  } else if (extra !== undefined) {
+    parseStrict(extra, 'NODE_EXTRA_CA_CERTS', roots)
+  }
+  options.extraCaPem?.forEach((pem, index) => { parseStrict(pem, `extraCaPem[${index}]`, roots) })
+
+  const list = Object.freeze([...roots.values()])
+  memo.set(key, list)
+  return [...list]
+}
