@@ -1,0 +1,67 @@
+import t from 'tap'
+import { deadlineError, mapTransportError, statusError } from '../../../src/http/errors-map.ts'
+
+const ctx = { upstream: 'kds' as const, host: 'kdsintf.amd.com', attempts: 3 }
+const e = (code: string): Error => Object.assign(new Error('boom'), { code })
+
+t.test('transport codes → code, retryability and message', async (t) => {
+  const table: Array<[string, string, boolean, string]> = [
+    ['UND_ERR_CONNECT_TIMEOUT', 'ERR_UPSTREAM_TIMEOUT', true, 'connect timed out'],
+    ['UND_ERR_HEADERS_TIMEOUT', 'ERR_UPSTREAM_TIMEOUT', true, 'no response headers in time'],
+    ['UND_ERR_BODY_TIMEOUT', 'ERR_UPSTREAM_TIMEOUT', true, 'response body stalled'],
+    ['ECONNREFUSED', 'ERR_UPSTREAM_UNAVAILABLE', true, 'connection refused'],
+    ['ECONNRESET', 'ERR_UPSTREAM_UNAVAILABLE', true, 'connection reset'],
+    ['ENOTFOUND', 'ERR_UPSTREAM_UNAVAILABLE', true, 'host name not found'],
+    ['EAI_AGAIN', 'ERR_UPSTREAM_UNAVAILABLE', true, 'DNS lookup failed temporarily'],
+    ['UND_ERR_SOCKET', 'ERR_UPSTREAM_UNAVAILABLE', true, 'connection closed by the server'],
+    ['EPIPE', 'ERR_UPSTREAM_UNAVAILABLE', true, 'connection closed while sending'],
+    ['CERT_HAS_EXPIRED', 'ERR_UPSTREAM_UNAVAILABLE', false, 'TLS certificate rejected'],
+    ['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'ERR_UPSTREAM_UNAVAILABLE', false, 'TLS certificate rejected'],
+    ['ERR_TLS_CERT_ALTNAME_INVALID', 'ERR_UPSTREAM_UNAVAILABLE', false, 'TLS certificate rejected'],
+    ['DEPTH_ZERO_SELF_SIGNED_CERT', 'ERR_UPSTREAM_UNAVAILABLE', false, 'TLS certificate rejected'],
+    ['SELF_SIGNED_CERT_IN_CHAIN', 'ERR_UPSTREAM_UNAVAILABLE', false, 'TLS certificate rejected'],
+    ['ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_UPSTREAM_UNAVAILABLE', false, 'TLS handshake failed'],
+    ['HPE_INVALID_CONSTANT', 'ERR_UPSTREAM_RESPONSE_INVALID', false, 'malformed HTTP response'],
+    ['EWHATEVER', 'ERR_UPSTREAM_UNAVAILABLE', false, 'request failed']
+  ]
+  for (const [errno, code, retryable, what] of table) {
+    const m = mapTransportError(e(errno), ctx)
+    t.equal(m.error.code, code, errno)
+    t.equal(m.retryable, retryable, `${errno} retryable`)
+    t.equal(m.errorCode, errno)
+    t.equal(m.error.message, `kds kdsintf.amd.com: ${what} (${errno}) after 3 attempts`)
+    t.same(m.error.details, { upstream: 'kds', errorCode: errno, attempts: 3 })
+  }
+})
+
+t.test('codes are found in AggregateError parts and causes; none at all is UNKNOWN', async (t) => {
+  const agg = new AggregateError([new Error('no code'), e('ECONNREFUSED')], 'all failed')
+  t.equal(mapTransportError(agg, ctx).errorCode, 'ECONNREFUSED')
+  t.equal(mapTransportError(new Error('wrapped', { cause: e('ECONNRESET') }), ctx).errorCode, 'ECONNRESET')
+  const none = mapTransportError('a string', { ...ctx, attempts: 1 })
+  t.equal(none.errorCode, 'UNKNOWN')
+  t.equal(none.retryable, false)
+  t.equal(none.error.message, 'kds kdsintf.amd.com: request failed (UNKNOWN) after 1 attempt')
+})
+
+t.test('deadlineError', async (t) => {
+  const err = deadlineError(ctx, 30000)
+  t.equal(err.code, 'ERR_UPSTREAM_TIMEOUT')
+  t.equal(err.message, 'kds kdsintf.amd.com: no answer within the 30000 ms deadline after 3 attempts')
+  t.same(err.details, { upstream: 'kds', errorCode: 'TOTAL_DEADLINE', attempts: 3 })
+})
+
+t.test('statusError: retryable statuses → unavailable, others → rejected; body never copied raw', async (t) => {
+  const body = Buffer.from(JSON.stringify({ error: { code: 'Throttled', message: 'slow down', innererror: { code: 'Inner' } }, secret: 'do-not-leak' }))
+  const u = statusError(ctx, 429, body)
+  t.equal(u.code, 'ERR_UPSTREAM_UNAVAILABLE')
+  t.equal(u.message, 'kds kdsintf.amd.com: HTTP 429 (Throttled) after 3 attempts')
+  t.same(u.details, { upstream: 'kds', upstreamStatus: 429, attempts: 3, upstreamCode: 'Throttled', upstreamMessage: 'slow down', upstreamInnerCode: 'Inner' })
+  const r = statusError({ ...ctx, attempts: 1 }, 404, Buffer.from('<html>nope</html>'), 'the VCEK')
+  t.equal(r.code, 'ERR_UPSTREAM_REJECTED')
+  t.equal(r.statusCode, 502)
+  t.equal(r.message, 'kds kdsintf.amd.com: unexpected HTTP 404 for the VCEK')
+  t.equal(r.details.upstreamStatus, 404)
+  t.notMatch(JSON.stringify({ m: u.message, d: u.details }), /do-not-leak/)
+  t.notMatch(JSON.stringify({ m: r.message, d: r.details }), /nope/)
+})
