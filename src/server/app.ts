@@ -1,0 +1,87 @@
+// The HTTP application: fastify configured for a local, security-sensitive API, with the
+// reference's routes. buildApp never listens (see ./listen.ts), so tests drive it with
+// app.inject() and the same instance can serve several listeners.
+import { randomUUID } from 'node:crypto'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import type { Config } from '../config.ts'
+import { NotFound, UnsupportedMediaType } from '../errors.ts'
+import type { Logger } from '../log.ts'
+import type { AttestationService, KeyReleaseService } from '../service/types.ts'
+import { handleError } from './error-handler.ts'
+import { registerAttestRoutes } from './routes/attest.ts'
+import { registerKeyReleaseRoute } from './routes/key-release.ts'
+import { registerStatusRoute } from './routes/status.ts'
+
+/** What the HTTP application needs: validated config and the two domain services. */
+export interface AppDeps {
+  config: Config
+  attestation: AttestationService
+  keyRelease: KeyReleaseService
+  /** pino logger; the app logs through a child with `component: 'http'`. Silent when absent. */
+  logger?: Logger
+}
+
+/** Largest request body accepted (bytes); larger bodies answer 413. */
+export const BODY_LIMIT = 1024 * 1024
+
+/** Bound on receiving one whole request (headers and body) from a client: slow-loris guard. */
+export const RECEIVE_TIMEOUT_MS = 30_000
+
+const MAX_ECHO = 100
+
+function isJsonContentType (header: string | undefined): boolean {
+  if (header === undefined) return false
+  const mediaType = header.split(';')[0]?.trim().toLowerCase()
+  return mediaType === 'application/json'
+}
+
+// Runs before the body is read, so a text/plain (or untyped) body never reaches a parser or
+// route, and an unknown route still answers 404 rather than 415.
+function requireJsonForPost (request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void): void {
+  if (request.method === 'POST' && !request.is404 && !isJsonContentType(request.headers['content-type'])) {
+    done(new UnsupportedMediaType('content-type must be application/json'))
+    return
+  }
+  done()
+}
+
+function notFound (request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const path = (request.url.split('?')[0] ?? '').slice(0, MAX_ECHO)
+  return handleError(new NotFound(`no route ${request.method} ${path}`), request, reply)
+}
+
+/** Builds the fastify application with every route registered; it never listens. */
+export function buildApp (deps: AppDeps): FastifyInstance {
+  const loggerOption = deps.logger === undefined
+    ? { logger: false as const }
+    : { loggerInstance: deps.logger.child({ component: 'http' }) as FastifyBaseLogger }
+  const app: FastifyInstance = Fastify({
+    ...loggerOption,
+    bodyLimit: BODY_LIMIT,
+    genReqId: () => randomUUID(),
+    // Never trust a caller-supplied request id: log correlation must not be spoofable.
+    requestIdHeader: false,
+    requestTimeout: RECEIVE_TIMEOUT_MS,
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+    ajv: {
+      customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false, allowUnionTypes: true }
+    },
+    return503OnClosing: true,
+    // 'idle' lets in-flight releases finish on shutdown (each is bounded by requestTimeoutMs)
+    // while idle keep-alive sockets are closed at once.
+    forceCloseConnections: 'idle',
+    frameworkErrors: (err, request, reply) => { handleError(err, request, reply) }
+  })
+
+  // fastify parses text/plain by default; only JSON may reach a route.
+  app.removeContentTypeParser('text/plain')
+  app.addHook('onRequest', requireJsonForPost)
+  app.setErrorHandler(handleError)
+  app.setNotFoundHandler(notFound)
+
+  registerStatusRoute(app, deps.attestation)
+  registerAttestRoutes(app, deps.config, deps.attestation)
+  registerKeyReleaseRoute(app, deps.config, deps.keyRelease)
+  return app
+}

@@ -1,0 +1,88 @@
+// Renders every failure as `{ error, code, requestId }` with the error's own status.
+// 4xx answers carry the error's message (it describes the caller's mistake); 5xx answers
+// carry a fixed sentence per code, because their messages may name internal hosts, paths
+// or upstream answers. The detail goes to the log at error level, keyed by request id.
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import {
+  InternalError,
+  isSidecarError,
+  RequestInvalid,
+  RequestTooLarge,
+  UnsupportedMediaType,
+  type SidecarError
+} from '../errors.ts'
+import { describeValidationIssue, type ErrorBody, type ValidationIssue } from './schemas.ts'
+
+const FIXED_MESSAGES: Readonly<Record<string, string>> = {
+  ERR_UPSTREAM_REJECTED: 'upstream rejected the request',
+  ERR_UPSTREAM_RESPONSE_INVALID: 'upstream response invalid',
+  ERR_MAA_TOKEN_INVALID: 'attestation token failed verification',
+  ERR_CERT_CHAIN_INVALID: 'certificate chain invalid',
+  ERR_TCB_MISMATCH: 'platform TCB does not match the certificate chain',
+  ERR_KEY_UNWRAP_FAILED: 'released key could not be unwrapped',
+  ERR_UPSTREAM_UNAVAILABLE: 'upstream unavailable',
+  ERR_UPSTREAM_TIMEOUT: 'request deadline exceeded',
+  ERR_SNP_DEVICE_UNAVAILABLE: 'attestation device unavailable',
+  ERR_IDENTITY_UNAVAILABLE: 'identity unavailable',
+  ERR_COLLATERAL_UNAVAILABLE: 'attestation collateral unavailable',
+  ERR_OVERLOADED: 'too many requests in flight; retry later',
+  ERR_SNP_FIRMWARE: 'attestation device error',
+  ERR_SNP_REPORT_INVALID: 'attestation device error',
+  ERR_SNP_REPORT_UNVERIFIED: 'attestation device error'
+}
+
+/** The message a client sees for a 5xx with this code. */
+export function publicServerMessage (code: string): string {
+  return FIXED_MESSAGES[code] ??
+    (code.startsWith('ERR_SNP_') ? 'attestation device error' : code.startsWith('ERR_UPSTREAM_') ? 'upstream error' : 'internal error')
+}
+
+function isFastifyError (err: unknown): err is FastifyError {
+  return err instanceof Error && typeof (err as { code?: unknown }).code === 'string'
+}
+
+/** Maps fastify's own failures (parser, limits, schema) and anything unknown to a SidecarError. */
+export function toSidecarError (err: unknown): SidecarError {
+  if (isSidecarError(err)) return err
+  if (isFastifyError(err)) {
+    const validation = err.validation as readonly ValidationIssue[] | undefined
+    const first = validation?.[0]
+    if (first !== undefined) return new RequestInvalid(describeValidationIssue(first, err.validationContext ?? 'body'))
+    switch (err.code) {
+      case 'FST_ERR_CTP_BODY_TOO_LARGE':
+        return new RequestTooLarge('body is larger than 1 MiB')
+      case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+        return new UnsupportedMediaType('content-type must be application/json')
+      case 'FST_ERR_CTP_INVALID_JSON_BODY':
+        return new RequestInvalid('body is not valid JSON')
+      case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+        return new RequestInvalid('body is empty; expected a JSON object')
+      case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+        return new RequestInvalid('body size does not match Content-Length')
+      case 'FST_ERR_BAD_URL':
+        return new RequestInvalid('the URL is malformed')
+    }
+  }
+  return new InternalError('internal error', { cause: err })
+}
+
+/** Builds the client-facing body for an error (fixed text for 5xx). */
+export function errorBody (err: SidecarError, requestId: string): ErrorBody {
+  const error = err.statusCode >= 500 ? publicServerMessage(err.code) : err.message
+  return { error, code: err.code, requestId }
+}
+
+/** fastify error handler: logs, sets Retry-After for overload, sends the error body. */
+export function handleError (raw: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const err = toSidecarError(raw)
+  if (err.statusCode >= 500) {
+    request.log.error({ code: err.code, details: err.details, err: raw }, err.message)
+  } else {
+    request.log.info({ code: err.code, details: err.details }, err.message)
+  }
+  const retryAfter = err.details.retryAfterSeconds
+  if (err.code === 'ERR_OVERLOADED' && typeof retryAfter === 'number' && retryAfter > 0) {
+    reply.header('retry-after', String(Math.ceil(retryAfter)))
+  }
+  return reply.code(err.statusCode).type('application/json; charset=utf-8').send(errorBody(err, String(request.id)))
+}

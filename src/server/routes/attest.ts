@@ -1,0 +1,65 @@
+// POST /attest/raw, /attest/combined and /attest/maa: decode and check the caller's input,
+// call the AttestationService under the request deadline, and answer in the reference's
+// field names and encodings (hex for raw, base64 for combined).
+import type { FastifyInstance } from 'fastify'
+import type { Config } from '../../config.ts'
+import { RequestInvalid } from '../../errors.ts'
+import { decodeBase64Flexible } from '../../encoding/base64.ts'
+import { normaliseEndpoint } from '../../http/endpoint.ts'
+import type { AttestationService } from '../../service/types.ts'
+import { withDeadline } from '../deadline.ts'
+import {
+  combinedResponseSchema,
+  errorResponses,
+  maaAttestBodySchema,
+  maaTokenResponseSchema,
+  rawReportResponseSchema,
+  runtimeDataBodySchema,
+  type MaaAttestBody,
+  type RuntimeDataBody
+} from '../schemas.ts'
+
+/** Decodes body.runtime_data (standard or url-safe base64) or throws RequestInvalid naming it. */
+export function decodeRuntimeData (text: string): Buffer {
+  const bytes = decodeBase64Flexible(text)
+  if (bytes === null) {
+    throw new RequestInvalid('body.runtime_data must be base64 (standard or url-safe alphabet, padded or unpadded)')
+  }
+  if (bytes.length === 0) throw new RequestInvalid('body.runtime_data must not decode to zero bytes')
+  return bytes
+}
+
+/** Registers the three attestation routes. */
+export function registerAttestRoutes (app: FastifyInstance, config: Config, attestation: AttestationService): void {
+  const timeoutMs = config.requestTimeoutMs
+
+  app.post<{ Body: RuntimeDataBody }>('/attest/raw', {
+    schema: { body: runtimeDataBodySchema, response: { 200: rawReportResponseSchema, ...errorResponses } }
+  }, async (request, reply) => {
+    const runtimeData = decodeRuntimeData(request.body.runtime_data)
+    const report = await withDeadline(reply, timeoutMs, signal => attestation.rawReport(runtimeData, signal))
+    return { report: report.toString('hex') }
+  })
+
+  app.post<{ Body: RuntimeDataBody }>('/attest/combined', {
+    schema: { body: runtimeDataBodySchema, response: { 200: combinedResponseSchema, ...errorResponses } }
+  }, async (request, reply) => {
+    const runtimeData = decodeRuntimeData(request.body.runtime_data)
+    const evidence = await withDeadline(reply, timeoutMs, signal => attestation.combined(runtimeData, signal))
+    return {
+      endorsed_tcb: evidence.endorsedTcb,
+      endorsements: evidence.endorsements,
+      evidence: evidence.evidence,
+      uvm_endorsements: evidence.uvmEndorsements
+    }
+  })
+
+  app.post<{ Body: MaaAttestBody }>('/attest/maa', {
+    schema: { body: maaAttestBodySchema, response: { 200: maaTokenResponseSchema, ...errorResponses } }
+  }, async (request, reply) => {
+    const maaEndpoint = normaliseEndpoint(request.body.maa_endpoint, 'body.maa_endpoint')
+    const runtimeData = decodeRuntimeData(request.body.runtime_data)
+    const token = await withDeadline(reply, timeoutMs, signal => attestation.maaToken(maaEndpoint, runtimeData, signal))
+    return { token }
+  })
+}
