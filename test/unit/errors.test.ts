@@ -8,8 +8,11 @@ import { repoRoot } from '../helpers/vectors.ts'
 type Ctor = new (message: string) => errors.SidecarError
 
 function errorClasses (): Array<[string, Ctor]> {
-  return Object.entries(errors).filter((e): e is [string, Ctor] =>
-    typeof e[1] === 'function' && e[1].prototype instanceof errors.SidecarError)
+  const found: Array<[string, Ctor]> = []
+  for (const [name, value] of Object.entries(errors) as Array<[string, unknown]>) {
+    if (typeof value === 'function' && value.prototype instanceof errors.SidecarError) found.push([name, value as Ctor])
+  }
+  return found
 }
 
 t.test('every error class has a unique, well-formed code and an HTTP status', async t => {
