@@ -1,0 +1,165 @@
+// The composition root for attestation, used by the serve command and the demo: the security
+// context, the backend, the VCEK chain source and cache, the upstream clients and the MAA client,
+// wired from the frozen Config. A machine without SEV-SNP still gets a service: its calls fail
+// with ERR_SNP_DEVICE_UNAVAILABLE and status() says why, so the server starts and /status answers.
+import { readFile } from 'node:fs/promises'
+import { pino } from 'pino'
+import { AMD_ARK_FINGERPRINTS } from '../certs/amd-roots.ts'
+import { loadOrCreateEmulatedChain, type EmulatedAmdChain } from '../certs/emulated-chain.ts'
+import type { Config } from '../config.ts'
+import { ConfigInvalid, isSidecarError, type SidecarError } from '../errors.ts'
+import { Upstream, type UpstreamName } from '../http/upstream.ts'
+import type { Logger } from '../log.ts'
+import { createMaaClient } from '../maa/client.ts'
+import type { QuoteProvider } from '../snp/provider.ts'
+import { selectQuoteProvider } from '../snp/select.ts'
+import { createSimulatedProvider } from '../snp/simulated.ts'
+import { loadSecurityContext, type SecurityContext } from '../uvm/security-context.ts'
+import { createAttestationService, type AttestationServiceHandle } from './attestation-service.ts'
+import { collateralFetcher } from './collateral-source.ts'
+import { createCollateralStore } from './collateral-store.ts'
+
+/** Test hooks for buildAttestation. */
+export interface BuildAttestationOptions {
+  log?: Logger
+  /** Filesystem root for security-context discovery (tests); default '/'. */
+  root?: string
+  /** Extra PEM roots for every upstream, besides config.extraCaFile (tests point upstreams at local doubles). */
+  extraCa?: string[]
+}
+
+/** Everything built; the caller owns the upstreams (close them on shutdown) and calls service.close(). */
+export interface BuiltAttestation {
+  service: AttestationServiceHandle
+  /** The selected backend; null when none is usable (then service calls fail with ERR_SNP_DEVICE_UNAVAILABLE). */
+  provider: QuoteProvider | null
+  securityContext: SecurityContext
+  simulatedChain: EmulatedAmdChain | null
+  upstreams: Record<'thim' | 'kds' | 'azcache' | 'maa', Upstream>
+  /** Settles (never rejects) when the start-up chain fetch is over; the server need not wait for it. */
+  ready: Promise<void>
+}
+
+const MAA_USER_AGENT = 'ConfidentialSkrContainer'
+
+const EMPTY_CONTEXT: SecurityContext = {
+  dir: null,
+  securityPolicy: null,
+  securityPolicyBase64: null,
+  hostAmdCert: null,
+  referenceInfo: null,
+  referenceInfoBase64: null,
+  sources: { securityPolicy: 'absent', hostAmdCert: 'absent', referenceInfo: 'absent' }
+}
+
+function uvmEnv (env: Config['env']): Record<string, string | undefined> {
+  return {
+    UVM_SECURITY_CONTEXT_DIR: env.uvmSecurityContextDir ?? undefined,
+    UVM_SECURITY_POLICY: env.uvmSecurityPolicy ?? undefined,
+    UVM_HOST_AMD_CERTIFICATE: env.uvmHostAmdCertificate ?? undefined,
+    UVM_REFERENCE_INFO: env.uvmReferenceInfo ?? undefined
+  }
+}
+
+async function extraRoots (config: Config, extra: readonly string[]): Promise<string[]> {
+  const roots = [...extra]
+  if (config.extraCaFile !== null) {
+    try {
+      roots.push(await readFile(config.extraCaFile, 'utf8'))
+    } catch (err) {
+      const code = (err as { code?: unknown }).code
+      throw new ConfigInvalid(`SKR_EXTRA_CA_CERTS names a file that cannot be read (${typeof code === 'string' ? code : 'unknown error'})`,
+        { cause: err, details: { key: 'SKR_EXTRA_CA_CERTS' } })
+    }
+  }
+  return roots
+}
+
+/** Builds the attestation service from config; throws only for configuration errors, never for a missing device. */
+export async function buildAttestation (config: Config, options: BuildAttestationOptions = {}): Promise<BuiltAttestation> {
+  const rootLog = options.log ?? pino({ level: 'silent' })
+  const log = rootLog.child({ component: 'attest' })
+  const startupProblems: string[] = []
+
+  // The reference carries on when the UVM_* information is unreadable; so do we, but say so.
+  let securityContext = EMPTY_CONTEXT
+  try {
+    securityContext = await loadSecurityContext({ env: uvmEnv(config.env), ...(options.root === undefined ? {} : { root: options.root }) })
+  } catch (err) {
+    if (!isSidecarError(err)) throw err
+    startupProblems.push(`security context unusable: ${err.message}`)
+    log.error({ err: err.message }, 'the UVM security context cannot be used; continuing without it')
+  }
+  log.info({ dir: securityContext.dir, ...securityContext.sources }, 'UVM security context loaded')
+
+  let simulatedChain: EmulatedAmdChain | null = null
+  if (config.attestation === 'simulated') {
+    simulatedChain = await loadOrCreateEmulatedChain({
+      ...(config.simulated.cacheDir === null ? {} : { cacheDir: config.simulated.cacheDir }),
+      ...(config.simulated.vcekKeyPem === null ? {} : { vcekKeyPem: config.simulated.vcekKeyPem }),
+      ...(config.simulated.certChainPem === null ? {} : { certChainPem: config.simulated.certChainPem })
+    })
+    log.warn({ arkFingerprint: simulatedChain.arkFingerprint },
+      'attestation is SIMULATED: reports are signed by an emulated AMD chain that skr trusts; there is no hardware root of trust and keys released this way are not protected')
+  }
+
+  const chain = simulatedChain
+  let provider: QuoteProvider | null = null
+  let providerError: SidecarError | undefined
+  try {
+    const selected = await selectQuoteProvider({
+      mode: config.attestation,
+      tsmRoot: config.tsmRoot,
+      factories: chain === null
+        ? {}
+        : { simulated: async () => createSimulatedProvider({ chain, ...(securityContext.securityPolicy === null ? {} : { securityPolicy: securityContext.securityPolicy }) }) }
+    })
+    provider = selected.provider
+    log.info({ backend: provider.backend, tried: selected.tried.join('; ') }, 'attestation backend selected')
+  } catch (err) {
+    if (!isSidecarError(err)) throw err
+    providerError = err
+    log.error({ code: err.code, err: err.message }, 'no attestation backend: attestation requests will fail until skr runs where one is available')
+  }
+
+  const ca = await extraRoots(config, options.extraCa ?? [])
+  const upstream = (name: UpstreamName): Upstream => new Upstream({ name, ...(ca.length === 0 ? {} : { ca }) })
+  const upstreams = { thim: upstream('thim'), kds: upstream('kds'), azcache: upstream('azcache'), maa: upstream('maa') }
+
+  // In simulated mode the host's chain (if any) is for a real chip and can never endorse the
+  // emulated reports; skip it rather than fail the first verification.
+  const initial = chain === null ? securityContext.hostAmdCert : null
+  const store = createCollateralStore({
+    initial,
+    fetch: collateralFetcher({ certcache: config.azure.certcache, upstreams, simulatedChain: chain, log: rootLog }),
+    forceMismatch: config.allowTestingMismatchedTcb,
+    log: rootLog
+  })
+
+  const trustedArkFingerprints = [
+    ...Object.values(AMD_ARK_FINGERPRINTS),
+    ...config.trustedArkFingerprints,
+    ...(chain === null ? [] : [chain.arkFingerprint])
+  ]
+  const maa = createMaaClient({
+    upstream: upstreams.maa,
+    apiVersion: config.maa.apiVersion,
+    userAgent: config.azure.maaconfig.userAgent ?? MAA_USER_AGENT,
+    verifyToken: config.maa.verifyToken
+  })
+
+  const service = createAttestationService({
+    provider,
+    ...(providerError === undefined ? {} : { providerError }),
+    collateral: store,
+    securityContext,
+    maa,
+    verifyReports: true,
+    trustedArkFingerprints,
+    startupProblems,
+    log: rootLog
+  })
+  // Not awaited: a slow or absent IMDS must not hold up the server; requests share this fetch.
+  const ready = initial === null && provider !== null ? service.warmUp() : Promise.resolve()
+  return { service, provider, securityContext, simulatedChain, upstreams, ready }
+}
