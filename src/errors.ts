@@ -54,6 +54,12 @@ export class UnsupportedMediaType extends SidecarError {
   readonly statusCode = 415
 }
 
+/** The key named for wrapping or unwrapping is unusable (key info file, public key, or a released key that is not RSA). */
+export class WrappingKeyInvalid extends SidecarError {
+  readonly code = 'ERR_WRAPPING_KEY_INVALID'
+  readonly statusCode = 422
+}
+
 // ---- 403 family: "you are not allowed" (as the reference answers) --------------------------
 
 /** The key's release policy is not met by the attestation token (AKV/mHSM said 403). */
