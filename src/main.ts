@@ -14,7 +14,8 @@ type Loader = () => Promise<CommandModule>
 // Lazy: start-up of `serve` must not pay for the code of other commands.
 const COMMANDS: Readonly<Record<string, Loader>> = {
   serve: async () => await import('./cli/serve.ts'),
-  demo: async () => await import('./cli/demo.ts')
+  demo: async () => await import('./cli/demo.ts'),
+  wrap: async () => await import('./cli/wrap.ts')
 }
 
 function usage (): string {
@@ -33,6 +34,8 @@ function usage (): string {
 export function resolveCommand (argv: readonly string[]): { name: string, args: readonly string[] } {
   const first = argv[0]
   if (first !== undefined && Object.hasOwn(COMMANDS, first)) return { name: first, args: argv.slice(1) }
+  // The reference binary wraps instead of serving when given -infile (its `skr -infile F -keypath K -outfile O`).
+  if (argv.some(a => /^--?infile(=|$)/i.test(a))) return { name: 'wrap', args: argv }
   return { name: 'serve', args: argv }
 }
 

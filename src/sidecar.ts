@@ -8,6 +8,7 @@ import { buildAttestation } from './attest/build.ts'
 import { buildKeyRelease } from './skr/build.ts'
 import { buildApp } from './server/app.ts'
 import { listen } from './server/listen.ts'
+import { startGrpcServer } from './grpc/server.ts'
 import { ConfigInvalid } from './errors.ts'
 import type { AttestationService, KeyReleaseService } from './service/types.ts'
 
@@ -41,15 +42,20 @@ export async function startSidecar (config: Config, options: SidecarOptions): Pr
   const extraCa = [...await readExtraCa(config), ...(options.extraCa ?? [])]
   const attestation = await buildAttestation(config, { log: options.log, extraCa, ...(options.root === undefined ? {} : { root: options.root }) })
   const keyRelease = await buildKeyRelease(config, attestation.service, { log: options.log, extraCa })
-  const app = buildApp({ config, attestation: attestation.service, keyRelease, logger: options.log })
-  const listening = await listen(app, config, options.log)
+  // The reference serves HTTP or gRPC on Port; skr can also serve both (gRPC on grpcPort).
+  const http = config.serverType === 'grpc'
+    ? null
+    : await listen(buildApp({ config, attestation: attestation.service, keyRelease, logger: options.log }), config, options.log)
+  const grpc = config.serverType === 'http'
+    ? null
+    : await startGrpcServer({ config, attestation: attestation.service, keyRelease, logger: options.log })
   return {
-    addresses: listening.addresses,
+    addresses: [...(http?.addresses ?? []), ...(grpc === null ? [] : [`grpc://${grpc.address}`])],
     attestationBackend: attestation.provider?.backend ?? null,
     attestation: attestation.service,
     keyRelease,
     async close () {
-      await listening.close()
+      await Promise.all([http?.close(), grpc?.close()])
       attestation.service.close()
       await keyRelease.close()
       await Promise.allSettled(Object.values(attestation.upstreams).map(async u => { await u.close() }))

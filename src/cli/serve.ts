@@ -5,7 +5,6 @@
 import { loadConfig, SERVE_FLAGS } from '../config.ts'
 import { formatFlags } from './flags.ts'
 import { createLogger } from '../log.ts'
-import { ConfigInvalid } from '../errors.ts'
 import { startSidecar } from '../sidecar.ts'
 
 export const summary = 'serve the reference-compatible HTTP API (default command)'
@@ -19,9 +18,6 @@ export async function run (argv: readonly string[], env: Readonly<Record<string,
     return 0
   }
   const config = loadConfig(argv, env)
-  if (config.serverType !== 'http') {
-    throw new ConfigInvalid('ServerType grpc/both: the gRPC key provider is not available in this build; use ServerType=http')
-  }
   const log = createLogger(config.logLevel, config.logFile)
   const sidecar = await startSidecar(config, { log })
   log.info({ addresses: sidecar.addresses, attestation: sidecar.attestationBackend }, 'skr listening')
