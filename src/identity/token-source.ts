@@ -1,0 +1,262 @@
+// Entra ID access tokens for the vault, from the container's own identity: managed identity via
+// IMDS (ACI, VMs), or workload identity (AKS: a federated service-account token exchanged at
+// Entra), both through @azure/identity (wire-protocols §4, §6.4). On top of the SDK this module
+// adds what a sidecar answering concurrent requests needs:
+// - a per-resource cache until 5 minutes before expiry, single-flight (one fetch however many
+//   callers), and no caching of failures;
+// - a deadline: the SDK ignores abortSignal on both paths (EXP: a hung IMDS or Entra never
+//   settles), so each HTTP attempt gets a timeout through our own HttpClient and each fetch a
+//   whole-call deadline here;
+// - one error: every failure is IdentityUnavailable (503) naming the identity, who answered what,
+//   and what to check. Tokens never appear in messages or logs.
+import tls from 'node:tls'
+import { ManagedIdentityCredential, WorkloadIdentityCredential } from '@azure/identity'
+import type { AccessToken, TokenCredential, TokenCredentialOptions } from '@azure/identity'
+// A dependency of @azure/identity itself: the SDK's own HTTP client, wrapped to add per-attempt timeouts.
+import { createDefaultHttpClient } from '@azure/core-rest-pipeline'
+import type { HttpClient } from '@azure/core-rest-pipeline'
+import { ConfigInvalid, IdentityUnavailable } from '../errors.ts'
+import type { Logger } from '../log.ts'
+import { scopeOf } from './resource.ts'
+
+/** Which identity supplies tokens. */
+export type IdentityKind = 'managed identity' | 'workload identity'
+
+/** Access tokens for Entra resources, cached and single-flight. */
+export interface TokenSource {
+  readonly kind: IdentityKind
+  /** A bearer token for `resource` (e.g. https://vault.azure.net); IdentityUnavailable on failure. */
+  getToken: (resource: string, signal?: AbortSignal) => Promise<string>
+}
+
+/** How to wrap a credential; only `credential` and `kind` are required. */
+export interface TokenSourceOptions {
+  credential: Pick<TokenCredential, 'getToken'>
+  kind: IdentityKind
+  /** What to check when it fails, appended to every error message. */
+  hint?: string
+  now?: () => Date
+  /** Refresh this long before expiry (default 5 minutes). */
+  refreshMarginMs?: number
+  /** Deadline for one token fetch including the SDK's retries (default 20 s). */
+  timeoutMs?: number
+  log?: Logger
+}
+
+const REFRESH_MARGIN_MS = 5 * 60 * 1000
+const TIMEOUT_MS = 20_000
+const ATTEMPT_TIMEOUT_MS = 5_000
+const MAX_TEXT = 200
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g
+const JWT_LIKE = /eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.?[A-Za-z0-9_-]*/g
+
+class FetchTimeout extends Error {}
+
+/** Upstream text made safe for a message: no controls, nothing token-shaped, at most 200 characters. */
+function sanitise (text: string): string {
+  const clean = text.replace(CONTROL, ' ').replace(JWT_LIKE, '[redacted]').trim()
+  return clean.length > MAX_TEXT ? `${clean.slice(0, MAX_TEXT)}…` : clean
+}
+
+function field (err: unknown, name: string): unknown {
+  return typeof err === 'object' && err !== null ? (err as Record<string, unknown>)[name] : undefined
+}
+
+/** The facts an SDK/MSAL error chain carries: HTTP status, OAuth error code, description. */
+function factsOf (err: unknown): { status?: number, code?: string, description?: string } {
+  const out: { status?: number, code?: string, description?: string } = {}
+  for (let e: unknown = err, depth = 0; e !== undefined && e !== null && depth < 5; e = field(e, 'cause'), depth++) {
+    const status = field(e, 'statusCode') ?? field(e, 'status')
+    if (out.status === undefined && typeof status === 'number' && status >= 100) out.status = status
+    const response = field(e, 'errorResponse')
+    const code = field(e, 'errorCode') ?? field(response, 'error')
+    if (out.code === undefined && typeof code === 'string' && code !== '') out.code = code
+    const text = String(field(e, 'message') ?? '')
+    // MSAL formats server errors as "<code>: Error(s): … - Description: <text> - Correlation ID: …".
+    const msal = /(\w+): Error\(s\):.*? - Description: (.*?) - Correlation ID/s.exec(text)
+    if (msal !== null) {
+      out.code ??= msal[1]
+      out.description ??= msal[2]
+    }
+    const described = field(response, 'errorDescription')
+    if (out.description === undefined && typeof described === 'string' && described !== '') out.description = described
+  }
+  return out
+}
+
+/** Maps any credential failure to IdentityUnavailable naming the identity, the answer and what to check. */
+export function identityError (err: unknown, kind: IdentityKind, hint: string): IdentityUnavailable {
+  const who = kind === 'managed identity' ? 'IMDS' : 'Entra ID'
+  const check = hint === '' ? '' : ` (${hint})`
+  if (err instanceof FetchTimeout) {
+    return new IdentityUnavailable(`${kind} token request failed: ${who} did not answer in time${check}`,
+      { details: { identity: kind, upstreamCode: 'timeout' } })
+  }
+  const facts = factsOf(err)
+  let what: string
+  if (facts.code === 'network_error') {
+    what = `${who} unreachable (network_error)`
+  } else if (facts.status !== undefined || facts.code !== undefined) {
+    const status = facts.status === undefined ? '' : ` ${facts.status}`
+    const code = facts.code === undefined ? '' : ` ${sanitise(facts.code)}`
+    const description = facts.description === undefined ? '' : `: ${sanitise(facts.description)}`
+    what = `${who} answered${status}${code}${description}`
+  } else {
+    what = sanitise(String(field(err, 'message') ?? 'unknown error'))
+  }
+  return new IdentityUnavailable(`${kind} token request failed: ${what}${check}`, {
+    cause: err,
+    details: { identity: kind, upstreamStatus: facts.status, upstreamCode: facts.code === undefined ? undefined : sanitise(facts.code) }
+  })
+}
+
+/** Rejects with the signal's reason when it fires first; the work itself is shared and keeps running. */
+async function raceSignal<T> (work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return await work
+  signal.throwIfAborted()
+  let onAbort: (() => void) | undefined
+  const aborted = new Promise<never>((_resolve, reject) => {
+    onAbort = () => { reject(signal.reason) }
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
+  try {
+    return await Promise.race([work, aborted])
+  } finally {
+    if (onAbort !== undefined) signal.removeEventListener('abort', onAbort)
+  }
+}
+
+/** Wraps a credential with the cache, single-flight, deadline and error mapping described above. */
+export function createTokenSource (options: TokenSourceOptions): TokenSource {
+  const { credential, kind } = options
+  const hint = options.hint ?? ''
+  const now = options.now ?? (() => new Date())
+  const margin = options.refreshMarginMs ?? REFRESH_MARGIN_MS
+  const timeoutMs = options.timeoutMs ?? TIMEOUT_MS
+  const cache = new Map<string, { token: string, expiresOn: number }>()
+  const inflight = new Map<string, Promise<string>>()
+
+  const fetch = async (scope: string): Promise<string> => {
+    const deadline = new AbortController()
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const timedOut = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => { deadline.abort(); reject(new FetchTimeout()) }, timeoutMs)
+    })
+    let token: AccessToken | null
+    try {
+      token = await Promise.race([credential.getToken(scope, { abortSignal: deadline.signal }), timedOut])
+    } catch (err) {
+      const mapped = identityError(err, kind, hint)
+      options.log?.warn({ identity: kind, scope, code: mapped.code, details: mapped.details }, mapped.message)
+      throw mapped
+    } finally {
+      clearTimeout(timer)
+    }
+    if (token === null || typeof token?.token !== 'string' || token.token === '' || !Number.isFinite(token.expiresOnTimestamp)) {
+      throw identityError(new Error('the credential returned no token'), kind, hint)
+    }
+    cache.set(scope, { token: token.token, expiresOn: token.expiresOnTimestamp })
+    options.log?.debug({ identity: kind, scope, expiresInS: Math.round((token.expiresOnTimestamp - now().getTime()) / 1000) }, 'access token acquired')
+    return token.token
+  }
+
+  return {
+    kind,
+    getToken: async (resource, signal) => {
+      if (typeof resource !== 'string' || !resource.startsWith('https://')) throw new TypeError('getToken: resource must be an https:// URL')
+      const scope = scopeOf(resource)
+      const hit = cache.get(scope)
+      if (hit !== undefined && now().getTime() < hit.expiresOn - margin) return hit.token
+      let shared = inflight.get(scope)
+      if (shared === undefined) {
+        shared = fetch(scope).finally(() => { inflight.delete(scope) })
+        // Every caller may have given up (its signal fired) before the fetch settles.
+        shared.catch(() => {})
+        inflight.set(scope, shared)
+      }
+      return await raceSignal(shared, signal)
+    }
+  }
+}
+
+/** The identity settings skr's configuration yields (see buildKeyRelease). */
+export interface IdentityConfig {
+  /** User-assigned managed identity client id (SkrSideCarArgs identity.client_id or AZURE_CLIENT_ID); null: system-assigned. */
+  managedIdentityClientId: string | null
+  /** Workload identity, when AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_FEDERATED_TOKEN_FILE are all set. */
+  workload: { clientId: string, tenantId: string, tokenFile: string } | null
+  /** AZURE_AUTHORITY_HOST (sovereign clouds, test doubles); https only. */
+  authorityHost: string | null
+  /** Extra PEM roots for Entra's TLS (IMDS is plain http). */
+  extraCa?: readonly string[]
+  /** Timeout of one HTTP attempt (default 5 s). */
+  attemptTimeoutMs?: number
+}
+
+function httpClientWithTimeout (attemptTimeoutMs: number): HttpClient {
+  const inner = createDefaultHttpClient()
+  return {
+    sendRequest: async (request) => {
+      if (request.timeout === 0 || request.timeout > attemptTimeoutMs) request.timeout = attemptTimeoutMs
+      return await inner.sendRequest(request)
+    }
+  }
+}
+
+function checkAuthorityHost (value: string): string {
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    throw new ConfigInvalid('AZURE_AUTHORITY_HOST is not a URL')
+  }
+  if (url.protocol !== 'https:') throw new ConfigInvalid('AZURE_AUTHORITY_HOST must be an https:// URL')
+  return value.replace(/\/+$/, '')
+}
+
+/** Builds the SDK credential for a configuration, with what to check when it fails. */
+export function createCredential (config: IdentityConfig): { credential: TokenCredential, kind: IdentityKind, hint: string } {
+  const extra = config.extraCa ?? []
+  // `ca` replaces Node's roots, so the defaults (incl. NODE_EXTRA_CA_CERTS where Node exposes them) come first.
+  const defaults = (tls as { getCACertificates?: (which: 'default') => string[] }).getCACertificates?.('default') ?? [...tls.rootCertificates]
+  const common: TokenCredentialOptions = {
+    httpClient: httpClientWithTimeout(config.attemptTimeoutMs ?? ATTEMPT_TIMEOUT_MS),
+    retryOptions: { maxRetries: 2, retryDelayInMs: 500, maxRetryDelayInMs: 4000 },
+    ...(extra.length > 0 ? { tlsOptions: { ca: [...defaults, ...extra] } } : {})
+  }
+  const authorityHost = config.authorityHost === null ? null : checkAuthorityHost(config.authorityHost)
+  try {
+    const wi = config.workload
+    if (wi !== null) {
+      return {
+        kind: 'workload identity',
+        hint: `check AZURE_CLIENT_ID ${wi.clientId}, AZURE_TENANT_ID ${wi.tenantId} and the identity's federated credential for the token in AZURE_FEDERATED_TOKEN_FILE`,
+        credential: new WorkloadIdentityCredential({
+          ...common,
+          clientId: wi.clientId,
+          tenantId: wi.tenantId,
+          tokenFilePath: wi.tokenFile,
+          // Instance discovery asks login.microsoftonline.com about the authority, which a
+          // sovereign cloud or a local double cannot answer (EXP: endpoints_resolution_error).
+          ...(authorityHost === null ? {} : { authorityHost, disableInstanceDiscovery: true })
+        })
+      }
+    }
+    const clientId = config.managedIdentityClientId
+    return {
+      kind: 'managed identity',
+      hint: `is the identity assigned to the container group? ${clientId === null ? 'system-assigned identity' : `client_id ${clientId}`}`,
+      credential: new ManagedIdentityCredential({ ...common, ...(clientId === null ? {} : { clientId }) })
+    }
+  } catch (err) {
+    // Construction fails only on configuration: bad tenant id, or a non-https AZURE_AUTHORITY_HOST in the environment.
+    throw new ConfigInvalid(`identity configuration invalid: ${sanitise(String(field(err, 'message') ?? 'unknown'))}`, { cause: err })
+  }
+}
+
+/** A TokenSource over the credential `config` selects. */
+export function createIdentityTokenSource (config: IdentityConfig, options: { now?: () => Date, timeoutMs?: number, log?: Logger } = {}): TokenSource {
+  const { credential, kind, hint } = createCredential(config)
+  return createTokenSource({ credential, kind, hint, ...options })
+}

@@ -1,0 +1,29 @@
+import t from 'tap'
+import { loadConfig } from '../../../src/config.ts'
+import { buildKeyRelease, identityConfigOf } from '../../../src/skr/build.ts'
+import { FakeAttestationService } from '../../doubles/fake-services.ts'
+
+const args = (clientId: string): string => Buffer.from(JSON.stringify({ identity: { client_id: clientId } })).toString('base64')
+
+t.test('identity selection: workload identity only with all three AZURE_* values', async (t) => {
+  const wi = identityConfigOf(loadConfig([], { AZURE_CLIENT_ID: 'c', AZURE_TENANT_ID: 't', AZURE_FEDERATED_TOKEN_FILE: '/f', AZURE_AUTHORITY_HOST: 'https://login.example' }), ['CA'])
+  t.same(wi, { managedIdentityClientId: 'c', workload: { clientId: 'c', tenantId: 't', tokenFile: '/f' }, authorityHost: 'https://login.example', extraCa: ['CA'] })
+  const partial = identityConfigOf(loadConfig([], { AZURE_CLIENT_ID: 'c', AZURE_TENANT_ID: 't' }))
+  t.equal(partial.workload, null)
+  t.equal(partial.managedIdentityClientId, 'c', 'AZURE_CLIENT_ID names the managed identity')
+  t.equal(identityConfigOf(loadConfig([], { AZURE_CLIENT_ID: 'env', SkrSideCarArgs: args('args') })).managedIdentityClientId, 'args', 'SkrSideCarArgs identity.client_id wins')
+  t.equal(identityConfigOf(loadConfig([], {})).managedIdentityClientId, null, 'system-assigned')
+})
+
+t.test('builds, reports the identity kind, closes; a bad CA file or authority host is ERR_CONFIG_INVALID', async (t) => {
+  const built = await buildKeyRelease(loadConfig([], {}), new FakeAttestationService())
+  t.type(built.release, 'function')
+  await built.close()
+  await t.rejects(buildKeyRelease(loadConfig([], { SKR_EXTRA_CA_CERTS: '/nonexistent/ca.pem' }), new FakeAttestationService()),
+    { code: 'ERR_CONFIG_INVALID', message: /SKR_EXTRA_CA_CERTS/ })
+  await t.rejects(buildKeyRelease(loadConfig([], { AZURE_AUTHORITY_HOST: 'http://login.example' }), new FakeAttestationService()),
+    { code: 'ERR_CONFIG_INVALID', message: /AZURE_AUTHORITY_HOST/ })
+  const tokens = { kind: 'workload identity' as const, getToken: async () => 'x' }
+  const injected = await buildKeyRelease(loadConfig([], {}), new FakeAttestationService(), { tokens })
+  await injected.close()
+})
