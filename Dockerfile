@@ -1,33 +1,58 @@
 # syntax=docker/dockerfile:1
-# skr: secure key release sidecar. Build: docker build -t skr .
-# The entrypoint is fixed (pin it in confidential container policies):
+# skr: secure key release sidecar, a drop-in for mcr.microsoft.com/aci/skr.
+#
+#   docker build -t skr .                  # default image: runs as uid 65532 (non-root)
+#   docker build --target root -t skr:root .   # same files, runs as root like the reference
+#
+# Entrypoint to pin in confidential container policies (ccePolicy / Kata genpolicy):
 #   ["/nodejs/bin/node", "/app/bin/skr.js"]
-# Configuration comes from the reference sidecar's environment variables (SkrSideCarArgs,
-# Port, LogLevel, LogFile, ServerType) or flags; see README.md.
+# /skr.sh also exists (a Node script, there is no shell), so manifests that keep the
+# reference's `command: ["/skr.sh"]` still start skr; its policy then pins ["/skr.sh"].
+# Exec probes: ["/nodejs/bin/node", "/app/bin/skr.js", "healthcheck"].
+# Configuration: the reference's SkrSideCarArgs, Port, LogFile, LogLevel, ServerType
+# environment variables, its Go-style flags, or skr.sh's positional arguments. See
+# deploy/README.md for the root/non-root choice and /dev/sev-guest.
 
+# ---- build: compilers, dev dependencies, the addon and the TypeScript --------------------
 FROM node:24-bookworm AS build
 WORKDIR /src
-# Dependencies first (cached layer); scripts are skipped so the addon builds explicitly below.
+# Dependencies first, so this layer is cached until the lockfile changes. Scripts are off:
+# the addon is built explicitly below, against this image's own Node.
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY binding.gyp ./
 COPY native ./native
-# Build against the image's own Node headers (no header download).
+# node:24 images ship the headers under /usr/local/include/node: no header download, and the
+# addon matches the runtime's Node major (N-API would tolerate a mismatch; no reason to risk it).
 ENV npm_config_nodedir=/usr/local
 RUN npm run build:native
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY bin ./bin
+COPY proto ./proto
 RUN npm run build:ts && npm prune --omit=dev --no-audit --no-fund
 
-FROM gcr.io/distroless/nodejs24-debian12:nonroot
+# ---- runtime: distroless Node 24, no shell, no package manager, CA certificates included ----
+FROM gcr.io/distroless/nodejs24-debian12:nonroot AS runtime
 WORKDIR /app
 ENV NODE_ENV=production
 COPY --from=build /src/package.json ./package.json
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 COPY --from=build /src/bin ./bin
+# Read at run time by @grpc/proto-loader (src/grpc/protos.ts: ../../proto/ from dist/grpc/).
+COPY --from=build /src/proto ./proto
 COPY --from=build /src/build/Release/snp_guest.node ./build/Release/snp_guest.node
-USER nonroot
-EXPOSE 8080
+COPY --chmod=0755 deploy/image/skr.sh /skr.sh
+# No EXPOSE: the API listens on loopback only and is reached from inside the pod.
+USER 65532:65532
 ENTRYPOINT ["/nodejs/bin/node", "/app/bin/skr.js"]
+HEALTHCHECK --interval=30s --timeout=5s --start-period=5s CMD ["/nodejs/bin/node", "/app/bin/skr.js", "healthcheck"]
+
+# ---- root variant: where /dev/sev-guest (or configfs-tsm) is root-only in the guest --------
+FROM runtime AS root
+USER 0:0
+
+# ---- default target: the non-root image ----------------------------------------------------
+FROM runtime AS nonroot
+USER 65532:65532

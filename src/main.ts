@@ -15,7 +15,12 @@ type Loader = () => Promise<CommandModule>
 const COMMANDS: Readonly<Record<string, Loader>> = {
   serve: async () => await import('./cli/serve.ts'),
   demo: async () => await import('./cli/demo.ts'),
-  wrap: async () => await import('./cli/wrap.ts')
+  wrap: async () => await import('./cli/wrap.ts'),
+  report: async () => await import('./cli/report.ts'),
+  verify: async () => await import('./cli/verify.ts'),
+  policy: async () => await import('./cli/policy.ts'),
+  'import-key': async () => await import('./cli/import-key.ts'),
+  healthcheck: async () => await import('./cli/healthcheck.ts')
 }
 
 function usage (): string {

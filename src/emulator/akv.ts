@@ -335,7 +335,8 @@ export async function startAkvEmulator (options: AkvEmulatorOptions): Promise<Ak
     const settings = {
       exportable: attributes['exportable'] as boolean | undefined,
       releasePolicy: body['release_policy'] as { data: string } | undefined,
-      hsm: kind === 'mhsm' || body['hsm'] === true
+      // @azure/keyvault-keys sends `Hsm` (capitalised) on import; the REST reference spells it `hsm`.
+      hsm: kind === 'mhsm' || body['hsm'] === true || body['Hsm'] === true
     }
     try {
       const key = create

@@ -333,6 +333,16 @@ t.test('import (PUT) with both policy encodings, create (POST), get', async (t) 
     release_policy: { data: json.toString('base64'), immutable: true }
   })
   t.equal(stdPadded.status, 200, 'padded std b64 policy data')
+
+  // @azure/keyvault-keys sends the HSM flag as `Hsm`: an RSA import with it must be stored as RSA-HSM.
+  const sdkSpelling = await call(akv, 'PUT', '/keys/imported-sdk-hsm?api-version=7.4', {
+    key: { ...rsa.export({ format: 'jwk' }), kty: 'RSA' },
+    Hsm: true,
+    attributes: { exportable: true },
+    release_policy: { data: json.toString('base64url'), immutable: false }
+  })
+  t.equal(sdkSpelling.status, 200)
+  t.equal(akv.store.get('imported-sdk-hsm')?.kty, 'RSA-HSM', 'the SDK\'s `Hsm` spelling is honoured')
   t.equal(stdPadded.json.key.kty, 'RSA')
   t.notOk('d' in stdPadded.json.key, 'no d')
   t.equal(stdPadded.json.release_policy.data, json.toString('base64url'), 'stored in canonical form')

@@ -1,0 +1,360 @@
+// The Dockerfile, checked without a Docker engine: parse it, then check what an image build
+// relies on (sources in the context, Node 24 bases, a non-root shell-less runtime, the
+// entrypoint's file in the image layout, runtime assets copied) and finally rebuild that
+// layout in a temp dir (real `tsc -p tsconfig.build.json`, the same bin/ and /skr.sh) and
+// start skr from it: --help, skr.sh's positional arguments, and a simulated serve that
+// `skr healthcheck` finds healthy.
+import t from 'tap'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs'
+import { createServer, type AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { dirname, join, posix, resolve } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { probe } from '../../../src/cli/healthcheck.ts'
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
+const read = (path: string): string => readFileSync(join(root, path), 'utf8')
+
+interface Instruction { op: string; args: string; line: number }
+interface Stage { from: string; name: string | null; instructions: Instruction[] }
+
+/** Splits a Dockerfile into stages of instructions (comments dropped, continuations joined). */
+function parseDockerfile (text: string): Stage[] {
+  const stages: Stage[] = []
+  const lines = text.split('\n')
+  for (let i = 0; i < lines.length; i++) {
+    const start = i
+    let line = lines[i] ?? ''
+    if (/^\s*(#|$)/.test(line)) continue
+    while (line.endsWith('\\') && i + 1 < lines.length) line = line.slice(0, -1) + ' ' + (lines[++i] ?? '')
+    const m = /^\s*([A-Za-z]+)\s+(.*)$/.exec(line)
+    if (m === null) throw new Error(`line ${start + 1}: cannot parse ${line}`)
+    const op = (m[1] ?? '').toUpperCase()
+    const args = (m[2] ?? '').trim()
+    if (op === 'FROM') {
+      const f = /^(\S+)(?:\s+AS\s+(\S+))?$/i.exec(args)
+      stages.push({ from: f?.[1] ?? args, name: f?.[2] ?? null, instructions: [] })
+    } else {
+      const stage = stages.at(-1)
+      if (stage === undefined) throw new Error(`line ${start + 1}: ${op} before FROM`)
+      stage.instructions.push({ op, args, line: start + 1 })
+    }
+  }
+  return stages
+}
+
+interface Copy { from: string | null; chmod: string | null; sources: string[]; dest: string }
+
+function parseCopy (args: string): Copy {
+  const words = args.split(/\s+/)
+  let from: string | null = null
+  let chmod: string | null = null
+  while (words[0]?.startsWith('--') === true) {
+    const flag = words.shift() as string
+    if (flag.startsWith('--from=')) from = flag.slice(7)
+    else if (flag.startsWith('--chmod=')) chmod = flag.slice(8)
+    else throw new Error(`unexpected COPY flag ${flag}`)
+  }
+  const dest = words.pop() as string
+  return { from, chmod, sources: words, dest }
+}
+
+const stages = parseDockerfile(read('Dockerfile'))
+const byName = new Map(stages.filter(s => s.name !== null).map(s => [s.name as string, s]))
+const finalStage = stages.at(-1) as Stage
+
+/** The stage and its ancestors (FROM <stage>), nearest first. */
+function lineage (stage: Stage): Stage[] {
+  const chain = [stage]
+  let parent = byName.get(stage.from)
+  while (parent !== undefined) {
+    chain.push(parent)
+    parent = byName.get(parent.from)
+  }
+  return chain
+}
+
+/** The last value of an instruction along a stage's lineage (USER, ENTRYPOINT, WORKDIR). */
+function effective (stage: Stage, op: string): string | null {
+  for (const s of lineage(stage)) {
+    const found = s.instructions.filter(i => i.op === op).at(-1)
+    if (found !== undefined) return found.args
+  }
+  return null
+}
+
+const isNonRoot = (user: string | null): boolean => user !== null && !/^(0|root)(:|$)/.test(user)
+
+const build = byName.get('build') as Stage
+const runtimeStages = stages.filter(s => s !== build)
+
+// Produced inside the build stage rather than copied in, and the step that produces each.
+const PRODUCED: Readonly<Record<string, RegExp>> = {
+  node_modules: /\bnpm ci\b/,
+  dist: /\bnpm run build:ts\b/,
+  'build/Release/snp_guest.node': /\bnpm run build:native\b/
+}
+
+function dockerignore (): string[] {
+  return read('.dockerignore').split('\n').map(l => l.trim()).filter(l => l !== '' && !l.startsWith('#'))
+}
+
+/** A file the context sends (a simplified .dockerignore match: top-level names and globs). */
+function ignored (path: string, patterns: readonly string[]): boolean {
+  return patterns.some(p => {
+    const re = new RegExp('^' + p.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*\*/g, '.*').replace(/(?<!\.)\*/g, '[^/]*') + '(/|$)')
+    return re.test(path)
+  })
+}
+
+t.test('stages: a Node 24 build image and a distroless Node 24 runtime', async t => {
+  t.ok(build, 'a stage named build')
+  const external = stages.map(s => s.from).filter(f => !byName.has(f))
+  t.ok(external.length >= 2)
+  for (const image of external) {
+    t.match(image, /^(node:24(-[a-z0-9.-]+)?|gcr\.io\/distroless\/nodejs24-debian\d+:[a-z0-9.-]+)$/, `${image} pinned to Node 24`)
+  }
+  t.match(build.from, /^node:24-/, 'the build stage has the toolchain and Node headers')
+  t.match(lineage(finalStage).at(-1)?.from, /^gcr\.io\/distroless\/nodejs24-/, 'the default image is distroless')
+})
+
+t.test('the build stage builds the addon against its own Node and the TypeScript into dist/', async t => {
+  const runs = build.instructions.filter(i => i.op === 'RUN').map(i => i.args)
+  const envs = build.instructions.filter(i => i.op === 'ENV').map(i => i.args)
+  t.ok(envs.some(e => /^npm_config_nodedir=\/usr\/local$/.test(e)), 'npm_config_nodedir=/usr/local (the image\'s headers)')
+  const index = (re: RegExp): number => runs.findIndex(r => re.test(r))
+  t.ok(index(/npm ci\b/) >= 0, 'npm ci')
+  t.ok(index(/npm ci\b.*--ignore-scripts/) >= 0, 'install scripts off: the addon is built explicitly')
+  t.ok(index(/npm run build:native/) > index(/npm ci\b/), 'addon after dependencies')
+  t.ok(index(/npm run build:ts/) > index(/npm ci\b/), 'TypeScript after dependencies')
+  t.ok(index(/npm prune --omit=dev/) >= index(/npm run build:ts/), 'dev dependencies pruned after the build')
+  const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> }
+  t.match(pkg.scripts['build:ts'], /tsc -p tsconfig\.build\.json/)
+  t.match(pkg.scripts['build:native'], /node-gyp/)
+  const tsconfig = JSON.parse(read('tsconfig.build.json')) as { compilerOptions: { rootDir: string; outDir: string } }
+  t.same([tsconfig.compilerOptions.rootDir, tsconfig.compilerOptions.outDir], ['src', 'dist'], 'src/main.ts → dist/main.js')
+})
+
+t.test('every COPY source exists in the context or is produced by an earlier build step', async t => {
+  const patterns = dockerignore()
+  const copiedIntoBuild = new Set<string>()
+  for (const stage of stages) {
+    const runsSoFar: string[] = []
+    for (const ins of stage.instructions) {
+      if (ins.op === 'RUN') runsSoFar.push(ins.args)
+      if (ins.op !== 'COPY') continue
+      const copy = parseCopy(ins.args)
+      for (const source of copy.sources) {
+        if (copy.from === null) {
+          t.ok(existsSync(join(root, source)), `line ${ins.line}: ${source} exists in the repo`)
+          t.notOk(ignored(source, patterns), `line ${ins.line}: ${source} is not excluded by .dockerignore`)
+          if (stage === build) copiedIntoBuild.add(source.replace(/\/$/, ''))
+          continue
+        }
+        const from = byName.get(copy.from)
+        t.equal(from, build, `line ${ins.line}: copies from the build stage`)
+        const path = posix.relative('/src', source)
+        const produced = PRODUCED[path]
+        if (produced !== undefined) {
+          t.ok(build.instructions.some(i => i.op === 'RUN' && produced.test(i.args)), `line ${ins.line}: ${path} is produced by the build stage`)
+        } else {
+          t.ok(copiedIntoBuild.has(path), `line ${ins.line}: ${path} was copied into the build stage`)
+        }
+      }
+    }
+  }
+  t.equal(effective(build, 'WORKDIR'), '/src', 'the build stage works in /src (the paths above)')
+})
+
+t.test('runtime stages: no RUN, no package manager, non-root by default, a root variant', async t => {
+  for (const stage of runtimeStages) {
+    for (const ins of stage.instructions) {
+      t.not(ins.op, 'RUN', `line ${ins.line}: nothing runs in a shell-less runtime stage`)
+      t.notMatch(ins.args, /\b(apt-get|apt|apk|tdnf|dnf|yum|gcc|g\+\+|make|python3)\b/, `line ${ins.line}: no package manager or compiler`)
+    }
+  }
+  t.ok(isNonRoot(effective(finalStage, 'USER')), `the default target runs as ${String(effective(finalStage, 'USER'))}`)
+  t.match(effective(finalStage, 'USER'), /^\d+(:\d+)?$/, 'numeric uid, so runAsNonRoot can verify it')
+  const rootVariant = byName.get('root')
+  t.ok(rootVariant, 'a root target for guests whose /dev/sev-guest is root-only')
+  if (rootVariant !== undefined) t.equal(effective(rootVariant, 'USER'), '0:0')
+  const env = lineage(finalStage).flatMap(s => s.instructions.filter(i => i.op === 'ENV').map(i => i.args))
+  t.ok(env.includes('NODE_ENV=production'))
+  t.notOk(runtimeStages.some(s => s.instructions.some(i => i.op === 'EXPOSE')), 'no EXPOSE: the API is loopback-only')
+})
+
+/** The runtime image's files: destination path → where it comes from in the repo or build output. */
+function imageLayout (): Map<string, string> {
+  const layout = new Map<string, string>()
+  for (const stage of lineage(finalStage).reverse()) {
+    const workdir = effective(stage, 'WORKDIR') ?? '/'
+    for (const ins of stage.instructions.filter(i => i.op === 'COPY')) {
+      const copy = parseCopy(ins.args)
+      for (const source of copy.sources) {
+        const dest = posix.resolve(workdir, copy.dest)
+        layout.set(dest, copy.from === null ? source : posix.relative('/src', source))
+      }
+    }
+  }
+  return layout
+}
+
+/** Maps an absolute image path to its repo-relative origin, through the copied directories. */
+function origin (layout: Map<string, string>, path: string): string | null {
+  for (const [dest, source] of layout) {
+    if (path === dest) return source
+    if (path.startsWith(dest + '/')) return posix.join(source, path.slice(dest.length + 1))
+  }
+  return null
+}
+
+const entrypoint = JSON.parse(effective(finalStage, 'ENTRYPOINT') ?? 'null') as string[] | null
+
+t.test('the entrypoint names files the image has', async t => {
+  t.same(entrypoint, ['/nodejs/bin/node', '/app/bin/skr.js'], 'the documented entrypoint (pinned in policies)')
+  const layout = imageLayout()
+  t.equal(origin(layout, '/app/bin/skr.js'), 'bin/skr.js')
+  t.ok(existsSync(join(root, 'bin/skr.js')))
+  t.match(read('bin/skr.js'), /'\.\.\/dist\/main\.js'/, 'bin/skr.js prefers ../dist/main.js')
+  t.equal(origin(layout, '/app/dist/main.js'), 'dist/main.js', 'dist/ is in the image')
+  t.ok(existsSync(join(root, 'src/main.ts')), 'which tsc emits from src/main.ts')
+  t.equal(origin(layout, '/app/package.json'), 'package.json', 'package.json ("type": "module") is in the image')
+  t.equal(origin(layout, '/app/node_modules'), 'node_modules')
+
+  const healthcheck = effective(finalStage, 'HEALTHCHECK')
+  t.match(healthcheck, /CMD \["\/nodejs\/bin\/node", "\/app\/bin\/skr\.js", "healthcheck"\]/)
+
+  // /skr.sh: the reference's command, as a Node script (no shell in the image).
+  const skrSh = [...stages.flatMap(s => s.instructions)].filter(i => i.op === 'COPY').map(i => parseCopy(i.args)).find(c => c.dest === '/skr.sh')
+  t.ok(skrSh, '/skr.sh is in the image')
+  t.equal(skrSh?.chmod, '0755', 'and executable')
+  const script = read(skrSh?.sources[0] ?? '')
+  t.match(script, /^#!\/nodejs\/bin\/node\n/, 'run by the kernel through the image\'s node')
+  t.match(script, /join\(__dirname, 'app', 'bin', 'skr\.js'\)/, '/ + app/bin/skr.js = the entrypoint script')
+})
+
+t.test('files src/ reads at run time relative to its own location are in the image', async t => {
+  const layout = imageLayout()
+  const assets: string[] = []
+  const walk = (dir: string): void => {
+    for (const name of readdirSync(join(root, dir))) {
+      const path = posix.join(dir, name)
+      if (statSync(join(root, path)).isDirectory()) walk(path)
+      else if (path.endsWith('.ts')) {
+        const text = read(path)
+        if (!text.includes('import.meta.url')) continue
+        for (const m of text.matchAll(/'((?:\.\.\/)+[A-Za-z][^']*)'/g)) {
+          const literal = m[1] as string
+          if (/\.(ts|js|mjs|json)$/.test(literal) && !literal.includes('build/')) continue
+          // dist/ mirrors src/, so resolve from the compiled file's directory.
+          const compiled = posix.join('dist', posix.relative('src', posix.dirname(path)))
+          const target = posix.normalize(posix.join(compiled, literal))
+          if (target.startsWith('..') || target.startsWith('dist/')) continue
+          assets.push(`${path}: ${target}`)
+          t.ok(origin(layout, posix.join('/app', target)) !== null, `${path} reads ${target}: copied to /app/${target}`)
+        }
+      }
+    }
+  }
+  walk('src')
+  t.ok(assets.some(a => a.endsWith('build/Release/snp_guest.node')), 'the addon path is among them (the scan works)')
+})
+
+t.test('.dockerignore keeps host artefacts out of the context', async t => {
+  const patterns = dockerignore()
+  for (const name of ['node_modules', '.git', '.cache', 'dist', 'build']) t.ok(patterns.includes(name), name)
+  t.ok(ignored('node_modules/fastify/package.json', patterns))
+  t.notOk(ignored('deploy/image/skr.sh', patterns), 'the /skr.sh source stays in the context')
+})
+
+/**
+ * Spawns node as the image would: through `env -i`, with only the given variables. The test
+ * runner adds --import hooks to child processes (NODE_OPTIONS), and with hooks Node sends the
+ * main module through the ESM loader, which refuses /skr.sh's extension; the image has none.
+ */
+function spawnClean (args: string[], env: Record<string, string>, cwd: string, stdio: ['ignore', 'pipe' | 'ignore', 'pipe']): ChildProcess {
+  const vars = Object.entries({ PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }).map(([k, v]) => `${k}=${v}`)
+  return spawn('/usr/bin/env', ['-i', ...vars, process.execPath, ...args], { cwd, stdio })
+}
+
+/** Spawns node and collects exit code and output (bounded by a generous kill timer, not asserted). */
+async function node (args: string[], env: Record<string, string> = {}, cwd = root): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return await new Promise(resolve => {
+    const child = spawnClean(args, env, cwd, ['ignore', 'pipe', 'pipe'])
+    let stdout = ''
+    let stderr = ''
+    child.stdout?.on('data', (c: Buffer) => { stdout += c.toString() })
+    child.stderr?.on('data', (c: Buffer) => { stderr += c.toString() })
+    const kill = setTimeout(() => { child.kill('SIGKILL') }, 60_000)
+    child.on('close', code => { clearTimeout(kill); resolve({ code, stdout, stderr }) })
+  })
+}
+
+async function freePort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>(done => server.listen(0, '127.0.0.1', done))
+  const { port } = server.address() as AddressInfo
+  await new Promise<void>(done => server.close(() => { done() }))
+  return port
+}
+
+const healthcheckRegistered = /\bhealthcheck\s*:/.test(read('src/main.ts'))
+
+t.test('the image layout, rebuilt in a temp dir, starts', async t => {
+  const image = mkdtempSync(join(tmpdir(), 'skr-image-'))
+  t.teardown(() => { rmSync(image, { recursive: true, force: true }) })
+  const app = join(image, 'app')
+  // `npm run build:ts`, with the output redirected into the simulated /app.
+  const tsc = spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json', '--outDir', join(app, 'dist')],
+    { cwd: root, encoding: 'utf8' })
+  t.equal(tsc.status, 0, `tsc -p tsconfig.build.json succeeds (the image build fails otherwise)\n${tsc.stdout}`)
+  t.ok(existsSync(join(app, 'dist/main.js')), 'dist/main.js emitted')
+  t.ok(existsSync(join(app, 'dist/client/index.js')), 'dist/client/index.js emitted (the skr/client export)')
+  t.ok(existsSync(join(app, 'dist/cli/healthcheck.js')), 'dist/cli/healthcheck.js emitted')
+  cpSync(join(root, 'package.json'), join(app, 'package.json'))
+  cpSync(join(root, 'bin'), join(app, 'bin'), { recursive: true })
+  if (existsSync(join(root, 'proto'))) cpSync(join(root, 'proto'), join(app, 'proto'), { recursive: true })
+  symlinkSync(join(root, 'node_modules'), join(app, 'node_modules'), 'dir')
+  cpSync(join(root, 'deploy/image/skr.sh'), join(image, 'skr.sh'))
+
+  const help = await node([join(app, 'bin/skr.js'), '--help'], {}, image)
+  t.equal(help.code, 0, help.stderr)
+  t.match(help.stdout, /^usage: skr/)
+  t.notOk(existsSync(join(app, 'src')), 'and it ran dist/, not the TypeScript sources')
+
+  const positional = await node([join(image, 'skr.sh'), '', 'not-a-port'], {}, image)
+  t.equal(positional.code, 2, 'skr.sh $2 reaches the Port setting (and is rejected as a config error)')
+  t.match(positional.stderr, /ERR_CONFIG_INVALID.*Port/)
+
+  const client = await import(pathToFileURL(join(app, 'dist/client/index.js')).href) as Record<string, unknown>
+  t.type(client.createSkrClient, 'function', 'the compiled client loads')
+
+  if (healthcheckRegistered) {
+    const down = await node([join(app, 'bin/skr.js'), 'healthcheck', '--port', '1'], {}, image)
+    t.equal(down.code, 1)
+    t.match(down.stderr, /^skr healthcheck: GET http:\/\/127\.0\.0\.1:1\/status failed: .*ECONNREFUSED/)
+  } else {
+    t.comment('src/main.ts does not register `healthcheck` yet: the entrypoint check of `skr healthcheck` is skipped')
+  }
+
+  // /skr.sh with the reference's environment, simulated attestation: serves, and is healthy.
+  const port = await freePort()
+  const serve = spawnClean([join(image, 'skr.sh')], { Port: String(port), LogLevel: 'error', SKR_ATTESTATION: 'simulated' }, image, ['ignore', 'ignore', 'pipe'])
+  let serveErr = ''
+  serve.stderr?.on('data', (c: Buffer) => { serveErr += c.toString() })
+  const exited = new Promise<number | null>(done => serve.on('close', code => { done(code) }))
+  t.teardown(() => { serve.kill('SIGKILL') })
+  let healthy = false
+  for (let i = 0; i < 150 && !healthy && serve.exitCode === null; i++) {
+    healthy = (await probe({ host: '127.0.0.1', port, path: '/status', timeoutMs: 2000, socketPath: null })).ok
+    if (!healthy) await new Promise(done => setTimeout(done, 200))
+  }
+  t.ok(healthy, `skr started from /skr.sh answers the healthcheck\n${serveErr}`)
+  if (healthcheckRegistered && healthy) {
+    const up = await node([join(app, 'bin/skr.js'), 'healthcheck'], { Port: String(port) }, image)
+    t.equal(up.code, 0, `skr healthcheck exits 0 against it\n${up.stderr}`)
+  }
+  serve.kill('SIGTERM')
+  t.equal(await exited, 0, 'SIGTERM shuts it down cleanly')
+})
