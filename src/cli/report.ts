@@ -1,0 +1,60 @@
+// `skr report`: prints every field of an attestation report, read fresh from this machine's
+// SEV-SNP interface (or the simulated backend) or from a file (raw, hex or base64).
+import { loadConfig } from '../config.ts'
+import { decodeBase64Flexible } from '../encoding/base64.ts'
+import { readDeviceReport } from '../ops/device-report.ts'
+import { decodeReportInput, formatReportTable, reportView } from '../ops/report-view.ts'
+import { parseReport } from '../snp/abi.ts'
+import type { FlagSpecs } from './flags.ts'
+import {
+  helpText, parseCommandFlags, processIo, readUserFile, runOperatorCommand, toJson, usageError, wantsHelp,
+  type CommandEnv, type CommandIo
+} from './operator-kit.ts'
+
+export const summary = 'print a decoded attestation report, from the device or a file'
+
+const FLAGS: FlagSpecs = {
+  file: { type: 'string', help: 'read the report from this file (1184 raw bytes, hex text or base64) instead of the device' },
+  'runtime-data': { type: 'string', aliases: ['runtime_data'], help: 'base64 runtime data; REPORT_DATA = sha256(runtime data) ‖ 32 zero bytes (default: empty)' },
+  attestation: { type: 'string', help: 'auto, tsm, sev-guest, sev or simulated (env SKR_ATTESTATION; default auto)' },
+  generation: { type: 'string', help: 'Milan, Genoa or Turin: decode the TCBs of a version-2 report (no CPUID) with this layout' },
+  hex: { type: 'boolean', help: 'print the raw report as hex (one line) instead of decoding it' },
+  json: { type: 'boolean', help: 'print the decoded report as JSON (64-bit values and byte fields as hex strings)' }
+}
+
+/** Hooks for tests: the filesystem root for security-context discovery. */
+export interface ReportHooks { root?: string }
+
+/** Runs `skr report`; see --help. */
+export async function run (argv: readonly string[], env: CommandEnv, io: CommandIo = processIo, hooks: ReportHooks = {}): Promise<number> {
+  return await runOperatorCommand('report', io, async () => {
+    if (wantsHelp(argv)) {
+      io.stdout(helpText('skr report [--file F [--generation G] | --runtime-data B64 [--attestation MODE]] [--hex | --json]', summary, FLAGS, [
+        'Exit 0 ok, 1 no report could be read or decoded, 2 usage error.'
+      ]))
+      return 0
+    }
+    const { values } = parseCommandFlags(argv, FLAGS)
+    if (values.file !== undefined && (values['runtime-data'] !== undefined || values.attestation !== undefined)) {
+      throw usageError('--file reads a saved report: --runtime-data and --attestation apply to the device only')
+    }
+    if (values.hex === 'true' && values.json === 'true') throw usageError('give --hex or --json, not both')
+    let raw: Buffer
+    if (values.file !== undefined) {
+      raw = decodeReportInput(await readUserFile(values.file, '--file'))
+    } else {
+      const runtimeData = values['runtime-data'] === undefined ? Buffer.alloc(0) : decodeBase64Flexible(values['runtime-data'])
+      if (runtimeData === null) throw usageError('--runtime-data must be base64')
+      const config = loadConfig(values.attestation === undefined ? [] : ['--attestation', values.attestation], env)
+      raw = await readDeviceReport(config, runtimeData, hooks)
+    }
+    const generation = values.generation
+    if (generation !== undefined && generation !== 'Milan' && generation !== 'Genoa' && generation !== 'Turin') throw usageError('--generation must be Milan, Genoa or Turin')
+    // Parsed even for --hex, so a malformed report is never passed on silently.
+    const report = parseReport(raw, generation === undefined ? {} : { generation })
+    if (values.hex === 'true') io.stdout(report.raw.toString('hex') + '\n')
+    else if (values.json === 'true') io.stdout(toJson(reportView(report)))
+    else io.stdout(formatReportTable(reportView(report)))
+    return 0
+  })
+}

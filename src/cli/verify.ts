@@ -1,0 +1,102 @@
+// `skr verify`: verifies a saved report and its AMD chain offline and prints every check (chain to
+// a pinned ARK, signature, TCB, chip id, THIM tcbm, debug, and the optional expectations).
+// Exit 0 only when nothing failed.
+import { AMD_ARK_FINGERPRINTS } from '../certs/amd-roots.ts'
+import { normaliseFingerprint } from '../config.ts'
+import { chainFromFiles } from '../ops/chain-input.ts'
+import { decodeReportInput, formatTable, reportView } from '../ops/report-view.ts'
+import { verifyOffline } from '../ops/verify-offline.ts'
+import type { FlagSpecs } from './flags.ts'
+import {
+  EXIT, helpText, parseCommandFlags, processIo, readUserFile, runOperatorCommand, takeRepeated, toJson, usageError, wantsHelp,
+  type CommandEnv, type CommandIo
+} from './operator-kit.ts'
+
+export const summary = 'verify a saved attestation report and its AMD certificate chain offline'
+
+const FLAGS: FlagSpecs = {
+  report: { type: 'string', help: 'the report file (1184 raw bytes, hex text or base64)' },
+  chain: { type: 'string', help: 'PEM bundle VCEK+ASK+ARK, or ASK+ARK with --vcek, or a THIM JSON document / host-amd-cert-base64 file' },
+  vcek: { type: 'string', help: 'the VCEK (PEM or DER) when --chain holds only ASK+ARK' },
+  'trust-ark': { type: 'string', help: 'also trust this ARK SHA-256 fingerprint (AA:BB:… or hex) besides AMD\'s; repeatable' },
+  now: { type: 'string', help: 'check certificate validity at this ISO-8601 time instead of now' },
+  'expect-host-data': { type: 'string', help: 'HOST_DATA must equal these 32 bytes (hex)' },
+  'expect-measurement': { type: 'string', help: 'MEASUREMENT must equal these 48 bytes (hex)' },
+  'expect-report-data': { type: 'string', help: 'REPORT_DATA must start with these bytes (hex, up to 64) and be zero after them' },
+  'allow-debug': { type: 'boolean', help: 'accept a report whose POLICY allows debugging (refused by default)' },
+  json: { type: 'boolean', help: 'print {ok, checks, chainForm, report} as JSON' }
+}
+
+function hexOption (raw: string | undefined, flag: string, size: { exact?: number, max?: number }): Buffer | undefined {
+  if (raw === undefined) return undefined
+  const hex = raw.trim().replace(/^0x/i, '')
+  if (!/^(?:[0-9a-fA-F]{2})+$/.test(hex)) throw usageError(`${flag} must be hex (an even number of hex digits)`)
+  const bytes = Buffer.from(hex, 'hex')
+  if (size.exact !== undefined && bytes.length !== size.exact) throw usageError(`${flag} must be ${size.exact} bytes (${2 * size.exact} hex digits), got ${bytes.length}`)
+  if (size.max !== undefined && bytes.length > size.max) throw usageError(`${flag} must be at most ${size.max} bytes, got ${bytes.length}`)
+  return bytes
+}
+
+function fingerprint (raw: string): string {
+  const fp = normaliseFingerprint(raw.trim())
+  if (!/^([0-9A-F]{2}:){31}[0-9A-F]{2}$/.test(fp)) throw usageError('--trust-ark must be a SHA-256 fingerprint (64 hex digits, colons optional)')
+  return fp
+}
+
+function nowOption (raw: string | undefined): Date {
+  if (raw === undefined) return new Date()
+  const now = new Date(raw)
+  if (Number.isNaN(now.getTime()) || !/^\d{4}-\d{2}-\d{2}/.test(raw)) throw usageError('--now must be an ISO-8601 date or time (2024-06-01 or 2024-06-01T12:00:00Z)')
+  return now
+}
+
+/** Runs `skr verify`; see --help. */
+export async function run (argv: readonly string[], _env: CommandEnv, io: CommandIo = processIo): Promise<number> {
+  return await runOperatorCommand('verify', io, async () => {
+    if (wantsHelp(argv)) {
+      io.stdout(helpText('skr verify --report F --chain PEM [--vcek CERT] [--trust-ark FP ...] [--now ISO] [--expect-* HEX] [--allow-debug] [--json]', summary, FLAGS, [
+        'Trusted roots: AMD\'s Milan, Genoa and Turin ARKs, plus every --trust-ark (e.g. skr\'s emulated ARK for simulated reports).',
+        'Exit 0 when every check passed, 1 when any failed or an input is malformed, 2 usage error.'
+      ]))
+      return 0
+    }
+    const { rest, values: repeated } = takeRepeated(argv, ['trust-ark'])
+    const { values } = parseCommandFlags(rest, FLAGS)
+    if (values.report === undefined) throw usageError('--report is required')
+    if (values.chain === undefined) throw usageError('--chain is required')
+    const options = {
+      trustedArkFingerprints: [...Object.values(AMD_ARK_FINGERPRINTS), ...(repeated['trust-ark'] ?? []).map(fingerprint)],
+      now: nowOption(values.now),
+      allowDebug: values['allow-debug'] === 'true',
+      expectHostData: hexOption(values['expect-host-data'], '--expect-host-data', { exact: 32 }),
+      expectMeasurement: hexOption(values['expect-measurement'], '--expect-measurement', { exact: 48 }),
+      expectReportData: hexOption(values['expect-report-data'], '--expect-report-data', { max: 64 })
+    }
+    const reportFile = await readUserFile(values.report, '--report')
+    const chainFile = await readUserFile(values.chain, '--chain')
+    const vcekFile = values.vcek === undefined ? undefined : await readUserFile(values.vcek, '--vcek')
+    const reportBytes = decodeReportInput(reportFile)
+    const input = chainFromFiles(chainFile, vcekFile)
+    const outcome = verifyOffline(reportBytes, input.chain, {
+      trustedArkFingerprints: options.trustedArkFingerprints,
+      now: options.now,
+      allowDebug: options.allowDebug,
+      tcbm: input.tcbm,
+      ...(options.expectHostData === undefined ? {} : { expectHostData: options.expectHostData }),
+      ...(options.expectMeasurement === undefined ? {} : { expectMeasurement: options.expectMeasurement }),
+      ...(options.expectReportData === undefined ? {} : { expectReportData: options.expectReportData })
+    })
+    const failed = outcome.checks.filter((c) => c.status === 'fail')
+    if (values.json === 'true') {
+      io.stdout(toJson({ ok: outcome.ok, checks: outcome.checks, chainForm: input.form, report: outcome.report === null ? null : reportView(outcome.report) }))
+    } else {
+      io.stdout(formatTable(outcome.checks.map((c) => [c.name, `${c.status.padEnd(4)}  ${c.detail}`])))
+      io.stdout(outcome.ok ? 'result: PASS\n' : `result: FAIL (${failed.length} check${failed.length === 1 ? '' : 's'} failed)\n`)
+    }
+    if (!outcome.ok) {
+      io.stderr(`skr verify: ERR_SNP_REPORT_UNVERIFIED: failed: ${failed.map((c) => c.name).join(', ')}\n`)
+      return EXIT.failed
+    }
+    return EXIT.ok
+  })
+}

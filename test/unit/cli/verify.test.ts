@@ -1,0 +1,143 @@
+import t from 'tap'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { loadOrCreateEmulatedChain } from '../../../src/certs/emulated-chain.ts'
+import { run as runReport } from '../../../src/cli/report.ts'
+import { run } from '../../../src/cli/verify.ts'
+import type { CommandIo } from '../../../src/cli/operator-kit.ts'
+import { needsVectors, vector, vectorsDir } from '../../helpers/vectors.ts'
+
+function capture (): { io: CommandIo, out: () => string, err: () => string } {
+  const out: string[] = []
+  const err: string[] = []
+  return { io: { stdout: (s) => { out.push(s) }, stderr: (s) => { err.push(s) } }, out: () => out.join(''), err: () => err.join('') }
+}
+
+async function verify (argv: string[]): Promise<{ code: number, out: string, err: string }> {
+  const c = capture()
+  const code = await run(argv, {}, c.io)
+  return { code, out: c.out(), err: c.err() }
+}
+
+const v = (...parts: string[]): string => join(vectorsDir, ...parts)
+const tmp = mkdtempSync(join(tmpdir(), 'skr-verify-'))
+const ACI = ['--report', v('azure-aci-milan', 'snp_report.bin')]
+interface Json { ok: boolean, chainForm: string, checks: Array<{ name: string, status: string, detail: string }>, report: { hostData: string } | null }
+
+t.test('--help', async t => {
+  const r = await verify(['-h'])
+  t.equal(r.code, 0)
+  t.match(r.out, /--expect-host-data/)
+})
+
+t.test('the genuine ACI report with its THIM document, pinned at 2024-06-01', needsVectors(), async t => {
+  const r = await verify([...ACI, '--chain', v('azure-aci-milan', 'uvm_host_amd_certificate.json'), '--now', '2024-06-01'])
+  t.equal(r.code, 0, r.err)
+  t.equal(r.err, '')
+  t.match(r.out, /^chain\s+pass\s+VCEK ← ASK ← ARK/m)
+  t.match(r.out, /^thim-tcbm\s+pass/m)
+  t.match(r.out, /^result: PASS$/m)
+
+  const hostData = vector('azure-aci-milan', 'snp_report.bin').subarray(0xc0, 0xe0).toString('hex')
+  const json = await verify([...ACI, '--chain', v('azure-aci-milan', 'uvm_host_amd_certificate.pem'), '--now', '2024-06-01T00:00:00Z', '--expect-host-data', hostData, '--json'])
+  t.equal(json.code, 0)
+  const doc = JSON.parse(json.out) as Json
+  t.equal(doc.ok, true)
+  t.equal(doc.chainForm, 'pem-bundle')
+  t.equal(doc.report?.hostData, hostData)
+  t.match(doc.checks.find((c) => c.name === 'host-data'), { status: 'pass' })
+
+  const b64 = await verify([...ACI, '--chain', v('azure-aci-milan', 'security-context-other-chip', 'host-amd-cert-base64'), '--now', '2024-06-01', '--json'])
+  t.equal(b64.code, 1, 'another chip\'s THIM document (base64 file) does not verify the report')
+  t.match(JSON.parse(b64.out), { ok: false, chainForm: 'thim-base64' })
+  t.match(b64.err, /^skr verify: ERR_SNP_REPORT_UNVERIFIED: failed: signature, chip-id$/m)
+})
+
+t.test('the go-sev-guest debug report fails without --allow-debug and passes with it', needsVectors(), async t => {
+  const args = ['--report', v('gsg-milan-debug', 'attestation.bin'), '--chain', v('gsg-milan-debug', 'milan.testcer'), '--vcek', v('gsg-milan-debug', 'vcek.testcer'), '--now', '2024-06-01']
+  const refused = await verify(args)
+  t.equal(refused.code, 1)
+  t.match(refused.out, /^debug\s+fail\s+POLICY.DEBUG is 1/m)
+  t.match(refused.out, /^result: FAIL \(1 check failed\)$/m)
+  t.match(refused.err, /failed: debug/)
+  const allowed = await verify([...args, '--allow-debug'])
+  t.equal(allowed.code, 0, allowed.out)
+  t.match(allowed.out, /^result: PASS$/m)
+})
+
+t.test('the virtee report (hex) with its DER VCEK; expectations that do not hold fail', needsVectors(), async t => {
+  const args = ['--report', v('virtee-milan', 'report_milan.hex'), '--chain', v('virtee-milan', 'cert_chain_milan'), '--vcek', v('virtee-milan', 'vcek_milan.der'), '--now', '2024-06-01']
+  t.equal((await verify(args)).code, 0)
+  const r = await verify([...args, '--expect-measurement', '00'.repeat(48), '--expect-report-data', '0102', '--json'])
+  t.equal(r.code, 1)
+  const doc = JSON.parse(r.out) as Json
+  t.match(doc.checks.find((c) => c.name === 'measurement'), { status: 'fail' })
+  t.match(doc.checks.find((c) => c.name === 'report-data'), { status: 'fail' })
+  t.match(r.err, /failed: measurement, report-data/)
+})
+
+t.test('tampered copies fail', needsVectors(), async t => {
+  const report = vector('azure-aci-milan', 'snp_report.bin')
+  const chain = ['--chain', v('azure-aci-milan', 'uvm_host_amd_certificate.pem'), '--now', '2024-06-01']
+  const hostData = Buffer.from(report)
+  hostData[0xc0] = (hostData[0xc0] ?? 0) ^ 0x80
+  writeFileSync(join(tmp, 'hostdata.bin'), hostData)
+  const r = await verify(['--report', join(tmp, 'hostdata.bin'), ...chain])
+  t.equal(r.code, 1)
+  t.match(r.out, /^signature\s+fail/m)
+
+  const sig = Buffer.from(report)
+  sig[0x2a0] = (sig[0x2a0] ?? 0) ^ 1
+  writeFileSync(join(tmp, 'sig.hex'), sig.toString('hex'))
+  t.equal((await verify(['--report', join(tmp, 'sig.hex'), ...chain])).code, 1)
+
+  const chainPem = vector('azure-aci-milan', 'uvm_host_amd_certificate.pem').toString('latin1')
+  const blocks = chainPem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g) ?? []
+  writeFileSync(join(tmp, 'swapped.pem'), [blocks[0], blocks[2], blocks[1]].join('\n'))
+  const swapped = await verify([...ACI, '--chain', join(tmp, 'swapped.pem'), '--now', '2024-06-01'])
+  t.equal(swapped.code, 1)
+  t.match(swapped.out, /^chain\s+fail/m)
+
+  const expired = await verify([...ACI, '--chain', v('azure-aci-milan', 'uvm_host_amd_certificate.pem'), '--now', '2060-01-01'])
+  t.equal(expired.code, 1)
+  t.match(expired.out, /^chain\s+fail\s+.*not at 2060-01-01/m)
+})
+
+t.test('a simulated report verifies only when its emulated ARK is trusted', async t => {
+  const cacheDir = join(tmpdir(), 'skr-test-emulated-chain')
+  const chain = await loadOrCreateEmulatedChain({ cacheDir })
+  const out: string[] = []
+  const code = await runReport(['--attestation', 'simulated', '--hex'], { SKR_SIMULATED_CACHE_DIR: cacheDir }, { stdout: (s) => { out.push(s) }, stderr: () => {} }, { root: tmp })
+  t.equal(code, 0)
+  writeFileSync(join(tmp, 'sim.hex'), out.join(''))
+  writeFileSync(join(tmp, 'sim-chain.pem'), chain.vcekPem + chain.chainPem)
+  const args = ['--report', join(tmp, 'sim.hex'), '--chain', join(tmp, 'sim-chain.pem')]
+  const untrusted = await verify(args)
+  t.equal(untrusted.code, 1)
+  t.match(untrusted.out, /^chain\s+fail\s+ARK fingerprint .* is not one of the 3 trusted/m)
+  const trusted = await verify([...args, '--trust-ark', chain.arkFingerprint.replace(/:/g, '').toLowerCase(), '--trust-ark', chain.arkFingerprint])
+  t.equal(trusted.code, 0, trusted.out)
+})
+
+t.test('usage and input errors', needsVectors(), async t => {
+  const chain = ['--chain', v('azure-aci-milan', 'uvm_host_amd_certificate.pem')]
+  for (const [argv, code, message] of [
+    [chain, 2, /--report is required/],
+    [ACI, 2, /--chain is required/],
+    [[...ACI, ...chain, '--now', 'yesterday'], 2, /--now must be an ISO-8601/],
+    [[...ACI, ...chain, '--expect-host-data', 'abcd'], 2, /32 bytes \(64 hex digits\), got 2/],
+    [[...ACI, ...chain, '--expect-measurement', 'xyz'], 2, /must be hex/],
+    [[...ACI, ...chain, '--expect-report-data', '00'.repeat(65)], 2, /at most 64 bytes/],
+    [[...ACI, ...chain, '--trust-ark', 'AB:CD'], 2, /SHA-256 fingerprint/],
+    [[...ACI, ...chain, '--trust-ark'], 2, /needs a value/],
+    [[...ACI, '--chain', '/nonexistent.pem'], 2, /--chain: cannot read/],
+    [[...ACI, '--chain', v('virtee-milan', 'cert_chain_milan')], 1, /ERR_CERT_CHAIN_INVALID: chain file holds 2 certificates/],
+    [['--report', v('virtee-milan', 'cert_chain_milan'), ...chain], 1, /ERR_SNP_REPORT_INVALID/]
+  ] as const) {
+    const r = await verify([...argv])
+    t.equal(r.code, code, argv.join(' '))
+    t.match(r.err, message)
+    t.match(r.err, /^skr verify: ERR_[A-Z_]+: /)
+  }
+})
