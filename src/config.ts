@@ -42,6 +42,15 @@ export interface Config {
   readonly akv: { readonly apiVersion: string; readonly enc: 'CKM_RSA_AES_KEY_WRAP' | 'RSA_AES_KEY_WRAP_256' | 'RSA_AES_KEY_WRAP_384' | null }
   /** Deadline for one whole API request (attestation, release), in milliseconds. */
   readonly requestTimeoutMs: number
+  /** Performance and load settings (issue 6); see docs/security.md for the reuse trade-off. */
+  readonly performance: {
+    /** How long one wrapping key + MAA token serves releases per MAA endpoint; 0 = the reference's per-release attestation. */
+    readonly attestationTtlSeconds: number
+    /** RSA-2048 wrapping keys kept pre-generated; 0 = generate on demand. */
+    readonly keyPoolSize: number
+    /** Releases/attestations in flight before skr answers 503 ERR_OVERLOADED with Retry-After. */
+    readonly maxInFlight: number
+  }
   /** Raw environment facts other modules need, captured here so nobody else reads process.env. */
   readonly env: {
     readonly uvmSecurityContextDir: string | null
@@ -117,6 +126,16 @@ function parsePositive (raw: string | null, key: string, fallback: number, probl
   return n
 }
 
+function parseCount (raw: string | null, key: string, fallback: number, max: number, problems: string[]): number {
+  if (raw === null) return fallback
+  const n = /^\d+$/.test(raw.trim()) ? Number(raw) : NaN
+  if (!Number.isInteger(n) || n > max) {
+    problems.push(`${key} must be a whole number from 0 to ${max}`)
+    return fallback
+  }
+  return n
+}
+
 function boolSetting (flag: string | undefined, envValue: string | undefined, key: string, problems: string[]): boolean {
   const raw = flag ?? nonEmpty(envValue)
   if (raw === null) return false
@@ -187,6 +206,9 @@ export function loadConfig (argv: readonly string[], env: Env): Config {
   }
 
   const requestTimeoutMs = parsePositive(nonEmpty(env.SKR_REQUEST_TIMEOUT_MS), 'SKR_REQUEST_TIMEOUT_MS', 60_000, problems)
+  const attestationTtlSeconds = parseCount(nonEmpty(env.SKR_ATTESTATION_TTL_SECONDS), 'SKR_ATTESTATION_TTL_SECONDS', 300, 28_800, problems)
+  const keyPoolSize = parseCount(nonEmpty(env.SKR_KEY_POOL_SIZE), 'SKR_KEY_POOL_SIZE', 4, 64, problems)
+  const maxInFlight = parseCount(nonEmpty(env.SKR_MAX_INFLIGHT), 'SKR_MAX_INFLIGHT', 64, 100_000, problems)
   const verifyToken = nonEmpty(env.SKR_MAA_VERIFY_TOKEN) === null ? true : boolSetting(undefined, env.SKR_MAA_VERIFY_TOKEN, 'SKR_MAA_VERIFY_TOKEN', problems)
   const releaseEnc = nonEmpty(env.SKR_RELEASE_ENC)
   if (releaseEnc !== null && !['CKM_RSA_AES_KEY_WRAP', 'RSA_AES_KEY_WRAP_256', 'RSA_AES_KEY_WRAP_384'].includes(releaseEnc)) {
@@ -221,6 +243,7 @@ export function loadConfig (argv: readonly string[], env: Env): Config {
     maa: { apiVersion: nonEmpty(env.SKR_MAA_API_VERSION) ?? '2020-10-01', verifyToken },
     akv: { apiVersion: nonEmpty(env.SKR_AKV_API_VERSION) ?? '7.4', enc: releaseEnc as Config['akv']['enc'] },
     requestTimeoutMs,
+    performance: { attestationTtlSeconds, keyPoolSize, maxInFlight },
     env: {
       uvmSecurityContextDir: nonEmpty(env.UVM_SECURITY_CONTEXT_DIR),
       uvmSecurityPolicy: nonEmpty(env.UVM_SECURITY_POLICY),
