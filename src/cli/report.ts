@@ -39,6 +39,9 @@ export async function run (argv: readonly string[], env: CommandEnv, io: Command
       throw usageError('--file reads a saved report: --runtime-data and --attestation apply to the device only')
     }
     if (values.hex === 'true' && values.json === 'true') throw usageError('give --hex or --json, not both')
+    // Usage is checked before any I/O, so a bad flag never costs a device request or a file read.
+    const generation = values.generation
+    if (generation !== undefined && generation !== 'Milan' && generation !== 'Genoa' && generation !== 'Turin') throw usageError('--generation must be Milan, Genoa or Turin')
     let raw: Buffer
     if (values.file !== undefined) {
       raw = decodeReportInput(await readUserFile(values.file, '--file'))
@@ -48,8 +51,6 @@ export async function run (argv: readonly string[], env: CommandEnv, io: Command
       const config = loadConfig(values.attestation === undefined ? [] : ['--attestation', values.attestation], env)
       raw = await readDeviceReport(config, runtimeData, hooks)
     }
-    const generation = values.generation
-    if (generation !== undefined && generation !== 'Milan' && generation !== 'Genoa' && generation !== 'Turin') throw usageError('--generation must be Milan, Genoa or Turin')
     // Parsed even for --hex, so a malformed report is never passed on silently.
     const report = parseReport(raw, generation === undefined ? {} : { generation })
     if (values.hex === 'true') io.stdout(report.raw.toString('hex') + '\n')

@@ -59,7 +59,7 @@ t.test('usage errors exit 2 with one line on stderr', async t => {
     [['--file', ACI, '--runtime-data', 'AA=='], /apply to the device only/],
     [['--file', ACI, '--hex', '--json'], /not both/],
     [['--runtime-data', '%%%'], /must be base64/],
-    [['--file', ACI, '--generation', 'Rome'], /Milan, Genoa or Turin/],
+    [['--file', '/nonexistent/report.bin', '--generation', 'Rome'], /Milan, Genoa or Turin/],
     [['--attestation', 'magic'], /SKR_ATTESTATION must be/]
   ] as const) {
     const r = await report([...argv])
