@@ -50,6 +50,14 @@ export interface Config {
     readonly keyPoolSize: number
     /** Releases/attestations in flight before skr answers 503 ERR_OVERLOADED with Retry-After. */
     readonly maxInFlight: number
+    /** Event-loop delay (ms) past which requests are shed with 503; 0 = off. */
+    readonly maxEventLoopDelayMs: number
+    /** Heap used (bytes) past which requests are shed; 0 = off. */
+    readonly maxHeapUsedBytes: number
+    /** RSS (bytes) past which requests are shed; 0 = off. */
+    readonly maxRssBytes: number
+    /** How long in-flight requests may run after SIGTERM before they are cut off (ms). */
+    readonly shutdownGraceMs: number
   }
   /** Raw environment facts other modules need, captured here so nobody else reads process.env. */
   readonly env: {
@@ -209,6 +217,10 @@ export function loadConfig (argv: readonly string[], env: Env): Config {
   const attestationTtlSeconds = parseCount(nonEmpty(env.SKR_ATTESTATION_TTL_SECONDS), 'SKR_ATTESTATION_TTL_SECONDS', 300, 28_800, problems)
   const keyPoolSize = parseCount(nonEmpty(env.SKR_KEY_POOL_SIZE), 'SKR_KEY_POOL_SIZE', 4, 64, problems)
   const maxInFlight = parseCount(nonEmpty(env.SKR_MAX_INFLIGHT), 'SKR_MAX_INFLIGHT', 64, 100_000, problems)
+  const maxEventLoopDelayMs = parseCount(nonEmpty(env.SKR_MAX_EVENT_LOOP_DELAY_MS), 'SKR_MAX_EVENT_LOOP_DELAY_MS', 1000, 600_000, problems)
+  const maxHeapUsedBytes = parseCount(nonEmpty(env.SKR_MAX_HEAP_USED_BYTES), 'SKR_MAX_HEAP_USED_BYTES', 0, 2 ** 40, problems)
+  const maxRssBytes = parseCount(nonEmpty(env.SKR_MAX_RSS_BYTES), 'SKR_MAX_RSS_BYTES', 512 * 1024 * 1024, 2 ** 40, problems)
+  const shutdownGraceMs = parseCount(nonEmpty(env.SKR_SHUTDOWN_GRACE_MS), 'SKR_SHUTDOWN_GRACE_MS', 10_000, 600_000, problems)
   const verifyToken = nonEmpty(env.SKR_MAA_VERIFY_TOKEN) === null ? true : boolSetting(undefined, env.SKR_MAA_VERIFY_TOKEN, 'SKR_MAA_VERIFY_TOKEN', problems)
   const releaseEnc = nonEmpty(env.SKR_RELEASE_ENC)
   if (releaseEnc !== null && !['CKM_RSA_AES_KEY_WRAP', 'RSA_AES_KEY_WRAP_256', 'RSA_AES_KEY_WRAP_384'].includes(releaseEnc)) {
@@ -243,7 +255,7 @@ export function loadConfig (argv: readonly string[], env: Env): Config {
     maa: { apiVersion: nonEmpty(env.SKR_MAA_API_VERSION) ?? '2020-10-01', verifyToken },
     akv: { apiVersion: nonEmpty(env.SKR_AKV_API_VERSION) ?? '7.4', enc: releaseEnc as Config['akv']['enc'] },
     requestTimeoutMs,
-    performance: { attestationTtlSeconds, keyPoolSize, maxInFlight },
+    performance: { attestationTtlSeconds, keyPoolSize, maxInFlight, maxEventLoopDelayMs, maxHeapUsedBytes, maxRssBytes, shutdownGraceMs },
     env: {
       uvmSecurityContextDir: nonEmpty(env.UVM_SECURITY_CONTEXT_DIR),
       uvmSecurityPolicy: nonEmpty(env.UVM_SECURITY_POLICY),

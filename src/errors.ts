@@ -166,6 +166,12 @@ export class Overloaded extends SidecarError {
   readonly statusCode = 503
 }
 
+/** The server is draining before it stops: new work is refused, in-flight work finishes. */
+export class ShuttingDown extends SidecarError {
+  readonly code = 'ERR_SHUTTING_DOWN'
+  readonly statusCode = 503
+}
+
 /** The AMD secure processor answered with an error (firmware status or VMM error). */
 export class SnpFirmwareError extends SidecarError {
   readonly code = 'ERR_SNP_FIRMWARE'

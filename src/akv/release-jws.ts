@@ -7,6 +7,7 @@ import { ReleaseUnverified } from '../errors.ts'
 import { hostMatchesCert } from './host-match.ts'
 import { decodeB64url } from './key-hsm.ts'
 import type { ReleaseEnc } from './key-hsm.ts'
+import type { SignerChainCache } from './signer-chain-cache.ts'
 
 /** What was asked of the vault, and what the signer chain must end in. */
 export interface VerifyReleaseOptions {
@@ -18,6 +19,8 @@ export interface VerifyReleaseOptions {
   nonce?: string
   trustedRoots: readonly X509Certificate[]
   now?: Date
+  /** Remembers chains that verified (the signature, host and binding are still checked every time). */
+  chainCache?: SignerChainCache
 }
 
 /** `response.key.key` of a verified release: the wrapped key and how to read it. */
@@ -65,12 +68,19 @@ function jsonObject (bytes: Uint8Array | null): Record<string, unknown> | null {
   }
 }
 
-function parseX5c (value: unknown): X509Certificate[] {
+/** The DER of each x5c entry (padded standard base64, RFC 7515 §4.1.6), checked for shape only. */
+function x5cDer (value: unknown): Buffer[] {
   if (!Array.isArray(value) || value.length === 0 || value.length > MAX_PATH) throw fail('x5c', 'x5c missing or malformed')
   return value.map((entry) => {
     if (typeof entry !== 'string' || entry === '' || !STD_B64.test(entry)) throw fail('x5c', 'x5c missing or malformed')
+    return Buffer.from(entry, 'base64')
+  })
+}
+
+function parseX5c (ders: readonly Buffer[]): X509Certificate[] {
+  return ders.map((der) => {
     try {
-      return new X509Certificate(Buffer.from(entry, 'base64'))
+      return new X509Certificate(der)
     } catch {
       throw fail('x5c', 'x5c missing or malformed')
     }
@@ -172,7 +182,8 @@ function releasedKey (payload: Record<string, unknown>): ReleasedKeyDescriptor {
  * Verifies a release JWS: compact form, an allowed `alg`, an `x5c` chain to `trustedRoots`, valid
  * at `now`, whose leaf names the vault host, the signature under that leaf, then the payload's
  * binding to the request (request.kid, enc, nonce) and response.key.key. Every failure is
- * ReleaseUnverified with a fixed message naming the check (`details.check`).
+ * ReleaseUnverified with a fixed message naming the check (`details.check`). With `chainCache`,
+ * a chain that already verified is not rebuilt; everything else is checked every time.
  */
 export async function verifyReleaseJws (jws: string, options: VerifyReleaseOptions): Promise<VerifiedRelease> {
   const hostname = hostnameOf(options.vaultHost)
@@ -185,10 +196,16 @@ export async function verifyReleaseJws (jws: string, options: VerifyReleaseOptio
   const alg = header['alg']
   if (typeof alg !== 'string' || !RELEASE_JWS_ALGS.includes(alg)) throw fail('alg', 'alg not allowed')
 
-  const x5c = parseX5c(header['x5c'])
-  const path = buildPath(x5c, options.trustedRoots)
-  checkPath(path, options.now ?? new Date())
-  const signer = x5c[0] as X509Certificate
+  const ders = x5cDer(header['x5c'])
+  const now = options.now ?? new Date()
+  const verifyChain = (): X509Certificate[] => {
+    const path = buildPath(parseX5c(ders), options.trustedRoots)
+    checkPath(path, now)
+    return path
+  }
+  const signer = options.chainCache === undefined
+    ? verifyChain()[0] as X509Certificate
+    : options.chainCache.signerFor(ders, options.trustedRoots, now, verifyChain)
   if (!hostMatchesCert(hostname, signer)) throw fail('host', 'signer certificate does not name the vault host')
 
   let payloadBytes: Uint8Array

@@ -45,6 +45,8 @@ export interface MaaEmulator {
   signingCertPem: string
   /** Requests received so far (all paths). */
   readonly requests: number
+  /** The live fault knobs (options.faults, created empty when absent): mutate them between requests. */
+  readonly faults: NonNullable<MaaEmulatorOptions['faults']>
   close: () => Promise<void>
 }
 
@@ -212,6 +214,7 @@ export async function startMaaEmulator (options: MaaEmulatorOptions): Promise<Ma
     issuer,
     signingCertPem: certPem,
     get requests () { return requests },
+    get faults () { return (options.faults ??= {}) },
     close
   }
 }

@@ -6,11 +6,18 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRepl
 import type { Config } from '../config.ts'
 import { NotFound, UnsupportedMediaType } from '../errors.ts'
 import type { Logger } from '../log.ts'
+import { createMetricsRegistry, type PrometheusMetrics } from '../observability/registry.ts'
 import type { AttestationService, KeyReleaseService } from '../service/types.ts'
 import { handleError } from './error-handler.ts'
+import { installLifecycle } from './lifecycle.ts'
+import { backpressureOptions, eventLoopDelayOf, registerBackpressure, type BackpressureOptions } from './plugins/backpressure.ts'
+import { registerHealthRoutes, type IdentityStatus } from './plugins/health.ts'
+import { installRequestMetrics, registerMetricsRoute } from './plugins/metrics.ts'
+import { registerOpenApi, registerOpenApiRoute } from './plugins/openapi.ts'
 import { registerAttestRoutes } from './routes/attest.ts'
 import { registerKeyReleaseRoute } from './routes/key-release.ts'
 import { registerStatusRoute } from './routes/status.ts'
+import { errorBodySchema } from './schemas.ts'
 
 /** What the HTTP application needs: validated config and the two domain services. */
 export interface AppDeps {
@@ -19,6 +26,12 @@ export interface AppDeps {
   keyRelease: KeyReleaseService
   /** pino logger; the app logs through a child with `component: 'http'`. Silent when absent. */
   logger?: Logger
+  /** The process's metrics registry (share it with the domain modules); a private one when absent. */
+  metrics?: PrometheusMetrics
+  /** Identity readiness for /readyz; the identity check is left out when absent. */
+  identityStatus?: () => IdentityStatus
+  /** Load-shedding limits; DEFAULT_BACKPRESSURE for anything not given. */
+  backpressure?: Partial<BackpressureOptions>
 }
 
 /** Largest request body accepted (bytes); larger bodies answer 413. */
@@ -67,21 +80,43 @@ export function buildApp (deps: AppDeps): FastifyInstance {
     ajv: {
       customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false, allowUnionTypes: true }
     },
-    return503OnClosing: true,
+    // Requests arriving during close are refused by ./lifecycle.ts in skr's error shape
+    // (ERR_SHUTTING_DOWN), and /readyz still answers "shutting down"; fastify's own 503 would do neither.
+    return503OnClosing: false,
     // 'idle' lets in-flight releases finish on shutdown (each is bounded by requestTimeoutMs)
     // while idle keep-alive sockets are closed at once.
     forceCloseConnections: 'idle',
     frameworkErrors: (err, request, reply) => { handleError(err, request, reply) }
   })
+  const metrics = deps.metrics ?? createMetricsRegistry()
+  const limits = backpressureOptions(deps.backpressure)
 
   // fastify parses text/plain by default; only JSON may reach a route.
   app.removeContentTypeParser('text/plain')
   app.addHook('onRequest', requireJsonForPost)
   app.setErrorHandler(handleError)
   app.setNotFoundHandler(notFound)
+  app.addSchema(errorBodySchema)
+  const lifecycle = installLifecycle(app, () => { metrics.shed('draining') })
+  installRequestMetrics(app, metrics)
+  registerBackpressure(app, limits, metrics)
+  registerOpenApi(app)
 
-  registerStatusRoute(app, deps.attestation)
-  registerAttestRoutes(app, deps.config, deps.attestation)
-  registerKeyReleaseRoute(app, deps.config, deps.keyRelease)
+  // Routes are declared in a plugin loaded after @fastify/swagger and under-pressure, so the
+  // OpenAPI document sees every route and every route gets the load-shedding hook.
+  app.register(async (api) => {
+    registerStatusRoute(api, deps.attestation)
+    registerAttestRoutes(api, deps.config, deps.attestation)
+    registerKeyReleaseRoute(api, deps.config, deps.keyRelease)
+    registerHealthRoutes(api, {
+      attestation: deps.attestation,
+      lifecycle,
+      eventLoopDelayMs: () => eventLoopDelayOf(app),
+      maxEventLoopDelayMs: limits.maxEventLoopDelayMs,
+      ...(deps.identityStatus === undefined ? {} : { identityStatus: deps.identityStatus })
+    })
+    registerMetricsRoute(api, metrics)
+    registerOpenApiRoute(api)
+  })
   return app
 }

@@ -26,6 +26,7 @@ const FIXED_MESSAGES: Readonly<Record<string, string>> = {
   ERR_IDENTITY_UNAVAILABLE: 'identity unavailable',
   ERR_COLLATERAL_UNAVAILABLE: 'attestation collateral unavailable',
   ERR_OVERLOADED: 'too many requests in flight; retry later',
+  ERR_SHUTTING_DOWN: 'server is shutting down; retry later',
   ERR_SNP_FIRMWARE: 'attestation device error',
   ERR_SNP_REPORT_INVALID: 'attestation device error',
   ERR_SNP_REPORT_UNVERIFIED: 'attestation device error'
@@ -72,17 +73,32 @@ export function errorBody (err: SidecarError, requestId: string): ErrorBody {
   return { error, code: err.code, requestId }
 }
 
-/** fastify error handler: logs, sets Retry-After for overload, sends the error body. */
+// Load shedding is expected under load: one warn line per refusal, not an error-level flood.
+const SHED_CODES = new Set(['ERR_OVERLOADED', 'ERR_SHUTTING_DOWN'])
+
+// The last resort when rendering an error itself fails: fixed bytes, no serializer involved.
+const FALLBACK_BODY = '{"error":"internal error","code":"ERR_INTERNAL","requestId":"unknown"}'
+
+/** fastify error handler: logs, sets Retry-After for overload and shutdown, sends the error body. */
 export function handleError (raw: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  const err = toSidecarError(raw)
-  if (err.statusCode >= 500) {
-    request.log.error({ code: err.code, details: err.details, err: raw }, err.message)
-  } else {
-    request.log.info({ code: err.code, details: err.details }, err.message)
+  try {
+    const err = toSidecarError(raw)
+    if (SHED_CODES.has(err.code)) {
+      request.log.warn({ code: err.code, details: err.details }, err.message)
+    } else if (err.statusCode >= 500) {
+      request.log.error({ code: err.code, details: err.details, err: raw }, err.message)
+    } else {
+      request.log.info({ code: err.code, details: err.details }, err.message)
+    }
+    const retryAfter = err.details.retryAfterSeconds
+    if (SHED_CODES.has(err.code) && typeof retryAfter === 'number' && retryAfter > 0) {
+      reply.header('retry-after', String(Math.ceil(retryAfter)))
+    }
+    // Sent pre-serialised: a string skips preSerialization hooks and the response serializer,
+    // so a hook or schema that failed the first answer cannot fail the error answer too.
+    return reply.code(err.statusCode).type('application/json; charset=utf-8').send(JSON.stringify(errorBody(err, String(request.id))))
+  } catch {
+    // Reached only through a bug (a logger or header that throws): still answer JSON, never crash.
+    return reply.code(500).type('application/json; charset=utf-8').send(FALLBACK_BODY)
   }
-  const retryAfter = err.details.retryAfterSeconds
-  if (err.code === 'ERR_OVERLOADED' && typeof retryAfter === 'number' && retryAfter > 0) {
-    reply.header('retry-after', String(Math.ceil(retryAfter)))
-  }
-  return reply.code(err.statusCode).type('application/json; charset=utf-8').send(errorBody(err, String(request.id)))
 }

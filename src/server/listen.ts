@@ -21,6 +21,14 @@ export interface Listening {
   addresses: string[]
   /** Stops accepting, lets in-flight requests finish, closes everything. */
   close (): Promise<void>
+  /** Destroys every connection at once, in-flight ones included (the end of a grace period). */
+  forceClose (): void
+}
+
+/** How a graceful close ended. */
+export interface CloseOutcome {
+  /** True when the grace period ran out and in-flight connections were cut. */
+  forced: boolean
 }
 
 const SOCKET_MODE = 0o660
@@ -115,6 +123,9 @@ export async function listen (app: FastifyInstance, config: Config, logger: Logg
   const closeAll = async (): Promise<void> => {
     await Promise.all([app.close(), ...extras.map(closeServer)])
   }
+  const forceClose = (): void => {
+    for (const server of [app.server, ...extras]) server.closeAllConnections()
+  }
 
   try {
     const bound = app.server.address()
@@ -143,9 +154,30 @@ export async function listen (app: FastifyInstance, config: Config, logger: Logg
     }
 
     logger.info({ addresses }, 'skr HTTP API listening')
-    return { addresses, close: closeAll }
+    return { addresses, close: closeAll, forceClose }
   } catch (err) {
     await closeAll()
     throw err
+  }
+}
+
+/**
+ * Shuts the listeners down gracefully: new connections are refused at once, requests already
+ * running finish (answers carry `Connection: close`; /readyz says "shutting down", other new
+ * requests on open connections get 503 ERR_SHUTTING_DOWN), and whatever is still running after
+ * `graceMs` is cut off. Resolves when every listener is closed.
+ */
+export async function closeGracefully (listening: Listening, options: { graceMs: number }): Promise<CloseOutcome> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const expired = new Promise<'expired'>(resolve => { timer = setTimeout(() => { resolve('expired') }, options.graceMs) })
+  const closing = listening.close()
+  try {
+    const first = await Promise.race([closing.then(() => 'closed' as const), expired])
+    if (first === 'closed') return { forced: false }
+    listening.forceClose()
+    await closing
+    return { forced: true }
+  } finally {
+    clearTimeout(timer)
   }
 }

@@ -21,7 +21,10 @@ export interface MaaAttestBody {
 export interface KeyReleaseBody {
   maa_endpoint: string
   akv_endpoint: string
-  kid: string
+  /** One key (the reference's shape); exactly one of kid and kids is present. */
+  kid?: string
+  /** skr's batch extension: several keys under one attestation. */
+  kids?: string[]
   access_token?: string | null
 }
 
@@ -37,10 +40,19 @@ export const MAX_ACCESS_TOKEN_LENGTH = 16 * 1024
 
 const KID_PATTERN = '^[0-9A-Za-z-]{1,127}(/[0-9A-Za-z]{1,64})?$'
 
-const nonEmptyString = { type: 'string', minLength: 1 } as const
+/** Most kids one batch release may carry (the default of SKR_MAX_BATCH; the service enforces the configured value). */
+export const MAX_BATCH_KIDS = 16
 
-const runtimeData = nonEmptyString
-const endpoint = nonEmptyString
+const runtimeData = {
+  type: 'string',
+  minLength: 1,
+  description: 'base64 (standard or url-safe alphabet, padded or not) of the caller\'s data; the report binds its SHA-256'
+} as const
+const endpoint = {
+  type: 'string',
+  minLength: 1,
+  description: 'host[:port]; https:// and a trailing / are accepted'
+} as const
 
 /** Schema of RuntimeDataBody. */
 export const runtimeDataBodySchema = {
@@ -63,79 +75,127 @@ export const maaAttestBodySchema = {
  */
 export const keyReleaseBodySchema = {
   type: 'object',
-  required: ['maa_endpoint', 'akv_endpoint', 'kid'],
+  // kid is checked by the route: exactly one of kid and kids (ajv could only say "invalid" here).
+  required: ['maa_endpoint', 'akv_endpoint'],
   properties: {
     maa_endpoint: endpoint,
     akv_endpoint: endpoint,
-    kid: { type: 'string', minLength: 1, pattern: KID_PATTERN },
-    access_token: { type: ['string', 'null'], maxLength: MAX_ACCESS_TOKEN_LENGTH }
+    kid: { type: 'string', minLength: 1, pattern: KID_PATTERN, description: 'key name, optionally followed by /version' },
+    kids: {
+      type: 'array',
+      minItems: 1,
+      maxItems: MAX_BATCH_KIDS,
+      uniqueItems: true,
+      items: { type: 'string', minLength: 1, pattern: KID_PATTERN },
+      description: 'skr extension, instead of kid: several key ids of this vault, released under one attestation; answered with {"keys","errors"}'
+    },
+    access_token: {
+      type: ['string', 'null'],
+      maxLength: MAX_ACCESS_TOKEN_LENGTH,
+      description: 'an Entra access token for the vault; "" or null (or absent) means the sidecar\'s own identity'
+    }
   }
 } as const
+
+/** The shared-schema id of ErrorBody (buildApp adds it with app.addSchema; OpenAPI names the component after it). */
+export const ERROR_BODY_ID = 'ErrorBody'
 
 /** Schema of ErrorBody (used for every 4xx and 5xx response). */
 export const errorBodySchema = {
+  $id: ERROR_BODY_ID,
   type: 'object',
+  description: 'Every non-2xx answer: a sentence (fixed per code for 5xx), the stable code (docs/errors.md), and the request id to find in the log',
   required: ['error', 'code', 'requestId'],
   properties: {
-    error: { type: 'string' },
-    code: { type: 'string' },
-    requestId: { type: 'string' }
+    error: { type: 'string', description: 'What went wrong; for 5xx a fixed sentence per code' },
+    code: { type: 'string', description: 'Stable machine code, ERR_... (docs/errors.md)' },
+    requestId: { type: 'string', description: 'The id of this request in skr\'s log' }
   }
 } as const
 
+/** A reference to ErrorBody, for response entries. */
+export const errorRef = { $ref: `${ERROR_BODY_ID}#` } as const
+
 /** Response entries every route shares. */
-export const errorResponses = { '4xx': errorBodySchema, '5xx': errorBodySchema } as const
+export const errorResponses = { '4xx': errorRef, '5xx': errorRef } as const
 
 /** 200 body of GET /status: the reference's `message` plus skr's attestation facts. */
 export const statusResponseSchema = {
   type: 'object',
+  description: 'Serving; the attestation backend in use',
   required: ['message'],
   properties: {
-    message: { type: 'string' },
+    message: { type: 'string', description: 'always "Status OK" (the reference\'s text)' },
     attestation: {
       type: 'object',
       required: ['backend', 'simulated'],
       properties: {
-        backend: { type: ['string', 'null'] },
-        simulated: { type: 'boolean' }
+        backend: { type: ['string', 'null'], description: 'tsm, sev-guest, sev or simulated; null when none is usable' },
+        simulated: { type: 'boolean', description: 'true when there is no hardware root of trust' }
       }
     },
-    warning: { type: 'string' }
+    warning: { type: 'string', description: 'present while attestation is simulated' }
   }
 } as const
 
 /** 200 body of POST /attest/raw. */
 export const rawReportResponseSchema = {
   type: 'object',
+  description: 'The report',
   required: ['report'],
-  properties: { report: { type: 'string' } }
+  properties: { report: { type: 'string', description: 'the attestation report, lowercase hex' } }
 } as const
 
 /** 200 body of POST /attest/combined (field names fixed by the Privacy Sandbox KMS). */
 export const combinedResponseSchema = {
   type: 'object',
+  description: 'Report, certificate chain and UVM endorsements',
   required: ['endorsed_tcb', 'endorsements', 'evidence', 'uvm_endorsements'],
   properties: {
-    endorsed_tcb: { type: 'string' },
-    endorsements: { type: 'string' },
-    evidence: { type: 'string' },
-    uvm_endorsements: { type: 'string' }
+    endorsed_tcb: { type: 'string', description: 'TCBM of the certified chain, 16 hex digits' },
+    endorsements: { type: 'string', description: 'base64 of the PEM chain VCEK, ASK, ARK' },
+    evidence: { type: 'string', description: 'base64 of the attestation report' },
+    uvm_endorsements: { type: 'string', description: 'base64 of the UVM reference info (COSE_Sign1); empty when absent' }
   }
 } as const
 
 /** 200 body of POST /attest/maa. */
 export const maaTokenResponseSchema = {
   type: 'object',
+  description: 'The MAA token',
   required: ['token'],
-  properties: { token: { type: 'string' } }
+  properties: { token: { type: 'string', description: 'the MAA attestation token (a JWT)' } }
 } as const
 
 /** 200 body of POST /key/release: the JWK serialised as a JSON string (reference shape). */
 export const keyReleaseResponseSchema = {
   type: 'object',
+  description: 'The released key',
   required: ['key'],
-  properties: { key: { type: 'string' } }
+  properties: { key: { type: 'string', description: 'the released key as a JWK, serialised to a JSON string' } }
 } as const
+
+/** 200 body of a batch POST /key/release (skr extension): per-kid keys (JWK strings) and per-kid errors. */
+export const keyReleaseBatchResponseSchema = {
+  type: 'object',
+  description: 'The released keys and the per-kid failures; every requested kid is in exactly one of the two',
+  required: ['keys', 'errors'],
+  properties: {
+    keys: { type: 'object', additionalProperties: { type: 'string' }, description: 'kid → the released key as a JWK, serialised to a JSON string' },
+    errors: {
+      type: 'object',
+      description: 'kid → why it was not released (a fixed sentence per code for 5xx codes)',
+      additionalProperties: {
+        type: 'object',
+        required: ['error', 'code'],
+        properties: { error: { type: 'string' }, code: { type: 'string' } }
+      }
+    }
+  }
+} as const
+
+/** 200 body of POST /key/release: the reference's {"key"} for `kid`, {"keys","errors"} for `kids`. */
+export const keyReleaseAnyResponseSchema = { anyOf: [keyReleaseResponseSchema, keyReleaseBatchResponseSchema] } as const
 
 /** The parts of an ajv error this module reads (fastify's FastifySchemaValidationError). */
 export interface ValidationIssue {
@@ -146,7 +206,8 @@ export interface ValidationIssue {
 
 // Messages for `pattern` failures, which ajv can only describe as the regex itself.
 const PATTERN_RULES: Readonly<Record<string, string>> = {
-  'body.kid': 'body.kid must be a key name (1-127 letters, digits or dashes), optionally followed by /version (1-64 letters or digits)'
+  'body.kid': 'body.kid must be a key name (1-127 letters, digits or dashes), optionally followed by /version (1-64 letters or digits)',
+  'body.kids.*': 'body.kids entries must be key names (1-127 letters, digits or dashes), optionally followed by /version (1-64 letters or digits)'
 }
 
 function fieldPath (context: string, instancePath: string): string {
@@ -174,7 +235,13 @@ export function describeValidationIssue (issue: ValidationIssue, context: string
     case 'maxLength':
       return `${path} must be at most ${String(p.limit)} characters`
     case 'pattern':
-      return PATTERN_RULES[path] ?? `${path} has an invalid format`
+      return PATTERN_RULES[path] ?? PATTERN_RULES[path.replace(/\.\d+$/, '.*')] ?? `${path} has an invalid format`
+    case 'minItems':
+      return `${path} must list at least ${String(p.limit)} item${p.limit === 1 ? '' : 's'}`
+    case 'maxItems':
+      return `${path} must list at most ${String(p.limit)} items`
+    case 'uniqueItems':
+      return `${path} must not list the same item twice`
     default:
       return `${path} is invalid`
   }

@@ -2,6 +2,7 @@
 // and validate input, call these, and render results or SidecarErrors; they never talk to
 // devices or upstreams themselves. Keeping this seam explicit lets the server be tested with
 // in-memory services and the services be tested without a server.
+import type { SidecarError } from '../errors.ts'
 import type { AttestationBackend } from '../snp/provider.ts'
 
 /** What /attest/combined (and gRPC GetAttestationData) returns, in the reference's encodings. */
@@ -45,7 +46,27 @@ export interface KeyReleaseRequest {
   readonly accessToken?: string
 }
 
+/** Several keys of one vault released under one attestation (skr's batch extension of POST /key/release). */
+export type KeyReleaseBatchRequest = Omit<KeyReleaseRequest, 'kid'> & {
+  /** Key names or name/version ids, distinct; at most the service's batch limit (16 by default). */
+  readonly kids: readonly string[]
+}
+
+/** Per-kid outcomes of a batch: every requested kid is in exactly one of the two records. */
+export interface KeyReleaseBatchResult {
+  /** Released keys by kid, as JWK objects. */
+  readonly keys: Readonly<Record<string, Record<string, unknown>>>
+  /** Failures by kid, each with its own code and status. */
+  readonly errors: Readonly<Record<string, SidecarError>>
+}
+
 export interface KeyReleaseService {
   /** Releases the key and returns it as a JWK object (the transport stringifies it for the reference shape). */
   release (request: KeyReleaseRequest, signal?: AbortSignal): Promise<Record<string, unknown>>
+  /**
+   * Releases several keys under one attestation, concurrently; per-kid failures are results, not
+   * rejections (it rejects only when nothing could be tried: a bad batch, attestation failed, or
+   * `signal` fired). Optional: services without it answer a batch request with 400.
+   */
+  releaseMany? (request: KeyReleaseBatchRequest, signal?: AbortSignal): Promise<KeyReleaseBatchResult>
 }

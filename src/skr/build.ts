@@ -1,18 +1,25 @@
 // The composition root for key release, used by the serve command and the demo: the identity
 // (workload identity on AKS, else managed identity), the AKV upstream and release client, the
-// trusted roots for release signers, and the orchestrator, wired from the frozen Config.
+// trusted roots for release signers, and the orchestrator, wired from the frozen Config. It also
+// turns on the performance features (docs/security.md explains why they are safe): a wrapping-key
+// pool, attestation reuse per MAA endpoint, coalescing of identical releases, a verified signer
+// chain cache, and batch release.
 import { readFile } from 'node:fs/promises'
 import { pino } from 'pino'
 import type { Config } from '../config.ts'
 import { ConfigInvalid } from '../errors.ts'
 import { createReleaseClient } from '../akv/release-client.ts'
+import { createSignerChainCache } from '../akv/signer-chain-cache.ts'
 import { loadTrustedRoots } from '../akv/trust-store.ts'
 import { Upstream } from '../http/upstream.ts'
 import { createIdentityTokenSource } from '../identity/token-source.ts'
 import type { IdentityConfig, TokenSource } from '../identity/token-source.ts'
 import type { Logger } from '../log.ts'
 import type { AttestationService, KeyReleaseService } from '../service/types.ts'
+import { createAttestationCache, DEFAULT_ATTESTATION_TTL_MS } from './attestation-cache.ts'
+import { createKeyPool, DEFAULT_KEY_POOL_SIZE } from './key-pool.ts'
 import { createKeyReleaseService } from './key-release.ts'
+import type { KeyReleaseHandle } from './key-release.ts'
 
 /** Test hooks and extras for buildKeyRelease. */
 export interface BuildKeyReleaseOptions {
@@ -21,10 +28,36 @@ export interface BuildKeyReleaseOptions {
   extraCa?: string[]
   /** Replaces the identity built from config (tests). */
   tokens?: TokenSource
+  /** Seconds one wrapping key + MAA token serve releases per MAA endpoint (default config.performance.attestationTtlSeconds, else 300; 0: a new attestation per release, as the reference). */
+  attestationTtlSeconds?: number
+  /** Pre-generated wrapping keys (default config.performance.keyPoolSize, else 4; 0: generated when needed). */
+  keyPoolSize?: number
+  /** Most kids in one batch release (SKR_MAX_BATCH; default 16). */
+  maxBatch?: number
+  /** Cache hit/miss and pool depth recording (observability/metrics.ts's Metrics fits); default none. */
+  metrics?: {
+    cacheResult: (cache: string, hit: boolean) => void
+    setPoolDepth: (pool: string, depth: number) => void
+  }
 }
 
 /** The service plus the resources it owns. */
-export type BuiltKeyRelease = KeyReleaseService & { close: () => Promise<void> }
+export type BuiltKeyRelease = KeyReleaseService & Pick<KeyReleaseHandle, 'releaseMany'> & {
+  /** Which identity provides AAD tokens ('managed identity', 'workload identity'), for /readyz. */
+  identityKind: string
+  close: () => Promise<void>
+}
+
+/** The default of BuildKeyReleaseOptions.attestationTtlSeconds. */
+export const DEFAULT_ATTESTATION_TTL_SECONDS = DEFAULT_ATTESTATION_TTL_MS / 1000
+/** The default of BuildKeyReleaseOptions.maxBatch. */
+export const DEFAULT_MAX_BATCH = 16
+
+function setting (value: number | undefined, fallback: number, name: string, min = 0): number {
+  const n = value ?? fallback
+  if (!Number.isInteger(n) || n < min) throw new ConfigInvalid(`${name} must be a whole number >= ${min}`, { details: { key: name } })
+  return n
+}
 
 async function extraRoots (config: Config, extra: readonly string[]): Promise<string[]> {
   const roots = [...extra]
@@ -67,10 +100,43 @@ export async function buildKeyRelease (
   const roots = loadTrustedRoots(ca.length === 0 ? {} : { extraCaPem: ca })
   const upstream = new Upstream({ name: 'akv', ...(ca.length === 0 ? {} : { ca }) })
   const release = createReleaseClient({ upstream, apiVersion: config.akv.apiVersion, enc: config.akv.enc, log })
-  const service = createKeyReleaseService({ attestation, tokens, release, trustedRoots: () => roots, enc: config.akv.enc, log })
-  log.info({ identity: tokens.kind, akvApiVersion: config.akv.apiVersion, enc: config.akv.enc ?? 'default' }, 'key release ready')
+
+  // An explicit option wins over the configuration (tests, embedders); both default as documented.
+  const performance = config.performance as Partial<Config['performance']> | undefined
+  const ttlSeconds = setting(options.attestationTtlSeconds ?? performance?.attestationTtlSeconds, DEFAULT_ATTESTATION_TTL_SECONDS, 'SKR_ATTESTATION_TTL_SECONDS')
+  const poolSize = setting(options.keyPoolSize ?? performance?.keyPoolSize, DEFAULT_KEY_POOL_SIZE, 'SKR_KEY_POOL_SIZE')
+  const maxBatch = setting(options.maxBatch, DEFAULT_MAX_BATCH, 'SKR_MAX_BATCH', 1)
+  const metrics = options.metrics === undefined ? {} : { metrics: options.metrics }
+  const pool = createKeyPool({ size: poolSize, log, ...metrics })
+  const attestationCache = createAttestationCache({ attestation, wrappingKey: pool.take, ttlMs: ttlSeconds * 1000, log, ...metrics })
+  const service = createKeyReleaseService({
+    attestation,
+    tokens,
+    release,
+    trustedRoots: () => roots,
+    enc: config.akv.enc,
+    log,
+    attestationCache,
+    coalesce: true,
+    signerCache: createSignerChainCache(metrics),
+    maxBatch
+  })
+  log.info({
+    identity: tokens.kind,
+    akvApiVersion: config.akv.apiVersion,
+    enc: config.akv.enc ?? 'default',
+    attestationTtlSeconds: ttlSeconds,
+    keyPoolSize: poolSize
+  }, 'key release ready')
   return {
     release: service.release,
-    close: async () => { await upstream.close() }
+    releaseMany: service.releaseMany,
+    identityKind: tokens.kind,
+    close: async () => {
+      service.close()
+      attestationCache.close()
+      pool.close()
+      await upstream.close()
+    }
   }
 }

@@ -99,9 +99,9 @@ t.test('fingerprint normalisation', async t => {
 
 t.test('performance settings', async t => {
   const d = loadConfig([], {})
-  t.same(d.performance, { attestationTtlSeconds: 300, keyPoolSize: 4, maxInFlight: 64 })
+  t.same(d.performance, { attestationTtlSeconds: 300, keyPoolSize: 4, maxInFlight: 64, maxEventLoopDelayMs: 1000, maxHeapUsedBytes: 0, maxRssBytes: 536870912, shutdownGraceMs: 10000 })
   const c = loadConfig([], { SKR_ATTESTATION_TTL_SECONDS: '0', SKR_KEY_POOL_SIZE: '0', SKR_MAX_INFLIGHT: '8' })
-  t.same(c.performance, { attestationTtlSeconds: 0, keyPoolSize: 0, maxInFlight: 8 })
+  t.match(c.performance, { attestationTtlSeconds: 0, keyPoolSize: 0, maxInFlight: 8 })
   t.throws(() => loadConfig([], { SKR_ATTESTATION_TTL_SECONDS: '-1' }), { code: 'ERR_CONFIG_INVALID', message: /SKR_ATTESTATION_TTL_SECONDS must be a whole number from 0 to 28800/ })
   t.throws(() => loadConfig([], { SKR_ATTESTATION_TTL_SECONDS: '99999' }), { message: /SKR_ATTESTATION_TTL_SECONDS/ })
   t.throws(() => loadConfig([], { SKR_KEY_POOL_SIZE: '1.5' }), { message: /SKR_KEY_POOL_SIZE/ })

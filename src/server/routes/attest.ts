@@ -34,7 +34,13 @@ export function registerAttestRoutes (app: FastifyInstance, config: Config, atte
   const timeoutMs = config.requestTimeoutMs
 
   app.post<{ Body: RuntimeDataBody }>('/attest/raw', {
-    schema: { body: runtimeDataBodySchema, response: { 200: rawReportResponseSchema, ...errorResponses } }
+    schema: {
+      summary: 'Raw SEV-SNP attestation report',
+      description: 'A fresh report whose REPORT_DATA is sha256(runtime_data) followed by 32 zero bytes, as lowercase hex.',
+      tags: ['reference'],
+      body: runtimeDataBodySchema,
+      response: { 200: rawReportResponseSchema, ...errorResponses }
+    }
   }, async (request, reply) => {
     const runtimeData = decodeRuntimeData(request.body.runtime_data)
     const report = await withDeadline(reply, timeoutMs, signal => attestation.rawReport(runtimeData, signal))
@@ -42,7 +48,13 @@ export function registerAttestRoutes (app: FastifyInstance, config: Config, atte
   })
 
   app.post<{ Body: RuntimeDataBody }>('/attest/combined', {
-    schema: { body: runtimeDataBodySchema, response: { 200: combinedResponseSchema, ...errorResponses } }
+    schema: {
+      summary: 'Report with its certificate chain and UVM endorsements',
+      description: 'A fresh report plus the VCEK/ASK/ARK chain that certifies it and the UVM reference info, base64-encoded (field names of the Privacy Sandbox KMS).',
+      tags: ['reference'],
+      body: runtimeDataBodySchema,
+      response: { 200: combinedResponseSchema, ...errorResponses }
+    }
   }, async (request, reply) => {
     const runtimeData = decodeRuntimeData(request.body.runtime_data)
     const evidence = await withDeadline(reply, timeoutMs, signal => attestation.combined(runtimeData, signal))
@@ -55,7 +67,13 @@ export function registerAttestRoutes (app: FastifyInstance, config: Config, atte
   })
 
   app.post<{ Body: MaaAttestBody }>('/attest/maa', {
-    schema: { body: maaAttestBodySchema, response: { 200: maaTokenResponseSchema, ...errorResponses } }
+    schema: {
+      summary: 'MAA attestation token',
+      description: 'Attests to Microsoft Azure Attestation at maa_endpoint with runtime_data as JSON runtime data and returns the token. Counted against the in-flight limit (503 ERR_OVERLOADED past it).',
+      tags: ['reference'],
+      body: maaAttestBodySchema,
+      response: { 200: maaTokenResponseSchema, ...errorResponses }
+    }
   }, async (request, reply) => {
     const maaEndpoint = normaliseEndpoint(request.body.maa_endpoint, 'body.maa_endpoint')
     const runtimeData = decodeRuntimeData(request.body.runtime_data)

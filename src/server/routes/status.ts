@@ -17,7 +17,12 @@ export interface StatusBody {
 /** Registers GET /status. */
 export function registerStatusRoute (app: FastifyInstance, attestation: AttestationService): void {
   app.get('/status', {
-    schema: { response: { 200: statusResponseSchema, ...errorResponses } }
+    schema: {
+      summary: 'Reference liveness check',
+      description: 'The reference sidecar\'s status route: `message` is always "Status OK"; skr adds the attestation backend and warns when attestation is simulated.',
+      tags: ['reference'],
+      response: { 200: statusResponseSchema, ...errorResponses }
+    }
   }, async (): Promise<StatusBody> => {
     const status = await attestation.status()
     // The reference's code sends "Status OK" (its README says "STATUS OK"); clients compare the code's text.

@@ -1,0 +1,179 @@
+// The Prometheus side of skr's metrics: one prom-client Registry per sidecar (never the global
+// one, so two sidecars in one process, as in the tests, do not collide), the domain `Metrics`
+// implementation and the few HTTP-edge series the server records itself. Rendered in the text
+// exposition format 0.0.4 by GET /metrics (src/server/plugins/metrics.ts).
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import type { CacheName, Metrics, ReleaseOutcome, UpstreamService, UpstreamStatus } from './metrics.ts'
+
+/** What the HTTP edge records (only src/server calls these). */
+export interface HttpMetrics {
+  /** One answered request: method, ROUTE PATTERN (never the URL), status code, seconds. */
+  observeRequest (method: string, route: string, statusCode: number, seconds: number): void
+  /** One request refused by load shedding ('in_flight', 'eventLoopDelay', 'heapUsedBytes', 'rssBytes', 'draining'). */
+  shed (reason: string): void
+  /** Releases and MAA attestations currently running. */
+  setInFlight (count: number): void
+}
+
+/** How to build the registry. */
+export interface MetricsRegistryOptions {
+  /** Prefix of every series name, default 'skr_'. */
+  prefix?: string
+  /** Collect prom-client's process and Node.js metrics (CPU, memory, event loop lag, GC), default true. */
+  defaultMetrics?: boolean
+}
+
+/** Label for anything that is not a short identifier (a URL, a key name, a sentence). */
+export const OTHER_LABEL = 'other'
+
+const IDENTIFIER = /^[a-z][a-z0-9_-]{0,31}$/
+const HTTP_STATUS = /^[1-5]\d\d$/
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'])
+
+/** Maps a would-be label value to itself when it is a short lowercase identifier, else 'other'. */
+export function sanitiseLabel (value: string): string {
+  return IDENTIFIER.test(value) ? value : OTHER_LABEL
+}
+
+function upstreamStatusLabel (status: string): string {
+  return HTTP_STATUS.test(status) || status === 'error' || status === 'timeout' ? status : OTHER_LABEL
+}
+
+// Routes are fastify patterns ('/key/release'); anything else (a raw URL) must never become a label.
+function routeLabel (route: string): string {
+  return /^\/[a-z0-9/_.-]{0,63}$/.test(route) || route === 'unmatched' ? route : OTHER_LABEL
+}
+
+// Local API calls take milliseconds; upstream calls up to the 30 s whole-call deadline.
+const HTTP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
+const UPSTREAM_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
+
+/** The Prometheus registry with the domain and HTTP metrics skr exports. */
+export class PrometheusMetrics implements Metrics, HttpMetrics {
+  /** The prom-client registry (exposed for tests and for adding series). */
+  readonly registry: Registry
+  readonly #httpDuration: Histogram<'method' | 'route' | 'status_code'>
+  readonly #shed: Counter<'reason'>
+  readonly #inFlight: Gauge
+  readonly #upstreamDuration: Histogram<'service' | 'status'>
+  readonly #cache: Counter<'cache' | 'result'>
+  readonly #poolDepth: Gauge<'pool'>
+  readonly #backend: Gauge<'backend' | 'simulated'>
+  readonly #releases: Counter<'outcome'>
+
+  constructor (options: MetricsRegistryOptions = {}) {
+    const prefix = options.prefix ?? 'skr_'
+    this.registry = new Registry()
+    const registers = [this.registry]
+    if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix })
+    this.#httpDuration = new Histogram({
+      name: `${prefix}http_request_duration_seconds`,
+      help: 'HTTP API requests by method, route pattern and status code, and how long they took',
+      labelNames: ['method', 'route', 'status_code'],
+      buckets: HTTP_BUCKETS,
+      registers
+    })
+    this.#shed = new Counter({
+      name: `${prefix}http_shed_total`,
+      help: 'Requests refused with 503 by load shedding or shutdown, by reason',
+      labelNames: ['reason'],
+      registers
+    })
+    this.#inFlight = new Gauge({
+      name: `${prefix}http_in_flight_releases`,
+      help: 'Key releases and MAA attestations currently running (capped by the in-flight limit)',
+      registers
+    })
+    this.#upstreamDuration = new Histogram({
+      name: `${prefix}upstream_request_duration_seconds`,
+      help: 'Calls to upstream services (after retries) by service and final status, and how long they took',
+      labelNames: ['service', 'status'],
+      buckets: UPSTREAM_BUCKETS,
+      registers
+    })
+    this.#cache = new Counter({
+      name: `${prefix}cache_lookups_total`,
+      help: 'Cache lookups by cache and result (hit or miss)',
+      labelNames: ['cache', 'result'],
+      registers
+    })
+    this.#poolDepth = new Gauge({
+      name: `${prefix}pool_depth`,
+      help: 'Ready items in each pool',
+      labelNames: ['pool'],
+      registers
+    })
+    this.#backend = new Gauge({
+      name: `${prefix}attestation_backend_info`,
+      help: 'The attestation backend in use (value 1); simulated="true" means no hardware root of trust',
+      labelNames: ['backend', 'simulated'],
+      registers
+    })
+    this.#releases = new Counter({
+      name: `${prefix}key_releases_total`,
+      help: 'Key releases by outcome (released, denied by the vault or its policy, error)',
+      labelNames: ['outcome'],
+      registers
+    })
+  }
+
+  /** The Content-Type of render()'s output: `text/plain; version=0.0.4; charset=utf-8`. */
+  get contentType (): string {
+    return this.registry.contentType
+  }
+
+  /** Every series in the Prometheus text format. */
+  async render (): Promise<string> {
+    return await this.registry.metrics()
+  }
+
+  observeRequest (method: string, route: string, statusCode: number, seconds: number): void {
+    const labels = {
+      method: METHODS.has(method) ? method : OTHER_LABEL,
+      route: routeLabel(route),
+      status_code: HTTP_STATUS.test(String(statusCode)) ? String(statusCode) : OTHER_LABEL
+    }
+    this.#httpDuration.observe(labels, seconds)
+  }
+
+  shed (reason: string): void {
+    this.#shed.inc({ reason: sanitiseLabel(toSnake(reason)) })
+  }
+
+  setInFlight (count: number): void {
+    this.#inFlight.set(count)
+  }
+
+  observeUpstream (service: UpstreamService, status: UpstreamStatus, seconds: number): void {
+    if (!Number.isFinite(seconds) || seconds < 0) return
+    this.#upstreamDuration.observe({ service: sanitiseLabel(service), status: upstreamStatusLabel(status) }, seconds)
+  }
+
+  cacheResult (cache: CacheName, hit: boolean): void {
+    this.#cache.inc({ cache: sanitiseLabel(cache), result: hit ? 'hit' : 'miss' })
+  }
+
+  setPoolDepth (pool: string, depth: number): void {
+    if (Number.isFinite(depth)) this.#poolDepth.set({ pool: sanitiseLabel(pool) }, depth)
+  }
+
+  setAttestationBackend (backend: string, simulated: boolean): void {
+    // One backend at a time: a second call (a re-selection) replaces the first.
+    this.#backend.reset()
+    this.#backend.set({ backend: sanitiseLabel(backend), simulated: String(simulated) }, 1)
+  }
+
+  releaseResult (outcome: ReleaseOutcome): void {
+    this.#releases.inc({ outcome: sanitiseLabel(outcome) })
+  }
+}
+
+// under-pressure names its reasons in camelCase ('eventLoopDelay'); Prometheus labels read better snake_cased.
+function toSnake (value: string): string {
+  return value.replace(/[A-Z]/g, c => `_${c.toLowerCase()}`)
+}
+
+/** Creates the registry (with default process metrics unless turned off). */
+export function createMetricsRegistry (options: MetricsRegistryOptions = {}): PrometheusMetrics {
+  return new PrometheusMetrics(options)
+}

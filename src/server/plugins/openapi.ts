@@ -1,0 +1,80 @@
+// GET /openapi.json: an OpenAPI 3 document generated (by @fastify/swagger, dynamic mode) from the
+// same route schemas that validate requests and serialise answers, so it cannot drift from what
+// the server does. docs/api.md is rendered from it (scripts/gen-api-doc.mjs) and a test keeps
+// the two in step. No UI is served: the document is for tools and for `curl` on loopback.
+import { readFileSync } from 'node:fs'
+import swagger from '@fastify/swagger'
+import type { FastifyInstance } from 'fastify'
+import { errorRef } from '../schemas.ts'
+
+/** The OpenAPI version skr documents itself with. */
+export const OPENAPI_VERSION = '3.0.3'
+
+/** A loose view of the generated document (enough for tests and the markdown renderer). */
+export interface OpenApiDocument {
+  openapi: string
+  info: { title: string; version: string; description?: string }
+  paths: Record<string, Record<string, unknown>>
+  components?: { schemas?: Record<string, unknown> }
+  tags?: Array<{ name: string; description?: string }>
+}
+
+const DESCRIPTION = 'The HTTP API of skr, a drop-in replacement for the Azure confidential-containers secure key release ' +
+  'sidecar (microsoft/confidential-sidecar-containers cmd/skr). The five reference routes keep their paths, field names ' +
+  'and encodings; every error is an ErrorBody whose code is listed in docs/errors.md. skr listens on loopback only.'
+
+const TAGS = [
+  { name: 'reference', description: 'The routes of the reference sidecar, wire-compatible' },
+  { name: 'probes', description: 'Liveness and readiness for Kubernetes/ACI probes (skr healthcheck)' },
+  { name: 'observability', description: 'Metrics and this document' }
+]
+
+/** skr's version from package.json ('0.0.0' when it cannot be read). */
+export function packageVersion (): string {
+  try {
+    // src/server/plugins and dist/server/plugins are both three levels below the package root.
+    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: unknown }
+    return typeof pkg.version === 'string' ? pkg.version : '0.0.0'
+  } catch {
+    return '0.0.0'
+  }
+}
+
+/**
+ * Registers @fastify/swagger. Must run before any route is declared: swagger learns routes
+ * from the onRoute hook, so buildApp declares every route in a plugin registered after this.
+ */
+export function registerOpenApi (app: FastifyInstance, version: string = packageVersion()): void {
+  app.register(swagger, {
+    openapi: {
+      openapi: OPENAPI_VERSION,
+      info: { title: 'skr', version, description: DESCRIPTION },
+      tags: TAGS
+    },
+    // Shared schemas become components named after their $id (ErrorBody), not def-0.
+    refResolver: {
+      buildLocalReference: (json: { $id?: unknown }, _baseUri: unknown, _fragment: unknown, i: number) =>
+        typeof json.$id === 'string' ? json.$id : `def-${i}`
+    }
+  })
+}
+
+/** Declares GET /openapi.json (inside the routes plugin, so the document lists it too). */
+export function registerOpenApiRoute (api: FastifyInstance): void {
+  let cached: string | null = null
+  api.get('/openapi.json', {
+    schema: {
+      summary: 'This OpenAPI document',
+      tags: ['observability'],
+      response: {
+        200: { description: 'OpenAPI 3 document', content: { 'application/json': { schema: { type: 'object' } } } },
+        '4xx': errorRef,
+        '5xx': errorRef
+      }
+    }
+  }, async (_request, reply) => {
+    // A string is sent as is: the document is serialised once, not through a response schema.
+    cached ??= JSON.stringify(api.swagger())
+    return await reply.type('application/json; charset=utf-8').send(cached)
+  })
+}

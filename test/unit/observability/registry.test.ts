@@ -1,0 +1,86 @@
+// The Prometheus registry: skr_ names, the text format 0.0.4, default process metrics, and
+// label values that can never carry a key name, URL or endpoint.
+import t from 'tap'
+import { createMetricsRegistry, OTHER_LABEL, sanitiseLabel } from '../../../src/observability/registry.ts'
+
+function series (text: string, name: string): string[] {
+  return text.split('\n').filter(line => line.startsWith(name))
+}
+
+t.test('renders every skr series in the 0.0.4 text format, with default process metrics', async t => {
+  const m = createMetricsRegistry()
+  t.equal(m.contentType, 'text/plain; version=0.0.4; charset=utf-8')
+  m.observeUpstream('maa', '200', 0.2)
+  m.observeUpstream('akv', 'timeout', 30)
+  m.cacheResult('aad_token', true)
+  m.cacheResult('aad_token', false)
+  m.cacheResult('aad_token', true)
+  m.setPoolDepth('wrapping_keys', 4)
+  m.setAttestationBackend('tsm', false)
+  m.releaseResult('released')
+  m.releaseResult('denied')
+  m.observeRequest('POST', '/key/release', 200, 0.05)
+  m.shed('in_flight')
+  m.shed('eventLoopDelay')
+  m.setInFlight(3)
+  const text = await m.render()
+  t.same(series(text, 'skr_upstream_request_duration_seconds_count'), [
+    'skr_upstream_request_duration_seconds_count{service="maa",status="200"} 1',
+    'skr_upstream_request_duration_seconds_count{service="akv",status="timeout"} 1'
+  ])
+  t.same(series(text, 'skr_cache_lookups_total'), [
+    'skr_cache_lookups_total{cache="aad_token",result="hit"} 2',
+    'skr_cache_lookups_total{cache="aad_token",result="miss"} 1'
+  ])
+  t.same(series(text, 'skr_pool_depth'), ['skr_pool_depth{pool="wrapping_keys"} 4'])
+  t.same(series(text, 'skr_attestation_backend_info'), ['skr_attestation_backend_info{backend="tsm",simulated="false"} 1'])
+  t.same(series(text, 'skr_key_releases_total'), ['skr_key_releases_total{outcome="released"} 1', 'skr_key_releases_total{outcome="denied"} 1'])
+  t.same(series(text, 'skr_http_request_duration_seconds_count'), ['skr_http_request_duration_seconds_count{method="POST",route="/key/release",status_code="200"} 1'])
+  t.same(series(text, 'skr_http_shed_total'), ['skr_http_shed_total{reason="in_flight"} 1', 'skr_http_shed_total{reason="event_loop_delay"} 1'])
+  t.same(series(text, 'skr_http_in_flight_releases'), ['skr_http_in_flight_releases 3'])
+  t.ok(series(text, 'skr_process_cpu_seconds_total').length > 0, 'default process metrics, prefixed')
+  t.ok(series(text, 'skr_nodejs_heap_size_used_bytes').length > 0, 'default Node.js metrics, prefixed')
+  for (const line of text.split('\n')) {
+    if (line !== '' && !line.startsWith('#')) t.match(line, /^skr_/, 'every series is prefixed')
+  }
+})
+
+t.test('a second backend replaces the first', async t => {
+  const m = createMetricsRegistry({ defaultMetrics: false })
+  m.setAttestationBackend('tsm', false)
+  m.setAttestationBackend('simulated', true)
+  t.same(series(await m.render(), 'skr_attestation_backend_info'), ['skr_attestation_backend_info{backend="simulated",simulated="true"} 1'])
+})
+
+t.test('label values that are not short identifiers become "other"', async t => {
+  const m = createMetricsRegistry({ defaultMetrics: false })
+  m.cacheResult('myvault.vault.azure.net/keys/secret-key-name', true)
+  m.setPoolDepth('Key With Spaces', 1)
+  m.observeUpstream('maa', 'https://sharedeus.eus.attest.azure.net/attest', 0.1)
+  m.observeUpstream('maa', '503', -1)
+  m.observeRequest('POST', '/key/release?kid=secret-key-name', 200, 0.01)
+  m.observeRequest('BREW', '/status', 999, 0.01)
+  const text = await m.render()
+  t.notMatch(text, 'secret-key-name')
+  t.notMatch(text, 'vault.azure.net')
+  t.notMatch(text, 'attest.azure.net')
+  t.same(series(text, 'skr_cache_lookups_total'), ['skr_cache_lookups_total{cache="other",result="hit"} 1'])
+  t.same(series(text, 'skr_pool_depth'), ['skr_pool_depth{pool="other"} 1'])
+  t.same(series(text, 'skr_upstream_request_duration_seconds_count'), ['skr_upstream_request_duration_seconds_count{service="maa",status="other"} 1'],
+    'a negative duration is dropped, a URL status is "other"')
+  t.same(series(text, 'skr_http_request_duration_seconds_count'), [
+    'skr_http_request_duration_seconds_count{method="POST",route="other",status_code="200"} 1',
+    'skr_http_request_duration_seconds_count{method="other",route="/status",status_code="other"} 1'
+  ])
+  t.equal(sanitiseLabel('vcek_chain'), 'vcek_chain')
+  t.equal(sanitiseLabel(''), OTHER_LABEL)
+  t.equal(sanitiseLabel('a'.repeat(33)), OTHER_LABEL)
+})
+
+t.test('registries are independent (two sidecars in one process)', async t => {
+  const a = createMetricsRegistry()
+  const b = createMetricsRegistry()
+  a.releaseResult('error')
+  t.match(await a.render(), 'skr_key_releases_total{outcome="error"} 1')
+  t.notMatch(await b.render(), 'outcome="error"')
+})

@@ -1,0 +1,215 @@
+// /livez and /readyz next to the reference's /status, the drain state, and graceful shutdown on
+// a real listener: in-flight work finishes, new connections are refused, a grace period bounds it.
+import t from 'tap'
+import * as http from 'node:http'
+import Fastify from 'fastify'
+import { pino } from 'pino'
+import { SnpDeviceUnavailable } from '../../../src/errors.ts'
+import { createMetricsRegistry } from '../../../src/observability/registry.ts'
+import { buildApp, type AppDeps } from '../../../src/server/app.ts'
+import { lifecycleOf } from '../../../src/server/lifecycle.ts'
+import { closeGracefully, listen } from '../../../src/server/listen.ts'
+import { readiness, registerHealthRoutes, type IdentityStatus } from '../../../src/server/plugins/health.ts'
+import { errorBodySchema } from '../../../src/server/schemas.ts'
+import type { KeyReleaseRequest, KeyReleaseService } from '../../../src/service/types.ts'
+import { FAKE_JWK, FakeAttestationService, FakeKeyReleaseService, testConfig } from '../../doubles/fake-services.ts'
+
+const KEY_OK = { maa_endpoint: 'sharedeus.eus.attest.azure.net', akv_endpoint: 'myvault.vault.azure.net', kid: 'mykey' }
+
+function build (overrides: Partial<AppDeps> = {}): { app: ReturnType<typeof buildApp>; attestation: FakeAttestationService } {
+  const attestation = new FakeAttestationService()
+  const app = buildApp({
+    config: testConfig({ SKR_HOST: '127.0.0.1', Port: '0' }),
+    attestation,
+    keyRelease: new FakeKeyReleaseService(),
+    metrics: createMetricsRegistry({ defaultMetrics: false }),
+    ...overrides
+  })
+  return { app, attestation }
+}
+
+/** A key release that waits until the test opens the gate. */
+class GatedKeyRelease implements KeyReleaseService {
+  readonly started: KeyReleaseRequest[] = []
+  readonly #gates: Array<() => void> = []
+  async release (request: KeyReleaseRequest): Promise<Record<string, unknown>> {
+    this.started.push(request)
+    await new Promise<void>(resolve => this.#gates.push(resolve))
+    return { ...FAKE_JWK }
+  }
+
+  open (): void {
+    for (const gate of this.#gates.splice(0)) gate()
+  }
+}
+
+async function until (condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise(resolve => setTimeout(resolve, 5))
+}
+
+interface Answer { status: number; headers: http.IncomingHttpHeaders; body: string }
+
+async function request (options: http.RequestOptions, body?: string): Promise<Answer> {
+  return await new Promise<Answer>((resolve, reject) => {
+    const req = http.request(options, res => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => { resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }) })
+    })
+    req.on('error', reject)
+    req.end(body)
+  })
+}
+
+t.test('/livez is 200 {"live":true}', async t => {
+  const { app } = build()
+  t.teardown(() => app.close())
+  const res = await app.inject({ method: 'GET', url: '/livez' })
+  t.equal(res.statusCode, 200)
+  t.match(res.headers['content-type'], /^application\/json/)
+  t.same(res.json(), { live: true })
+})
+
+t.test('/livez is 503 when the sampled event-loop delay is over the ceiling', async t => {
+  let delay = 0
+  const app = Fastify()
+  app.addSchema(errorBodySchema)
+  registerHealthRoutes(app, {
+    attestation: new FakeAttestationService(),
+    lifecycle: { draining: false, beginDrain () {} },
+    eventLoopDelayMs: () => delay,
+    maxEventLoopDelayMs: 1000
+  })
+  t.teardown(() => app.close())
+  t.equal((await app.inject({ method: 'GET', url: '/livez' })).statusCode, 200)
+  delay = 2500.4
+  const res = await app.inject({ method: 'GET', url: '/livez' })
+  t.equal(res.statusCode, 503)
+  t.same(res.json(), { live: false, problems: ['event loop delay 2500 ms is over 1000 ms'] })
+})
+
+t.test('/readyz is 200 with every check when attestation and identity are fine', async t => {
+  const identity: IdentityStatus = { configured: true, kind: 'managed identity' }
+  const { app } = build({ identityStatus: () => identity })
+  t.teardown(() => app.close())
+  const res = await app.inject({ method: 'GET', url: '/readyz' })
+  t.equal(res.statusCode, 200)
+  t.same(res.json(), { ready: true, checks: { config: true, attestation: true, identity: true, accepting: true } })
+})
+
+t.test('/readyz is 503 and says what is missing', async t => {
+  let identity: IdentityStatus = { configured: false, kind: 'workload identity', problem: 'AZURE_FEDERATED_TOKEN_FILE cannot be read' }
+  const { app, attestation } = build({ identityStatus: () => identity })
+  t.teardown(() => app.close())
+  attestation.backend = null
+  attestation.problems = ['no SEV-SNP attestation interface: /dev/sev-guest is missing', 'no VCEK certificate chain yet: THIM answered 404']
+  const res = await app.inject({ method: 'GET', url: '/readyz' })
+  t.equal(res.statusCode, 503)
+  t.same(res.json(), {
+    ready: false,
+    checks: { config: true, attestation: false, identity: false, accepting: true },
+    problems: [
+      'attestation: no SEV-SNP attestation interface: /dev/sev-guest is missing',
+      'attestation: no VCEK certificate chain yet: THIM answered 404',
+      'identity (workload identity): AZURE_FEDERATED_TOKEN_FILE cannot be read'
+    ]
+  })
+
+  attestation.problems = []
+  identity = { configured: false, kind: 'managed identity' }
+  const noIdentity = await app.inject({ method: 'GET', url: '/readyz' })
+  t.equal(noIdentity.statusCode, 503)
+  t.same(noIdentity.json().problems, ['identity (managed identity): not configured'])
+
+  identity = { configured: true, kind: 'managed identity' }
+  t.equal((await app.inject({ method: 'GET', url: '/readyz' })).statusCode, 200, 'ready again once fixed')
+})
+
+t.test('/readyz leaves identity out when nobody reports it, and survives failing status sources', async t => {
+  const attestation = new FakeAttestationService()
+  const deps = { attestation, lifecycle: { draining: false, beginDrain () {} }, eventLoopDelayMs: () => 0, maxEventLoopDelayMs: 0 }
+  t.same(await readiness(deps), { ready: true, checks: { config: true, attestation: true, accepting: true } })
+
+  attestation.status = async () => { throw new SnpDeviceUnavailable('device gone') }
+  const failing = await readiness({ ...deps, identityStatus: () => { throw new Error('boom') } })
+  t.same(failing, {
+    ready: false,
+    checks: { config: true, attestation: false, identity: false, accepting: true },
+    problems: ['attestation: device gone', 'identity: status unavailable']
+  })
+
+  attestation.status = async () => await new Promise(() => {})
+  const hung = await readiness({ ...deps, checkTimeoutMs: 20 })
+  t.same(hung.problems, ['attestation: the attestation status did not answer within 20 ms'])
+
+  attestation.status = async () => ({ backend: null, simulated: false, problems: ['x'.repeat(1000)] })
+  const long = await readiness(deps)
+  t.equal(long.problems?.[0]?.length, 300, 'long problems are clipped')
+})
+
+t.test('while draining: /readyz is 503 "shutting down", API requests 503 ERR_SHUTTING_DOWN, probes still answer', async t => {
+  const { app, attestation } = build()
+  t.teardown(() => app.close())
+  await app.ready()
+  lifecycleOf(app).beginDrain()
+
+  const ready = await app.inject({ method: 'GET', url: '/readyz' })
+  t.equal(ready.statusCode, 503)
+  t.same(ready.json(), { ready: false, checks: { config: true, attestation: true, accepting: false }, problems: ['shutting down'] })
+  t.equal(ready.headers.connection, 'close')
+
+  const refused = await app.inject({ method: 'POST', url: '/key/release', payload: KEY_OK })
+  t.equal(refused.statusCode, 503)
+  t.same({ ...refused.json(), requestId: 'x' }, { error: 'server is shutting down; retry later', code: 'ERR_SHUTTING_DOWN', requestId: 'x' })
+  t.equal(refused.headers['retry-after'], '1')
+  t.equal(refused.headers.connection, 'close')
+  const raw = await app.inject({ method: 'POST', url: '/attest/raw', payload: { runtime_data: 'aGVsbG8=' } })
+  t.equal(raw.json().code, 'ERR_SHUTTING_DOWN')
+  t.equal(attestation.calls.length, 0, 'no service was called')
+
+  t.equal((await app.inject({ method: 'GET', url: '/status' })).statusCode, 200)
+  t.equal((await app.inject({ method: 'GET', url: '/livez' })).statusCode, 200)
+  t.equal((await app.inject({ method: 'GET', url: '/metrics' })).statusCode, 200)
+  t.match((await app.inject({ method: 'GET', url: '/metrics' })).body, 'skr_http_shed_total{reason="draining"} 2')
+})
+
+t.test('lifecycleOf refuses an app not built by buildApp', async t => {
+  t.throws(() => lifecycleOf(Fastify()), TypeError)
+})
+
+t.test('graceful close: the slow request finishes with 200, new connections are refused', async t => {
+  const keyRelease = new GatedKeyRelease()
+  const { app } = build({ keyRelease })
+  const config = testConfig({ SKR_HOST: '127.0.0.1', Port: '0' })
+  const listening = await listen(app, config, pino({ level: 'silent' }))
+  const port = Number((listening.addresses[0] ?? '').split(':').pop())
+  const agent = new http.Agent({ keepAlive: true })
+  t.teardown(() => { agent.destroy() })
+
+  const slow = request({ host: '127.0.0.1', port, agent, method: 'POST', path: '/key/release', headers: { 'content-type': 'application/json' } }, JSON.stringify(KEY_OK))
+  await until(() => keyRelease.started.length === 1)
+
+  const closed = closeGracefully(listening, { graceMs: 60_000 })
+  await until(() => !app.server.listening)
+  await t.rejects(request({ host: '127.0.0.1', port, agent: false, path: '/status' }), { code: 'ECONNREFUSED' }, 'a new connection is refused')
+
+  keyRelease.open()
+  const answer = await slow
+  t.equal(answer.status, 200)
+  t.same(JSON.parse(JSON.parse(answer.body).key as string), FAKE_JWK)
+  t.equal(answer.headers.connection, 'close', 'the keep-alive connection ends with its last answer')
+  t.same(await closed, { forced: false })
+})
+
+t.test('graceful close: work still running after the grace period is cut off', async t => {
+  const keyRelease = new GatedKeyRelease()
+  const { app } = build({ keyRelease })
+  const listening = await listen(app, testConfig({ SKR_HOST: '127.0.0.1', Port: '0' }), pino({ level: 'silent' }))
+  const port = Number((listening.addresses[0] ?? '').split(':').pop())
+  const stuck = request({ host: '127.0.0.1', port, method: 'POST', path: '/key/release', headers: { 'content-type': 'application/json' } }, JSON.stringify(KEY_OK))
+  stuck.catch(() => {})
+  await until(() => keyRelease.started.length === 1)
+  t.same(await closeGracefully(listening, { graceMs: 20 }), { forced: true })
+  await t.rejects(stuck, { code: 'ECONNRESET' }, 'the client sees the connection cut')
+  keyRelease.open()
+})
