@@ -189,7 +189,7 @@ export function loadConfig (argv: readonly string[], env: Env): Config {
     problems.push(err instanceof ConfigInvalid ? err.message : 'SkrSideCarArgs is invalid')
   }
 
-  const port = parsePort(flags.port ?? nonEmpty(env.Port) ?? positionals[1] ?? '8080', 'Port', problems)
+  const port = parsePort(flags.port ?? nonEmpty(env.Port) ?? nonEmpty(positionals[1]) ?? '8080', 'Port', problems)
   const grpcPort = parsePort(flags['grpc-port'] ?? nonEmpty(env.SKR_GRPC_PORT) ?? '50000', 'SKR_GRPC_PORT', problems)
 
   const levelRaw = (flags.loglevel ?? nonEmpty(env.LogLevel) ?? 'warning').toLowerCase()

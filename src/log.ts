@@ -2,8 +2,11 @@
 // logger (`log.child({ component: 'maa' })`) and log identifiers (key name, kid, report
 // SHA-256), never values. Untrusted upstream data goes under a named key, never as the
 // merging object. The paths below are a second line of defence, not the first.
+import { mkdirSync, openSync } from 'node:fs'
+import { dirname } from 'node:path'
 import pino, { type Logger, type LoggerOptions } from 'pino'
 import type { LogLevel } from './config.ts'
+import { ConfigInvalid } from './errors.ts'
 
 export type { Logger } from 'pino'
 
@@ -35,10 +38,20 @@ export function loggerOptions (level: LogLevel): LoggerOptions {
   }
 }
 
+// Opened here, synchronously, so an unwritable LogFile is a clear start-up error rather than an
+// asynchronous crash inside the log library.
+function openLogFile (logFile: string): number {
+  try {
+    mkdirSync(dirname(logFile), { recursive: true })
+    return openSync(logFile, 'a', 0o644)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error'
+    throw new ConfigInvalid(`LogFile cannot be opened for appending (${code})`, { cause: err })
+  }
+}
+
 /** Creates the process logger: stdout, or LogFile appended (created 0644, like the reference). */
 export function createLogger (level: LogLevel, logFile: string | null): Logger {
-  const destination = logFile === null
-    ? pino.destination({ dest: 1, sync: false })
-    : pino.destination({ dest: logFile, append: true, mkdir: true, sync: false, mode: 0o644 })
+  const destination = pino.destination({ dest: logFile === null ? 1 : openLogFile(logFile), sync: false })
   return pino(loggerOptions(level), destination)
 }

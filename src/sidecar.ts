@@ -44,7 +44,7 @@ async function readExtraCa (config: Config): Promise<string[]> {
 export async function startSidecar (config: Config, options: SidecarOptions): Promise<Sidecar> {
   const extraCa = [...await readExtraCa(config), ...(options.extraCa ?? [])]
   const metrics = createMetricsRegistry()
-  const attestation = await buildAttestation(config, { log: options.log, extraCa, ...(options.root === undefined ? {} : { root: options.root }) })
+  const attestation = await buildAttestation(config, { log: options.log, extraCa, metrics, ...(options.root === undefined ? {} : { root: options.root }) })
   metrics.setAttestationBackend(attestation.provider?.backend ?? 'none', attestation.provider?.simulated ?? false)
   const built = await buildKeyRelease(config, attestation.service, { log: options.log, extraCa, metrics })
   // One instrumented service for every transport, so each release counts once in the metrics.

@@ -26,6 +26,8 @@ export interface BuildAttestationOptions {
   root?: string
   /** Extra PEM roots for every upstream, besides config.extraCaFile (tests point upstreams at local doubles). */
   extraCa?: string[]
+  /** Upstream call outcomes and latency (observability/metrics.ts's Metrics fits). */
+  metrics?: { observeUpstream: (service: UpstreamName, status: string, seconds: number) => void }
 }
 
 /** Everything built; the caller owns the upstreams (close them on shutdown) and calls service.close(). */
@@ -123,7 +125,7 @@ export async function buildAttestation (config: Config, options: BuildAttestatio
   }
 
   const ca = await extraRoots(config, options.extraCa ?? [])
-  const upstream = (name: UpstreamName): Upstream => new Upstream({ name, ...(ca.length === 0 ? {} : { ca }) })
+  const upstream = (name: UpstreamName): Upstream => new Upstream({ name, ...(ca.length === 0 ? {} : { ca }), ...(options.metrics === undefined ? {} : { metrics: options.metrics }) })
   const upstreams = { thim: upstream('thim'), kds: upstream('kds'), azcache: upstream('azcache'), maa: upstream('maa') }
 
   // In simulated mode the host's chain (if any) is for a real chip and can never endorse the

@@ -70,6 +70,12 @@ export function parseSkrSideCarArgs (raw: string | null): AzureInformation {
   for (const k of Object.keys(cc)) {
     if (!CERTCACHE_KEYS.has(k)) throw new ConfigInvalid(`SkrSideCarArgs certcache has unknown key "${k}"`)
   }
+  for (const k of Object.keys(id)) {
+    if (k !== 'client_id') throw new ConfigInvalid(`SkrSideCarArgs identity has unknown key "${k}" (expected client_id)`)
+  }
+  for (const k of Object.keys(maa)) {
+    if (k !== 'user_agent') throw new ConfigInvalid(`SkrSideCarArgs maaconfig has unknown key "${k}" (expected user_agent)`)
+  }
   const endpointType = optString(cc, 'endpoint_type', 'certcache')
   const canonicalType = endpointType === null ? null : ENDPOINT_TYPES.find(t => t.toLowerCase() === endpointType.toLowerCase())
   if (canonicalType === undefined) throw new ConfigInvalid('SkrSideCarArgs certcache.endpoint_type must be AMD, AzCache or LocalTHIM')

@@ -9,6 +9,7 @@ import { Agent, request } from 'undici'
 import { UpstreamResponseInvalid } from '../errors.ts'
 import { deadlineError, mapTransportError, statusError, type FailureContext } from './errors-map.ts'
 import { isRetryableStatus, retryDelayMs } from './retry.ts'
+import { upstreamFailureStatus } from '../observability/metrics.ts'
 
 /** The upstreams skr calls; used in messages, error details and logs. */
 export type UpstreamName = 'maa' | 'akv' | 'imds' | 'thim' | 'kds' | 'azcache' | 'entra'
@@ -45,6 +46,8 @@ export interface UpstreamOptions {
   sleep?: (ms: number) => Promise<void>
   random?: () => number
   now?: () => Date
+  /** Records each call's outcome and latency (observability/metrics.ts's Metrics fits). */
+  metrics?: { observeUpstream: (service: UpstreamName, status: string, seconds: number) => void }
 }
 
 /** One call; `retry: false` makes exactly one attempt. */
@@ -95,6 +98,7 @@ export class Upstream {
   readonly #sleep: ((ms: number) => Promise<void>) | null
   readonly #random: () => number
   readonly #now: () => Date
+  readonly #metrics: UpstreamOptions['metrics'] | null
 
   constructor (options: UpstreamOptions) {
     this.name = options.name
@@ -102,6 +106,7 @@ export class Upstream {
     this.#sleep = options.sleep ?? null
     this.#random = options.random ?? Math.random
     this.#now = options.now ?? (() => new Date())
+    this.#metrics = options.metrics ?? null
     const extra = options.ca === undefined ? [] : Array.isArray(options.ca) ? options.ca : [options.ca]
     this.#agent = new Agent({
       connect: {
@@ -116,6 +121,19 @@ export class Upstream {
 
   /** Sends the request, retrying transient failures; returns any final status except exhausted 408/429/5xx. */
   async request (req: UpstreamRequest): Promise<UpstreamResponse> {
+    const started = performance.now()
+    try {
+      const res = await this.#request(req)
+      this.#metrics?.observeUpstream(this.name, String(res.status), (performance.now() - started) / 1000)
+      return res
+    } catch (err) {
+      // A caller that gave up is not the upstream's failure.
+      if (req.signal?.aborted !== true) this.#metrics?.observeUpstream(this.name, upstreamFailureStatus(err), (performance.now() - started) / 1000)
+      throw err
+    }
+  }
+
+  async #request (req: UpstreamRequest): Promise<UpstreamResponse> {
     const url = typeof req.url === 'string' ? new URL(req.url) : req.url
     const ctx: FailureContext = { upstream: this.name, host: url.host, attempts: 0 }
     const maxAttempts = req.retry === false ? 1 : this.policy.maxRetries + 1

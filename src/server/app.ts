@@ -42,16 +42,20 @@ export const RECEIVE_TIMEOUT_MS = 30_000
 
 const MAX_ECHO = 100
 
-function isJsonContentType (header: string | undefined): boolean {
-  if (header === undefined) return false
-  const mediaType = header.split(';')[0]?.trim().toLowerCase()
-  return mediaType === 'application/json'
+// The reference (gin's ShouldBindJSON) reads the body as JSON whatever the Content-Type, and its
+// own examples post with `curl -d`, which sends application/x-www-form-urlencoded. So skr parses
+// JSON bodies sent as application/json, as curl's form default, or with no Content-Type at all,
+// and refuses every other declared type (text/plain, multipart, XML, ...) with 415.
+const JSON_BODY_TYPES = new Set(['application/json', 'application/x-www-form-urlencoded', ''])
+
+function mediaTypeOf (header: string | undefined): string {
+  return (header ?? '').split(';')[0]?.trim().toLowerCase() ?? ''
 }
 
-// Runs before the body is read, so a text/plain (or untyped) body never reaches a parser or
-// route, and an unknown route still answers 404 rather than 415.
+// Runs before the body is read, so a body of another type never reaches a parser or route, and
+// an unknown route still answers 404 rather than 415.
 function requireJsonForPost (request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void): void {
-  if (request.method === 'POST' && !request.is404 && !isJsonContentType(request.headers['content-type'])) {
+  if (request.method === 'POST' && !request.is404 && !JSON_BODY_TYPES.has(mediaTypeOf(request.headers['content-type']))) {
     done(new UnsupportedMediaType('content-type must be application/json'))
     return
   }
@@ -91,8 +95,17 @@ export function buildApp (deps: AppDeps): FastifyInstance {
   const metrics = deps.metrics ?? createMetricsRegistry()
   const limits = backpressureOptions(deps.backpressure)
 
-  // fastify parses text/plain by default; only JSON may reach a route.
+  // fastify parses text/plain by default; only JSON may reach a route. Form-typed and untyped
+  // bodies (see JSON_BODY_TYPES) go through fastify's own JSON parser, with its poisoning guards.
   app.removeContentTypeParser('text/plain')
+  const defaultJsonParser = app.getDefaultJsonParser('error', 'error')
+  // An unknown route's body is never parsed: it answers 404 whatever it carries.
+  const jsonParser: typeof defaultJsonParser = (request, body, done) => {
+    if (request.is404) { done(null, undefined); return }
+    defaultJsonParser(request, body, done)
+  }
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, jsonParser)
+  app.addContentTypeParser('*', { parseAs: 'string' }, jsonParser)
   app.addHook('onRequest', requireJsonForPost)
   app.setErrorHandler(handleError)
   app.setNotFoundHandler(notFound)

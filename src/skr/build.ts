@@ -11,7 +11,7 @@ import { ConfigInvalid } from '../errors.ts'
 import { createReleaseClient } from '../akv/release-client.ts'
 import { createSignerChainCache } from '../akv/signer-chain-cache.ts'
 import { loadTrustedRoots } from '../akv/trust-store.ts'
-import { Upstream } from '../http/upstream.ts'
+import { Upstream, type UpstreamName } from '../http/upstream.ts'
 import { createIdentityTokenSource } from '../identity/token-source.ts'
 import type { IdentityConfig, TokenSource } from '../identity/token-source.ts'
 import type { Logger } from '../log.ts'
@@ -38,6 +38,7 @@ export interface BuildKeyReleaseOptions {
   metrics?: {
     cacheResult: (cache: string, hit: boolean) => void
     setPoolDepth: (pool: string, depth: number) => void
+    observeUpstream?: (service: UpstreamName, status: string, seconds: number) => void
   }
 }
 
@@ -87,6 +88,19 @@ export function identityConfigOf (config: Config, extraCa: readonly string[] = [
   }
 }
 
+/** Which workload-identity variables are set and which missing, when some but not all are; else null. */
+export function partialWorkloadIdentity (config: Config): { set: string[], missing: string[] } | null {
+  const vars: Array<[string, string | null]> = [
+    ['AZURE_CLIENT_ID', config.env.azureClientId],
+    ['AZURE_TENANT_ID', config.env.azureTenantId],
+    ['AZURE_FEDERATED_TOKEN_FILE', config.env.azureFederatedTokenFile]
+  ]
+  const set = vars.filter(([, v]) => v !== null).map(([k]) => k)
+  // AZURE_CLIENT_ID alone is the documented way to pick a managed identity: not a partial setup.
+  if (set.length === 0 || set.length === 3 || (set.length === 1 && set[0] === 'AZURE_CLIENT_ID')) return null
+  return { set, missing: vars.filter(([, v]) => v === null).map(([k]) => k) }
+}
+
 /** Builds the key release service from config; throws ConfigInvalid for bad identity or CA settings. */
 export async function buildKeyRelease (
   config: Config,
@@ -95,10 +109,17 @@ export async function buildKeyRelease (
 ): Promise<BuiltKeyRelease> {
   const log = (options.log ?? pino({ level: 'silent' })).child({ component: 'skr' })
   const ca = await extraRoots(config, options.extraCa ?? [])
+  const partial = partialWorkloadIdentity(config)
+  if (partial !== null && options.tokens === undefined) {
+    // A half-configured workload identity is nearly always a manifest mistake (an empty env var or a
+    // missing service-account label); say so loudly instead of silently using the managed identity.
+    log.warn({ set: partial.set, missing: partial.missing }, 'workload identity is only partly configured; using the managed identity instead')
+  }
   const tokens = options.tokens ?? createIdentityTokenSource(identityConfigOf(config, ca), { log })
   // Computed once (the set is memoised by content); the release reads it per call.
   const roots = loadTrustedRoots(ca.length === 0 ? {} : { extraCaPem: ca })
-  const upstream = new Upstream({ name: 'akv', ...(ca.length === 0 ? {} : { ca }) })
+  const observeUpstream = options.metrics?.observeUpstream
+  const upstream = new Upstream({ name: 'akv', ...(ca.length === 0 ? {} : { ca }), ...(observeUpstream === undefined ? {} : { metrics: { observeUpstream } }) })
   const release = createReleaseClient({ upstream, apiVersion: config.akv.apiVersion, enc: config.akv.enc, log })
 
   // An explicit option wins over the configuration (tests, embedders); both default as documented.

@@ -40,6 +40,7 @@ t.test('flags win over env; env wins over skr.sh positionals', async t => {
   t.equal(loadConfig(['-port', '1'], { Port: '2' }).port, 1)
   t.equal(loadConfig(['', '3'], { Port: '2' }).port, 2)
   t.equal(loadConfig(['', '3'], {}).port, 3)
+  t.equal(loadConfig(['', ''], {}).port, 8080, 'an empty $2 is ignored, as skr.sh does')
   const args = b64({ identity: { client_id: 'pos' } })
   t.equal(loadConfig([args], {}).azure.identity.clientId, 'pos')
 })
@@ -61,6 +62,8 @@ t.test('bad values stop start-up naming the key, never the value', async t => {
     [[], { SkrSideCarArgs: b64({ cert_cache: {} }) }, /unknown key "cert_cache"/],
     [[], { SkrSideCarArgs: b64({ certcache: { endpoint_type: 'KDS' } }) }, /endpoint_type must be AMD, AzCache or LocalTHIM/],
     [[], { SkrSideCarArgs: b64({ identity: { client_id: 42 } }) }, /identity.client_id must be a string/],
+    [[], { SkrSideCarArgs: b64({ identity: { clientid: 'x' } }) }, /identity has unknown key "clientid"/],
+    [[], { SkrSideCarArgs: b64({ maaconfig: { useragent: 'x' } }) }, /maaconfig has unknown key "useragent"/],
     [[], { SkrSideCarArgs: b64([1, 2]) }, /must be a JSON object/],
     [[], { SKR_HOST: '0.0.0.0' }, /not a loopback address/],
     [[], { SKR_TRUSTED_ARK_FINGERPRINTS: 'abc' }, /SKR_TRUSTED_ARK_FINGERPRINTS/],

@@ -285,3 +285,24 @@ t.test('plain http works (IMDS and THIM speak it)', async (t) => {
   const res = await up.request({ method: 'GET', url: s.url })
   t.equal(res.status, 200)
 })
+
+t.test('every settled call is observed once (status or failure class); a caller abort is not', async (t) => {
+  const seen: Array<[string, string]> = []
+  const metrics = { observeUpstream: (service: string, status: string, seconds: number) => { t.ok(seconds >= 0); seen.push([service, status]) } }
+  const s = await startHttpServer((req, res) => {
+    if (req.url === '/hang') return
+    res.statusCode = req.url === '/missing' ? 404 : 200
+    res.end('{}')
+  })
+  t.teardown(() => s.close())
+  const up = new Upstream({ name: 'thim', metrics, policy: { maxRetries: 0, headersTimeoutMs: 200, totalTimeoutMs: 300 } })
+  t.teardown(() => up.close())
+  await up.request({ method: 'GET', url: `${s.url}/ok` })
+  await up.request({ method: 'GET', url: `${s.url}/missing` })
+  await t.rejects(up.request({ method: 'GET', url: `${s.url}/hang` }), { code: 'ERR_UPSTREAM_TIMEOUT' })
+  const caller = new AbortController()
+  const pending = up.request({ method: 'GET', url: `${s.url}/hang`, signal: caller.signal })
+  caller.abort()
+  await t.rejects(pending)
+  t.same(seen, [['thim', '200'], ['thim', '404'], ['thim', 'timeout']])
+})

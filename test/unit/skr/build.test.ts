@@ -27,3 +27,13 @@ t.test('builds, reports the identity kind, closes; a bad CA file or authority ho
   const injected = await buildKeyRelease(loadConfig([], {}), new FakeAttestationService(), { tokens })
   await injected.close()
 })
+
+t.test('a partly configured workload identity is detected (and logged at warn by buildKeyRelease)', async t => {
+  const { partialWorkloadIdentity } = await import('../../../src/skr/build.ts')
+  const { loadConfig } = await import('../../../src/config.ts')
+  t.equal(partialWorkloadIdentity(loadConfig([], {})), null, 'nothing set: managed identity')
+  t.equal(partialWorkloadIdentity(loadConfig([], { AZURE_CLIENT_ID: 'c' })), null, 'client id alone picks a managed identity')
+  t.equal(partialWorkloadIdentity(loadConfig([], { AZURE_CLIENT_ID: 'c', AZURE_TENANT_ID: 't', AZURE_FEDERATED_TOKEN_FILE: '/f' })), null, 'complete')
+  t.same(partialWorkloadIdentity(loadConfig([], { AZURE_CLIENT_ID: 'c', AZURE_TENANT_ID: 't' })), { set: ['AZURE_CLIENT_ID', 'AZURE_TENANT_ID'], missing: ['AZURE_FEDERATED_TOKEN_FILE'] })
+  t.same(partialWorkloadIdentity(loadConfig([], { AZURE_FEDERATED_TOKEN_FILE: '/f', AZURE_TENANT_ID: ' ' })), { set: ['AZURE_FEDERATED_TOKEN_FILE'], missing: ['AZURE_CLIENT_ID', 'AZURE_TENANT_ID'] }, 'blank counts as missing')
+})
