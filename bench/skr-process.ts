@@ -1,0 +1,160 @@
+// skr in its own process, as a deployment runs it (`node bin/skr.js serve`), pointed at an
+// emulated environment: start-up time, RSS and signal handling can only be measured this way.
+// Shared by the benchmark (bench/run.ts) and the shutdown test (test/e2e/shutdown.test.ts).
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { request } from 'undici'
+import type { EmulatedEnvironment } from '../src/emulator/environment.ts'
+
+/** bin/skr.js of this checkout. */
+export const SKR_BIN = fileURLToPath(new URL('../bin/skr.js', import.meta.url))
+
+/** How to start skr. */
+export interface SpawnSkrOptions {
+  /** The skr entry script (default bin/skr.js of this checkout). */
+  bin?: string
+  /** skr settings on top of env.skrEnv(port), e.g. { SKR_ATTESTATION_TTL_SECONDS: '0' }. */
+  overrides?: Record<string, string>
+  /** More CA PEMs for skr to trust besides env.extraCa (e.g. a test double's CA). */
+  extraCa?: readonly string[]
+  /** LogLevel (default warning, skr's own default). */
+  logLevel?: string
+  /** Give up waiting for /status 200 after this long (default 15 s). */
+  startTimeoutMs?: number
+  /** /status poll interval while starting (default 5 ms). */
+  pollMs?: number
+}
+
+/** How a child process ended. */
+export interface Exit { code: number | null, signal: NodeJS.Signals | null }
+
+/** A running skr process. */
+export interface SkrProcess {
+  readonly child: ChildProcess
+  readonly pid: number
+  readonly port: number
+  /** http://127.0.0.1:port */
+  readonly base: string
+  /** Milliseconds from spawn() to the first /status 200. */
+  readonly startupMs: number
+  /** Everything skr wrote to stdout and stderr so far (pino JSON lines and any crash text). */
+  output (): string
+  /** Resident set size now (VmRSS), in bytes; null once the process is gone. */
+  rssBytes (): Promise<number | null>
+  /** Settles when the process exits. */
+  readonly exited: Promise<Exit>
+  /** SIGTERM, then SIGKILL after `graceMs` (default 12 s); resolves with how it ended. */
+  stop (graceMs?: number): Promise<Exit>
+}
+
+/** A TCP port that was free a moment ago on 127.0.0.1 (skr must know its port before it starts to be polled). */
+export async function freePort (): Promise<number> {
+  return await new Promise<number>((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      const port = typeof address === 'object' && address !== null ? address.port : 0
+      server.close(() => { resolve(port) })
+    })
+  })
+}
+
+/** VmRSS of a process in bytes (Linux /proc); null when it is gone or /proc is unavailable. */
+export async function rssOf (pid: number): Promise<number | null> {
+  try {
+    const status = await readFile(`/proc/${pid}/status`, 'utf8')
+    const kb = /^VmRSS:\s+(\d+)\s+kB/m.exec(status)?.[1]
+    return kb === undefined ? null : Number(kb) * 1024
+  } catch {
+    return null
+  }
+}
+
+async function statusOk (base: string): Promise<boolean> {
+  try {
+    const res = await request(`${base}/status`, { headersTimeout: 1_000, bodyTimeout: 1_000, reset: true })
+    await res.body.dump()
+    return res.statusCode === 200
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Spawns `node bin/skr.js serve` with the environment's settings (plus SKR_EXTRA_CA_CERTS naming
+ * a temp file with env.extraCa) and resolves once /status answers 200.
+ * @throws Error with skr's output when it exits or does not answer in time
+ */
+export async function spawnSkr (env: EmulatedEnvironment, options: SpawnSkrOptions = {}): Promise<SkrProcess> {
+  const work = await mkdtemp(join(tmpdir(), 'skr-proc-'))
+  const caFile = join(work, 'extra-ca.pem')
+  await writeFile(caFile, [...env.extraCa, ...(options.extraCa ?? [])].join('\n'))
+  const port = await freePort()
+  const base = `http://127.0.0.1:${port}`
+  // A clean environment: nothing from the caller's shell (an SKR_* or Azure variable) may leak in.
+  const childEnv: Record<string, string> = {
+    PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+    HOME: process.env['HOME'] ?? tmpdir(),
+    ...env.skrEnv(port),
+    SKR_EXTRA_CA_CERTS: caFile,
+    AZURE_POD_IDENTITY_AUTHORITY_HOST: env.imds.url,
+    LogLevel: options.logLevel ?? 'warning',
+    ...options.overrides
+  }
+  const chunks: string[] = []
+  const started = performance.now()
+  const child = spawn(process.execPath, [options.bin ?? SKR_BIN, 'serve'], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
+  child.stdout.setEncoding('utf8').on('data', (s: string) => { chunks.push(s) })
+  child.stderr.setEncoding('utf8').on('data', (s: string) => { chunks.push(s) })
+  const exited = new Promise<Exit>(resolve => {
+    child.once('exit', (code, signal) => { resolve({ code, signal }) })
+  })
+  const cleanup = exited.then(async () => { await rm(work, { recursive: true, force: true }) })
+  let gone: Exit | null = null
+  void exited.then(e => { gone = e })
+
+  const output = (): string => chunks.join('')
+  const kill = async (graceMs: number): Promise<Exit> => {
+    if (gone === null) child.kill('SIGTERM')
+    const timer = setTimeout(() => { child.kill('SIGKILL') }, graceMs)
+    const result = await exited
+    clearTimeout(timer)
+    await cleanup
+    return result
+  }
+
+  const limit = started + (options.startTimeoutMs ?? 15_000)
+  const pollMs = options.pollMs ?? 5
+  for (;;) {
+    if (gone !== null) {
+      await cleanup
+      throw new Error(`skr exited during start-up (${JSON.stringify(gone)}):\n${output().slice(-4000)}`)
+    }
+    if (await statusOk(base)) break
+    if (performance.now() > limit) {
+      await kill(2_000)
+      throw new Error(`skr did not answer /status within ${options.startTimeoutMs ?? 15_000} ms:\n${output().slice(-4000)}`)
+    }
+    await new Promise(resolve => setTimeout(resolve, pollMs))
+  }
+  const startupMs = performance.now() - started
+  const pid = child.pid
+  if (pid === undefined) throw new Error('skr has no pid')
+
+  return {
+    child,
+    pid,
+    port,
+    base,
+    startupMs,
+    output,
+    rssBytes: async () => gone === null ? await rssOf(pid) : null,
+    exited,
+    stop: async (graceMs = 12_000) => await kill(graceMs)
+  }
+}

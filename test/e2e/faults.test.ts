@@ -1,0 +1,323 @@
+// Fault injection end to end: a real in-process sidecar (startSidecar, as `skr serve` builds it)
+// against the MAA, IMDS and AKV emulators with their live fault knobs, plus a TLS-terminating
+// double in front of AKV for resets, restarts and malformed or oversize answers. Every case
+// asserts a correct answer or a clear error CODE (never a timing), that no error body or log line
+// carries key material or anything JWT-shaped, and that a good release works once the fault is
+// cleared. Timeouts are kept short with SKR_REQUEST_TIMEOUT_MS so each case ends promptly.
+import t from 'tap'
+import https from 'node:https'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { Agent, request } from 'undici'
+import type { CorruptJwsMode } from '../../src/emulator/akv.ts'
+import {
+  createReleasableKey,
+  findSecrets,
+  startSidecarEnv,
+  startTestEnvironment,
+  waitFor,
+  type ApiAnswer,
+  type SidecarEnv
+} from '../helpers/sidecar-env.ts'
+
+type Test = Parameters<Parameters<typeof t.test>[0]>[0]
+
+const env = await startTestEnvironment()
+t.teardown(env.close)
+const key = await createReleasableKey(env, 'fault-key')
+const errorBodies: string[] = []
+const sidecars: SidecarEnv[] = []
+
+// Deadline long enough for the upstream layer's retries (3, backoff <= 1.75 s, or Retry-After 1 s each).
+const PATIENT = { SKR_REQUEST_TIMEOUT_MS: '8000' }
+// For hangs: the request deadline must fire long before the hung upstream would answer.
+const SHORT = { SKR_REQUEST_TIMEOUT_MS: '1500' }
+const HANG_MS = 4_000
+
+// Each sidecar runs in its own process (see test/helpers/sidecar-env.ts for why) and stops when
+// the test that started it ends; its output stays readable for the final scan.
+async function sidecar (owner: Test, overrides: Record<string, string>): Promise<SidecarEnv> {
+  const s = await startSidecarEnv({ env, overrides, mode: 'process' })
+  sidecars.push(s)
+  owner.teardown(s.close)
+  return s
+}
+
+function expectKey (t: Test, answer: ApiAnswer, what: string): void {
+  // An error body is safe to show (and scanned later); a 200 body is the key itself.
+  if (answer.status !== 200) errorBodies.push(answer.text)
+  t.equal(answer.status, 200, `${what}: 200${answer.status === 200 ? '' : ` (got ${answer.text.slice(0, 300)})`}`)
+  const jwk = typeof answer.json?.['key'] === 'string' ? JSON.parse(answer.json['key']) as Record<string, unknown> : null
+  t.equal(jwk?.['k'], key.k, `${what}: the released key`)
+}
+
+function expectError (t: Test, answer: ApiAnswer, status: number | readonly number[], code: string | readonly string[], what: string): void {
+  errorBodies.push(answer.text)
+  const statuses = typeof status === 'number' ? [status] : status
+  const codes = typeof code === 'string' ? [code] : code
+  t.ok(statuses.includes(answer.status), `${what}: status ${answer.status} in ${statuses.join('/')}`)
+  t.ok(codes.includes(String(answer.json?.['code'])), `${what}: code ${String(answer.json?.['code'])} in ${codes.join('/')}`)
+  t.notOk(answer.text.includes(key.k), `${what}: no key material in the error`)
+  t.notOk('key' in (answer.json ?? {}), `${what}: no key member`)
+}
+
+function clearFaults (): void {
+  // Every knob unset (not zeroed): the emulators treat an absent knob as "no fault".
+  for (const faults of [env.akv.faults, env.imds.faults, env.maa.faults] as Array<Record<string, unknown>>) {
+    for (const name of Object.keys(faults)) Reflect.deleteProperty(faults, name)
+  }
+}
+
+type FrontMode = 'pass' | 'reset-mid-response' | 'value-42' | 'non-json' | 'oversize' | 'oversize-chunked'
+
+/**
+ * An HTTPS double (the environment's TLS CA, so skr trusts it) standing in for AKV at its own
+ * port: it forwards to the AKV emulator, or answers hostile bytes. It can be stopped and started
+ * again on the same port, which skr sees as a vault that went away and came back.
+ */
+async function startAkvFront (): Promise<{ endpoint: string, mode: FrontMode, stop: () => Promise<void>, start: () => Promise<void> }> {
+  const tls = await env.pki.issue(['127.0.0.1', 'localhost'])
+  const upstream = new Agent({ connect: { ca: env.pki.caCertPem } })
+  const state = { mode: 'pass' as FrontMode }
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const chunks: Buffer[] = []
+    for await (const chunk of req as AsyncIterable<Buffer>) chunks.push(chunk)
+    const mode = state.mode
+    if (mode === 'value-42' || mode === 'non-json') {
+      const text = mode === 'value-42' ? '{"value": 42}' : '<html>502 Bad Gateway</html>'
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
+      res.end(text)
+      return
+    }
+    if (mode === 'oversize' || mode === 'oversize-chunked') {
+      const body = Buffer.alloc(10 * 1024 * 1024, 0x41)
+      res.writeHead(200, { 'content-type': 'application/json', ...(mode === 'oversize' ? { 'content-length': body.length + 12 } : {}) })
+      res.write('{"value": "')
+      res.write(body)
+      res.end('"}')
+      return
+    }
+    const headers: Record<string, string> = {}
+    for (const name of ['authorization', 'content-type', 'accept']) {
+      const value = req.headers[name]
+      if (typeof value === 'string') headers[name] = value
+    }
+    const answer = await request(`${env.akv.url}${req.url ?? '/'}`, { dispatcher: upstream, method: req.method === 'POST' ? 'POST' : 'GET', headers, body: Buffer.concat(chunks) })
+    const body = Buffer.from(await answer.body.arrayBuffer())
+    const out: Record<string, string> = { 'content-type': 'application/json', 'content-length': String(body.length) }
+    const challenge = answer.headers['www-authenticate']
+    if (typeof challenge === 'string') out['www-authenticate'] = challenge
+    res.writeHead(answer.statusCode, out)
+    if (state.mode === 'reset-mid-response') {
+      // Headers and half the body, then the connection dies: a reset in the middle of a response.
+      res.write(body.subarray(0, Math.floor(body.length / 2)), () => { res.socket?.destroy() })
+      return
+    }
+    res.end(body)
+  }
+  let server: https.Server | null = null
+  let port = 0
+  const start = async (): Promise<void> => {
+    const s = https.createServer({ cert: tls.certPem, key: tls.keyPem }, (req, res) => {
+      handle(req, res).catch(() => { res.destroy() })
+    })
+    s.on('clientError', (_err, socket) => { socket.destroy() })
+    await new Promise<void>((resolve, reject) => {
+      s.once('error', reject)
+      s.listen(port, '127.0.0.1', () => { s.off('error', reject); resolve() })
+    })
+    port = (s.address() as AddressInfo).port
+    server = s
+  }
+  const stop = async (): Promise<void> => {
+    const s = server
+    server = null
+    if (s === null) return
+    await new Promise<void>(resolve => { s.close(() => { resolve() }); s.closeAllConnections() })
+  }
+  await start()
+  t.teardown(async () => { await stop(); await upstream.close() })
+  return {
+    get endpoint () { return `127.0.0.1:${port}` },
+    get mode () { return state.mode },
+    set mode (m: FrontMode) { state.mode = m },
+    stop,
+    start
+  }
+}
+
+// First, while no sidecar in this process has fetched an identity token yet.
+t.test('IMDS token 500: 503 ERR_IDENTITY_UNAVAILABLE (it names the identity), then recovery', async (t) => {
+  t.teardown(clearFaults)
+  env.imds.faults.tokenStatus = 500
+  const s = await sidecar(t, PATIENT)
+  // Not ERR_UPSTREAM_UNAVAILABLE: the identity layer wraps every token failure so the operator
+  // is told to check the identity, which is the thing to act on.
+  expectError(t, await s.release(key.name), 503, 'ERR_IDENTITY_UNAVAILABLE', 'IMDS 500')
+  clearFaults()
+  expectKey(t, await s.release(key.name), 'after IMDS recovered')
+})
+
+t.test('THIM 500 at start-up: skr starts, /status answers, a request recovers once THIM is back', async (t) => {
+  t.teardown(clearFaults)
+  env.imds.faults.thimStatus = 500
+  const before = env.imds.thimRequests
+  const s = await sidecar(t, PATIENT)
+  const status = await s.call('/status')
+  t.equal(status.status, 200, '/status 200 while THIM fails')
+  t.equal(status.json?.['message'], 'Status OK')
+  t.ok(await waitFor(() => env.imds.thimRequests > before, 5_000), 'the start-up chain fetch reached THIM')
+  // While THIM is down the chain is missing: a clear 503, not a hang or a 500.
+  expectError(t, await s.release(key.name), 503, ['ERR_COLLATERAL_UNAVAILABLE', 'ERR_UPSTREAM_UNAVAILABLE'], 'release while THIM is down')
+  clearFaults()
+  expectKey(t, await s.release(key.name), 'after THIM recovered')
+})
+
+t.test('AKV faults on one sidecar', async (t) => {
+  const s = await sidecar(t, PATIENT)
+  const short = await sidecar(t, SHORT)
+  t.teardown(clearFaults)
+  expectKey(t, await s.release(key.name), 'baseline')
+
+  await t.test('latency below the deadline: success', async (t) => {
+    env.akv.faults.delayMs = 400
+    expectKey(t, await s.release(key.name), 'AKV +400 ms')
+    clearFaults()
+  })
+
+  await t.test('hang past SKR_REQUEST_TIMEOUT_MS: 504 ERR_UPSTREAM_TIMEOUT', async (t) => {
+    expectKey(t, await short.release(key.name), 'short-deadline sidecar baseline')
+    const seen = env.akv.requests.length
+    env.akv.faults.delayMs = HANG_MS
+    expectError(t, await short.release(key.name), 504, 'ERR_UPSTREAM_TIMEOUT', 'AKV hang')
+    clearFaults()
+    // The emulator answers the abandoned request once its delay ends; let that happen here, not
+    // in the middle of the next case (it would read that case's faults).
+    t.ok(await waitFor(() => env.akv.requests.length > seen, HANG_MS + 2_000), 'the hung request ended at the emulator')
+    expectKey(t, await short.release(key.name), 'after the hang')
+  })
+
+  await t.test('429 with Retry-After, cleared mid-way: retried to success', async (t) => {
+    env.akv.faults.status = 429
+    env.akv.faults.retryAfter = '1'
+    const seen = env.akv.requests.length
+    const pending = s.release(key.name)
+    t.ok(await waitFor(() => env.akv.requests.slice(seen).some(r => r.status === 429), 5_000), 'a 429 was answered')
+    clearFaults()
+    expectKey(t, await pending, '429 then cleared')
+    t.ok(env.akv.requests.slice(seen).filter(r => r.path.endsWith('/release')).length >= 2, 'the release was retried')
+  })
+
+  await t.test('persistent 429, with and without Retry-After: 503 ERR_UPSTREAM_UNAVAILABLE', async (t) => {
+    env.akv.faults.status = 429
+    expectError(t, await s.release(key.name), 503, 'ERR_UPSTREAM_UNAVAILABLE', '429 without Retry-After')
+    env.akv.faults.retryAfter = '1'
+    expectError(t, await s.release(key.name), 503, 'ERR_UPSTREAM_UNAVAILABLE', '429 with Retry-After: 1')
+    clearFaults()
+    expectKey(t, await s.release(key.name), 'after 429')
+  })
+
+  await t.test('500 and 503: 503 ERR_UPSTREAM_UNAVAILABLE', async (t) => {
+    for (const status of [500, 503]) {
+      env.akv.faults.status = status
+      expectError(t, await s.release(key.name), 503, 'ERR_UPSTREAM_UNAVAILABLE', `AKV ${status}`)
+    }
+    clearFaults()
+    expectKey(t, await s.release(key.name), 'after 5xx')
+  })
+
+  await t.test('every corruptJws mode: 403 or 502, never a key', async (t) => {
+    const expected: Record<CorruptJwsMode, [number, string]> = {
+      signature: [403, 'ERR_RELEASE_UNVERIFIED'],
+      'x5c-untrusted': [403, 'ERR_RELEASE_UNVERIFIED'],
+      'wrong-kid': [403, 'ERR_RELEASE_UNVERIFIED'],
+      'wrong-enc': [403, 'ERR_RELEASE_UNVERIFIED'],
+      'truncate-ciphertext': [502, 'ERR_KEY_UNWRAP_FAILED'],
+      'alg-none': [403, 'ERR_RELEASE_UNVERIFIED'],
+      'wrong-host': [403, 'ERR_RELEASE_UNVERIFIED']
+    }
+    for (const [mode, [status, code]] of Object.entries(expected) as Array<[CorruptJwsMode, [number, string]]>) {
+      env.akv.faults.corruptJws = mode
+      expectError(t, await s.release(key.name), status, code, `corruptJws ${mode}`)
+    }
+    clearFaults()
+    expectKey(t, await s.release(key.name), 'after hostile answers')
+  })
+})
+
+t.test('MAA faults (a fresh sidecar each, so the first release must attest; reuse off)', async (t) => {
+  t.teardown(clearFaults)
+  // Started before any fault is set: a sidecar attests on its first release, not at start-up.
+  const [s500, s503, hung] = await Promise.all([
+    sidecar(t, { ...PATIENT, SKR_ATTESTATION_TTL_SECONDS: '0' }),
+    sidecar(t, { ...PATIENT, SKR_ATTESTATION_TTL_SECONDS: '0' }),
+    sidecar(t, { ...SHORT, SKR_ATTESTATION_TTL_SECONDS: '0' })
+  ])
+  for (const [status, s] of [[500, s500], [503, s503]] as const) {
+    env.maa.faults.status = status
+    expectError(t, await s.release(key.name), 503, 'ERR_UPSTREAM_UNAVAILABLE', `MAA ${status}`)
+    clearFaults()
+    expectKey(t, await s.release(key.name), `after MAA ${status}`)
+  }
+  env.maa.faults.delayMs = HANG_MS
+  expectError(t, await hung.release(key.name), 504, 'ERR_UPSTREAM_TIMEOUT', 'MAA hang')
+  clearFaults()
+  expectKey(t, await hung.release(key.name), 'after the MAA hang')
+})
+
+t.test('AKV behind a double: resets, restart on the same port, malformed and oversize answers', async (t) => {
+  const front = await startAkvFront()
+  const s = await sidecar(t, PATIENT)
+  const release = async (): Promise<ApiAnswer> => await s.release(key.name, front.endpoint)
+  expectKey(t, await release(), 'through the double')
+
+  await t.test('connection reset mid-response: retried; persistent → 503, cleared mid-way → success', async (t) => {
+    front.mode = 'reset-mid-response'
+    expectError(t, await release(), 503, 'ERR_UPSTREAM_UNAVAILABLE', 'persistent resets')
+    const seen = env.akv.requests.length
+    const pending = release()
+    t.ok(await waitFor(() => env.akv.requests.length > seen, 5_000), 'a reset happened')
+    front.mode = 'pass'
+    expectKey(t, await pending, 'reset then cleared')
+  })
+
+  await t.test('vault gone (connection refused) then back on the same port', async (t) => {
+    await front.stop()
+    expectError(t, await release(), 503, 'ERR_UPSTREAM_UNAVAILABLE', 'vault down')
+    await front.start()
+    expectKey(t, await release(), 'vault back')
+  })
+
+  await t.test('malformed and oversize 200 answers: 502 ERR_UPSTREAM_RESPONSE_INVALID', async (t) => {
+    for (const mode of ['value-42', 'non-json', 'oversize', 'oversize-chunked'] as const) {
+      front.mode = mode
+      expectError(t, await release(), 502, 'ERR_UPSTREAM_RESPONSE_INVALID', mode)
+    }
+    front.mode = 'pass'
+    expectKey(t, await release(), 'after malformed answers')
+  })
+})
+
+t.test('a storm of 50 failing releases poisons nothing (reuse on)', async (t) => {
+  t.teardown(clearFaults)
+  const s = await sidecar(t, { ...PATIENT, SKR_ATTESTATION_TTL_SECONDS: '300' })
+  expectKey(t, await s.release(key.name), 'before the storm')
+  for (const fault of [{ status: 503 }, { status: 403 }, { corruptJws: 'signature' as const }]) {
+    Object.assign(env.akv.faults, fault)
+    const answers = await Promise.all(Array.from({ length: 50 }, async () => await s.release(key.name)))
+    const statuses = new Set(answers.map(a => a.status))
+    for (const a of answers) errorBodies.push(a.text)
+    t.notOk(statuses.has(200), `${JSON.stringify(fault)}: no release succeeded during the storm`)
+    t.ok(answers.every(a => typeof a.json?.['code'] === 'string' && !a.text.includes(key.k)), `${JSON.stringify(fault)}: 50 clear errors (${[...statuses].join(', ')})`)
+    clearFaults()
+    expectKey(t, await s.release(key.name), `the next good request after ${JSON.stringify(fault)}`)
+  }
+})
+
+t.test('no key material or JWT-shaped text in any error body or log line', async (t) => {
+  const logs = sidecars.flatMap(s => s.logs)
+  t.ok(logs.length > 0, `${logs.length} log lines captured`)
+  t.ok(errorBodies.length > 0, `${errorBodies.length} error bodies captured`)
+  t.same(findSecrets(errorBodies, [key.k]), [], 'error bodies are clean')
+  t.same(findSecrets(logs, [key.k]), [], 'logs are clean')
+})

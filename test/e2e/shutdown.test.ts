@@ -1,0 +1,72 @@
+// SIGTERM with releases in flight, on a real `node bin/skr.js serve` child: the releases already
+// running finish with their keys, new connections are refused from the moment the signal is
+// handled, and the process exits 0 (skr exits 1 when its grace period runs out, so 0 also means
+// "within the grace period"). Asserts on answers and exit status, never on timings.
+import t from 'tap'
+import { connect } from 'node:net'
+import { Agent, request } from 'undici'
+import { spawnSkr } from '../../bench/skr-process.ts'
+import { createReleasableKey, findSecrets, startTestEnvironment, waitFor, type ReleasableKey } from '../helpers/sidecar-env.ts'
+
+const SLOW_AKV_MS = 1_500
+
+const env = await startTestEnvironment()
+t.teardown(env.close)
+const keys: ReleasableKey[] = []
+for (let i = 0; i < 5; i++) keys.push(await createReleasableKey(env, `drain-${i}`))
+
+/** Resolves to the error code of a TCP connect to the port, or 'connected'. */
+async function tryConnect (port: number): Promise<string> {
+  return await new Promise(resolve => {
+    const socket = connect({ host: '127.0.0.1', port })
+    socket.once('connect', () => { socket.destroy(); resolve('connected') })
+    socket.once('error', (err: NodeJS.ErrnoException) => { resolve(err.code ?? 'error') })
+  })
+}
+
+t.test('SIGTERM during 5 slow releases: they complete, new connections are refused, exit 0', async (t) => {
+  const skr = await spawnSkr(env, { logLevel: 'debug', overrides: { SKR_REQUEST_TIMEOUT_MS: '20000' } })
+  t.teardown(async () => { await skr.stop(2_000) })
+  const agent = new Agent({ connections: 16 })
+  t.teardown(async () => { await agent.close() })
+  const release = async (kid: string): Promise<{ status: number, text: string }> => {
+    const res = await request(`${skr.base}/key/release`, {
+      dispatcher: agent,
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ maa_endpoint: env.maa.endpoint, akv_endpoint: env.akv.endpoint, kid })
+    })
+    return { status: res.statusCode, text: await res.body.text() }
+  }
+  t.equal((await release('drain-0')).status, 200, 'warm: attestation and identity token in place')
+
+  // The vault reads delayMs once per release it has accepted: counting the reads tells when all
+  // five are inside the vault, that is, in flight at skr.
+  let arrived = 0
+  Object.defineProperty(env.akv.faults, 'delayMs', { configurable: true, enumerable: true, get: () => { arrived++; return SLOW_AKV_MS } })
+  t.teardown(() => { delete env.akv.faults.delayMs })
+  const inFlight = keys.map(async k => await release(k.name))
+  t.ok(await waitFor(() => arrived >= 5, 10_000), 'five releases in flight')
+
+  skr.child.kill('SIGTERM')
+  let refused = 'connected'
+  for (let i = 0; i < 200 && refused === 'connected'; i++) {
+    refused = await tryConnect(skr.port)
+    if (refused === 'connected') await new Promise(resolve => setTimeout(resolve, 10))
+  }
+  t.equal(refused, 'ECONNREFUSED', 'new connections are refused while the releases drain')
+
+  const answers = await Promise.all(inFlight)
+  delete env.akv.faults.delayMs
+  answers.forEach((a, i) => {
+    t.equal(a.status, 200, `in-flight release ${i} completed`)
+    const jwk = a.status === 200 ? JSON.parse((JSON.parse(a.text) as { key: string }).key) as { k?: string } : {}
+    t.equal(jwk.k, keys[i]?.k, `in-flight release ${i} carries its key`)
+  })
+  let timer: NodeJS.Timeout | undefined
+  const exit = await Promise.race([skr.exited, new Promise<null>(resolve => { timer = setTimeout(() => { resolve(null) }, 15_000) })])
+  clearTimeout(timer)
+  t.same(exit, { code: 0, signal: null }, 'exited 0 (within the grace period)')
+  t.match(skr.output(), /shutting down/, 'logged the shutdown')
+  t.same(findSecrets(skr.output().split('\n'), keys.map(k => k.k)), [], 'no key material or JWT in the logs')
+})
