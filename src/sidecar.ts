@@ -1,7 +1,6 @@
 // The assembled sidecar: attestation + key release + HTTP listeners, built from one frozen
 // Config. Shared by `skr serve`, the demo and the end-to-end tests, so they all run exactly
 // the code that ships.
-import { readFile } from 'node:fs/promises'
 import type { Config } from './config.ts'
 import type { Logger } from './log.ts'
 import { buildAttestation } from './attest/build.ts'
@@ -11,7 +10,6 @@ import { closeGracefully, listen } from './server/listen.ts'
 import { createMetricsRegistry } from './observability/registry.ts'
 import { instrumentKeyRelease } from './observability/metrics.ts'
 import { startGrpcServer } from './grpc/server.ts'
-import { ConfigInvalid } from './errors.ts'
 import type { AttestationService, KeyReleaseService } from './service/types.ts'
 
 export interface Sidecar {
@@ -25,24 +23,16 @@ export interface Sidecar {
 
 export interface SidecarOptions {
   log: Logger
-  /** Extra trusted CA PEMs (the demo's local PKI); config.extraCaFile is read here too. */
+  /** Extra trusted CA PEMs (the demo's local PKI), besides config.extraCaFile. */
   extraCa?: string[]
   /** Filesystem root for security-context discovery (tests). */
   root?: string
 }
 
-async function readExtraCa (config: Config): Promise<string[]> {
-  if (config.extraCaFile === null) return []
-  try {
-    return [await readFile(config.extraCaFile, 'utf8')]
-  } catch {
-    throw new ConfigInvalid('SKR_EXTRA_CA_CERTS names a file that cannot be read')
-  }
-}
-
 /** Builds and starts everything; the returned close() tears it down in order. */
 export async function startSidecar (config: Config, options: SidecarOptions): Promise<Sidecar> {
-  const extraCa = [...await readExtraCa(config), ...(options.extraCa ?? [])]
+  // Both builds add config.extraCaFile to these themselves (config/extra-ca.ts).
+  const extraCa = options.extraCa ?? []
   const metrics = createMetricsRegistry()
   const attestation = await buildAttestation(config, { log: options.log, extraCa, metrics, ...(options.root === undefined ? {} : { root: options.root }) })
   metrics.setAttestationBackend(attestation.provider?.backend ?? 'none', attestation.provider?.simulated ?? false)

@@ -2,19 +2,19 @@
 // context, the backend, the VCEK chain source and cache, the upstream clients and the MAA client,
 // wired from the frozen Config. A machine without SEV-SNP still gets a service: its calls fail
 // with ERR_SNP_DEVICE_UNAVAILABLE and status() says why, so the server starts and /status answers.
-import { readFile } from 'node:fs/promises'
 import { pino } from 'pino'
 import { AMD_ARK_FINGERPRINTS } from '../certs/amd-roots.ts'
 import { loadOrCreateEmulatedChain, type EmulatedAmdChain } from '../certs/emulated-chain.ts'
 import type { Config } from '../config.ts'
-import { ConfigInvalid, isSidecarError, type SidecarError } from '../errors.ts'
+import { readExtraCa } from '../config/extra-ca.ts'
+import { isSidecarError, type SidecarError } from '../errors.ts'
 import { Upstream, type UpstreamName } from '../http/upstream.ts'
 import type { Logger } from '../log.ts'
 import { createMaaClient } from '../maa/client.ts'
 import type { QuoteProvider } from '../snp/provider.ts'
 import { selectQuoteProvider } from '../snp/select.ts'
 import { createSimulatedProvider } from '../snp/simulated.ts'
-import { loadSecurityContext, type SecurityContext } from '../uvm/security-context.ts'
+import { emptySecurityContext, loadSecurityContext, securityContextEnv, type SecurityContext } from '../uvm/security-context.ts'
 import { createAttestationService, type AttestationServiceHandle } from './attestation-service.ts'
 import { collateralFetcher } from './collateral-source.ts'
 import { createCollateralStore } from './collateral-store.ts'
@@ -44,49 +44,18 @@ export interface BuiltAttestation {
 
 const MAA_USER_AGENT = 'ConfidentialSkrContainer'
 
-const EMPTY_CONTEXT: SecurityContext = {
-  dir: null,
-  securityPolicy: null,
-  securityPolicyBase64: null,
-  hostAmdCert: null,
-  referenceInfo: null,
-  referenceInfoBase64: null,
-  sources: { securityPolicy: 'absent', hostAmdCert: 'absent', referenceInfo: 'absent' }
-}
-
-function uvmEnv (env: Config['env']): Record<string, string | undefined> {
-  return {
-    UVM_SECURITY_CONTEXT_DIR: env.uvmSecurityContextDir ?? undefined,
-    UVM_SECURITY_POLICY: env.uvmSecurityPolicy ?? undefined,
-    UVM_HOST_AMD_CERTIFICATE: env.uvmHostAmdCertificate ?? undefined,
-    UVM_REFERENCE_INFO: env.uvmReferenceInfo ?? undefined
-  }
-}
-
-async function extraRoots (config: Config, extra: readonly string[]): Promise<string[]> {
-  const roots = [...extra]
-  if (config.extraCaFile !== null) {
-    try {
-      roots.push(await readFile(config.extraCaFile, 'utf8'))
-    } catch (err) {
-      const code = (err as { code?: unknown }).code
-      throw new ConfigInvalid(`SKR_EXTRA_CA_CERTS names a file that cannot be read (${typeof code === 'string' ? code : 'unknown error'})`,
-        { cause: err, details: { key: 'SKR_EXTRA_CA_CERTS' } })
-    }
-  }
-  return roots
-}
-
 /** Builds the attestation service from config; throws only for configuration errors, never for a missing device. */
 export async function buildAttestation (config: Config, options: BuildAttestationOptions = {}): Promise<BuiltAttestation> {
   const rootLog = options.log ?? pino({ level: 'silent' })
   const log = rootLog.child({ component: 'attest' })
   const startupProblems: string[] = []
+  // A configuration error first, before anything is created or opened.
+  const ca = await readExtraCa(config, options.extraCa)
 
   // The reference carries on when the UVM_* information is unreadable; so do we, but say so.
-  let securityContext = EMPTY_CONTEXT
+  let securityContext = emptySecurityContext()
   try {
-    securityContext = await loadSecurityContext({ env: uvmEnv(config.env), ...(options.root === undefined ? {} : { root: options.root }) })
+    securityContext = await loadSecurityContext({ env: securityContextEnv(config), ...(options.root === undefined ? {} : { root: options.root }) })
   } catch (err) {
     if (!isSidecarError(err)) throw err
     startupProblems.push(`security context unusable: ${err.message}`)
@@ -124,7 +93,6 @@ export async function buildAttestation (config: Config, options: BuildAttestatio
     log.error({ code: err.code, err: err.message }, 'no attestation backend: attestation requests will fail until skr runs where one is available')
   }
 
-  const ca = await extraRoots(config, options.extraCa ?? [])
   const upstream = (name: UpstreamName): Upstream => new Upstream({ name, ...(ca.length === 0 ? {} : { ca }), ...(options.metrics === undefined ? {} : { metrics: options.metrics }) })
   const upstreams = { thim: upstream('thim'), kds: upstream('kds'), azcache: upstream('azcache'), maa: upstream('maa') }
 

@@ -9,6 +9,7 @@ import type { VcekCollateral } from '../certs/collateral-types.ts'
 import type { Logger } from '../log.ts'
 import type { AttestationReport } from '../snp/abi.ts'
 import { tcbToHex } from '../snp/tcb.ts'
+import { createSingleFlight } from '../util/single-flight.ts'
 
 /** Fetches a chain; `report` (when known) lets KDS/AzCache ask for its chip and TCB. */
 export type CollateralFetch = (report: AttestationReport | null, signal?: AbortSignal) => Promise<VcekCollateral>
@@ -57,22 +58,6 @@ function defaultSetTimer (fn: () => void, ms: number): TimerHandle {
   return { cancel: () => { clearTimeout(timer) } }
 }
 
-// Each waiter may give up on its own signal without cancelling the fetch the others share.
-async function raceSignal<T> (promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return await promise
-  signal.throwIfAborted()
-  let onAbort: (() => void) | undefined
-  const aborted = new Promise<never>((_resolve, reject) => {
-    onAbort = () => { reject(signal.reason) }
-    signal.addEventListener('abort', onAbort, { once: true })
-  })
-  try {
-    return await Promise.race([promise, aborted])
-  } finally {
-    if (onAbort !== undefined) signal.removeEventListener('abort', onAbort)
-  }
-}
-
 function reasonOf (err: unknown): string {
   return err instanceof Error ? err.message : String(err)
 }
@@ -83,11 +68,11 @@ export function createCollateralStore (options: CollateralStoreOptions): Collate
   const log = (options.log ?? pino({ level: 'silent' })).child({ component: 'attest' })
   const setTimer = options.setTimer ?? defaultSetTimer
   const now = options.now ?? Date.now
-  const lifetime = new AbortController()
+  // The chain is kept for every later request, so a fetch whose waiters all gave up still finishes.
+  const flights = createSingleFlight<VcekCollateral>({ abortAbandoned: false })
 
   let held: VcekCollateral | null = options.initial
   let corrupted = options.forceMismatch === true
-  let inflight: Promise<VcekCollateral> | null = null
   let failure: unknown = null
   let lastReport: AttestationReport | null = null
   let timer: TimerHandle | null = null
@@ -129,42 +114,33 @@ export function createCollateralStore (options: CollateralStoreOptions): Collate
     }
   }
 
-  function start (report: AttestationReport | null, endsTestMode: boolean): Promise<VcekCollateral> {
+  async function fetchAndKeep (report: AttestationReport | null, endsTestMode: boolean, signal: AbortSignal): Promise<VcekCollateral> {
     const started = now()
-    const run = (async () => {
-      try {
-        // Deferred a tick so even a fetch that throws synchronously settles after `inflight` is
-        // set, and the finally below can clear it (else the failure would be cached for good).
-        const fresh = await Promise.resolve().then(async () => await options.fetch(report, lifetime.signal))
-        if (closed) return fresh
-        held = fresh
-        failure = null
-        // Only a refresh for a mismatch ends the test mode (as in the reference): the start-up and
-        // background fetches must not defeat it before the first request.
-        if (endsTestMode) corrupted = false
-        log.info({ source: fresh.source, tcbm: tcbToHex(fresh.tcbm), cacheControlSeconds: fresh.cacheControlSeconds }, 'VCEK chain fetched')
-        // The lifetime counts from when we asked, not from when a slow answer arrived.
-        const ms = lifetimeMs(fresh)
-        schedule(fresh, ms === null ? null : ms - (now() - started))
-        return fresh
-      } catch (err) {
-        failure = err
-        throw err
-      } finally {
-        inflight = null
-      }
-    })()
-    // Waiters may all have given up; the shared promise must not become an unhandled rejection.
-    run.catch(() => {})
-    return run
+    try {
+      const fresh = await options.fetch(report, signal)
+      if (closed) return fresh
+      held = fresh
+      failure = null
+      // Only a refresh for a mismatch ends the test mode (as in the reference): the start-up and
+      // background fetches must not defeat it before the first request.
+      if (endsTestMode) corrupted = false
+      log.info({ source: fresh.source, tcbm: tcbToHex(fresh.tcbm), cacheControlSeconds: fresh.cacheControlSeconds }, 'VCEK chain fetched')
+      // The lifetime counts from when we asked, not from when a slow answer arrived.
+      const ms = lifetimeMs(fresh)
+      schedule(fresh, ms === null ? null : ms - (now() - started))
+      return fresh
+    } catch (err) {
+      failure = err
+      throw err
+    }
   }
 
   async function refreshing (report: AttestationReport | null, signal: AbortSignal | undefined, endsTestMode: boolean): Promise<VcekCollateral> {
     if (closed) throw new TypeError('the collateral store is closed')
     signal?.throwIfAborted()
     if (report !== null) lastReport = report
-    inflight ??= start(report, endsTestMode)
-    return await raceSignal(inflight, signal)
+    // One key: there is one chain, whichever report asked for it.
+    return await flights.run('chain', async (shared) => await fetchAndKeep(report, endsTestMode, shared), signal)
   }
 
   async function refresh (report: AttestationReport | null, signal?: AbortSignal): Promise<VcekCollateral> {
@@ -189,7 +165,7 @@ export function createCollateralStore (options: CollateralStoreOptions): Collate
       closed = true
       timer?.cancel()
       timer = null
-      lifetime.abort()
+      flights.close()
     }
   }
 }

@@ -2,10 +2,10 @@
 // in a Key Vault, Managed HSM or the AKV emulator, like the reference's tools/importkey. The
 // policy is a file, or generated as `skr policy` generates it. Prints the key id and the stored
 // policy; never the key, never the token.
-import { readFile } from 'node:fs/promises'
 import type { TokenCredential } from '@azure/identity'
 import { loadConfig, type Config } from '../config.ts'
-import { ConfigInvalid, UpstreamResponseInvalid } from '../errors.ts'
+import { readExtraCa } from '../config/extra-ca.ts'
+import { UpstreamResponseInvalid } from '../errors.ts'
 import { normaliseEndpoint } from '../http/endpoint.ts'
 import { resourceFor } from '../identity/resource.ts'
 import { DEFAULT_SERVICE_VERSION, isAzureVaultHost, putExportableKey, staticTokenCredential, type HsmKeyType, type KeySource } from '../ops/import-key.ts'
@@ -93,7 +93,7 @@ async function credentialFor (values: Readonly<Record<string, string>>, config: 
     managedIdentityClientId: clientId,
     workload,
     authorityHost: env.azureAuthorityHost,
-    extraCa: await extraCa(config)
+    extraCa: await readExtraCa(config)
   })
   return {
     getToken: async (scopes, options) => {
@@ -103,16 +103,6 @@ async function credentialFor (values: Readonly<Record<string, string>>, config: 
         throw identityError(err, kind, hint)
       }
     }
-  }
-}
-
-async function extraCa (config: Config): Promise<string[]> {
-  if (config.extraCaFile === null) return []
-  try {
-    return [await readFile(config.extraCaFile, 'utf8')]
-  } catch (err) {
-    const code = (err as { code?: unknown }).code
-    throw new ConfigInvalid(`SKR_EXTRA_CA_CERTS names a file that cannot be read (${typeof code === 'string' ? code : 'unknown error'})`)
   }
 }
 
@@ -171,7 +161,7 @@ export async function run (argv: readonly string[], env: CommandEnv, io: Command
         immutable: values.immutable === 'true',
         serviceVersion: values['api-version'] ?? config.akv.apiVersion,
         credential,
-        extraCa: await extraCa(config),
+        extraCa: await readExtraCa(config),
         timeoutMs: config.requestTimeoutMs,
         ...(hooks.maxRetries === undefined ? {} : { maxRetries: hooks.maxRetries })
       })

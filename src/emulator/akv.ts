@@ -11,7 +11,6 @@
 // Never logs or records bodies, tokens or key material; never crashes on input.
 import https from 'node:https'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { createPublicKey, X509Certificate } from 'node:crypto'
 import type { KeyObject } from 'node:crypto'
 import { decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose'
@@ -24,6 +23,7 @@ import { parseJwks } from '../maa/jwks-cache.ts'
 import { createKeyStore, isKeyName, publicMembers, releasePlaintext } from './akv-store.ts'
 import type { EmulatedKey, KeyStore } from './akv-store.ts'
 import { DEFAULT_TENANT_ID } from './bearer.ts'
+import { authority, azureError, closeServer, listen, readBody, sendJson } from './http-util.ts'
 import { evaluateReleasePolicy, parseReleasePolicy, policyAuthorities, sameAuthority } from './release-policy.ts'
 import { createSignerChain, signReleaseJws, unsecuredReleaseJws } from './signer-chain.ts'
 import type { ReleaseSigner, SignerChain } from './signer-chain.ts'
@@ -83,14 +83,15 @@ const FAULT_BODIES: Readonly<Record<number, { code: string, message: string, inn
   503: { code: 'ServiceUnavailable', message: 'The service is temporarily unavailable.' }
 })
 
-interface Answer { status: number, body: unknown, headers?: Record<string, string> }
+/** What a route answers; no body (undefined) for the Managed HSM challenge. */
+interface Answer { status: number, body?: unknown, headers?: Record<string, string> }
 
 function isObject (value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
 function akvError (status: number, code: string, message: string): Answer {
-  return { status, body: { error: { code, message } } }
+  return { status, body: azureError(code, message) }
 }
 
 function badParameter (message: string): Answer {
@@ -101,19 +102,8 @@ function keyNotFound (id: string): Answer {
   return akvError(404, 'KeyNotFound', `A key with (name/id) ${id} was not found in this key vault. If you recently deleted this key you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182`)
 }
 
-async function readBody (req: IncomingMessage): Promise<Buffer | null> {
-  const chunks: Buffer[] = []
-  let total = 0
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    total += chunk.length
-    if (total > MAX_BODY) return null
-    chunks.push(chunk)
-  }
-  return Buffer.concat(chunks, total)
-}
-
 async function readJson (req: IncomingMessage): Promise<{ doc: Record<string, unknown> } | { answer: Answer }> {
-  const body = await readBody(req)
+  const body = await readBody(req, MAX_BODY)
   if (body === null) return { answer: badParameter('The request body is too large.') }
   try {
     const doc: unknown = JSON.parse(body.toString('utf8'))
@@ -223,8 +213,8 @@ export async function startAkvEmulator (options: AkvEmulatorOptions): Promise<Ak
   let endpoint = ''
 
   const challenge = (message: string): Answer => kind === 'mhsm'
-    ? { status: 401, body: null, headers: { 'www-authenticate': `Bearer authorization="https://login.microsoftonline.com/${tenantId}", resource="${resource}"` } }
-    : { status: 401, body: { error: { code: 'Unauthorized', message } }, headers: { 'WWW-Authenticate': `Bearer authorization="https://login.microsoftonline.com/${tenantId}", resource="${resource}"` } }
+    ? { status: 401, headers: { 'www-authenticate': `Bearer authorization="https://login.microsoftonline.com/${tenantId}", resource="${resource}"` } }
+    : { status: 401, body: azureError('Unauthorized', message), headers: { 'WWW-Authenticate': `Bearer authorization="https://login.microsoftonline.com/${tenantId}", resource="${resource}"` } }
 
   const authenticate = async (req: IncomingMessage): Promise<Answer | null> => {
     const header = req.headers.authorization
@@ -388,29 +378,12 @@ export async function startAkvEmulator (options: AkvEmulatorOptions): Promise<Ak
       answer = akvError(500, 'InternalServerError', 'The emulator failed to process the request.')
     }
     requests.push({ method: req.method ?? '', path, status: answer.status })
-    if (res.headersSent || res.destroyed) return
-    try {
-      const text = answer.body === null ? '' : JSON.stringify(answer.body)
-      res.writeHead(answer.status, {
-        ...(answer.body === null ? {} : { 'Content-Type': 'application/json; charset=utf-8' }),
-        'Content-Length': String(Buffer.byteLength(text)),
-        ...answer.headers
-      })
-      res.end(text)
-    } catch {
-      res.destroy() // e.g. a fault's Retry-After that is not a valid header value
-    }
+    sendJson(res, answer.status, answer.body, answer.headers)
   }
 
   const server = https.createServer({ cert: options.tls.certPem, key: options.tls.keyPem }, (req, res) => { void handle(req, res) })
-  server.on('clientError', (_err, socket) => { socket.destroy() })
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => { server.off('error', reject); resolve() })
-  })
-  const { port } = server.address() as AddressInfo
-  const host = options.host ?? '127.0.0.1'
-  endpoint = `${host.includes(':') ? `[${host}]` : host}:${port}`
+  const { port } = await listen(server, options)
+  endpoint = authority(options.host ?? '127.0.0.1', port)
   let closing: Promise<void> | null = null
   return {
     url: `https://${endpoint}`,
@@ -421,7 +394,7 @@ export async function startAkvEmulator (options: AkvEmulatorOptions): Promise<Ak
     requests,
     close: async () => {
       closing ??= (async () => {
-        await new Promise<void>((resolve) => { server.close(() => { resolve() }); server.closeAllConnections() })
+        await closeServer(server)
         await upstream.close()
       })()
       return await closing

@@ -8,8 +8,8 @@
 import https from 'node:https'
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import type { BearerIssuer } from './bearer.ts'
+import { authority, closeServer, listen, readBody, sendJson } from './http-util.ts'
 
 /** How to start the Entra double. */
 export interface EntraEmulatorOptions {
@@ -52,16 +52,9 @@ function aadError (status: number, error: string, code: number, description: str
 }
 
 async function readForm (req: IncomingMessage): Promise<URLSearchParams | null> {
-  const chunks: Buffer[] = []
-  let total = 0
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    total += chunk.length
-    if (total > MAX_BODY) return null
-    chunks.push(chunk)
-  }
-  return new URLSearchParams(Buffer.concat(chunks, total).toString('utf8'))
+  const body = await readBody(req, MAX_BODY)
+  return body === null ? null : new URLSearchParams(body.toString('utf8'))
 }
-
 /** Starts the double on https://{host}:{port} (default 127.0.0.1, an ephemeral port). */
 export async function startEntraEmulator (options: EntraEmulatorOptions): Promise<EntraEmulator> {
   if (typeof options?.tokenIssuer?.mint !== 'function') throw new TypeError('startEntraEmulator: tokenIssuer is required')
@@ -138,31 +131,18 @@ export async function startEntraEmulator (options: EntraEmulatorOptions): Promis
     } catch {
       answer = aadError(500, 'server_error', 90033, 'The emulator failed to process the request.')
     }
-    if (res.headersSent || res.destroyed) return
-    try {
-      const text = JSON.stringify(answer.body)
-      res.writeHead(answer.status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': String(Buffer.byteLength(text)), 'Cache-Control': 'no-store' })
-      res.end(text)
-    } catch {
-      res.destroy()
-    }
+    sendJson(res, answer.status, answer.body, { 'Cache-Control': 'no-store' })
   }
 
   const server = https.createServer({ cert: options.tls.certPem, key: options.tls.keyPem }, (req, res) => { void handle(req, res) })
-  server.on('clientError', (_err, socket) => { socket.destroy() })
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => { server.off('error', reject); resolve() })
-  })
-  const { port } = server.address() as AddressInfo
-  const bind = options.host ?? '127.0.0.1'
-  base = `https://${bind.includes(':') ? `[${bind}]` : bind}:${port}`
+  const { port } = await listen(server, options)
+  base = `https://${authority(options.host ?? '127.0.0.1', port)}`
   let closing: Promise<void> | null = null
   return {
     url: base,
     get tokenRequests () { return tokenRequests },
     close: async () => {
-      closing ??= new Promise<void>((resolve) => { server.close(() => { resolve() }); server.closeAllConnections() })
+      closing ??= closeServer(server)
       return await closing
     }
   }

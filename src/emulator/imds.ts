@@ -7,10 +7,10 @@
 // (MSAL computes the lifetime from it). Never records tokens.
 import http from 'node:http'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { decodeJwt } from 'jose'
 import type { BearerIssuer } from './bearer.ts'
 import { DEFAULT_CLIENT_ID } from './bearer.ts'
+import { authority, closeServer, listen, sendJson } from './http-util.ts'
 
 /** Fault knobs, read on every request (mutate them between requests). */
 export interface ImdsFaults { tokenStatus?: number, thimStatus?: number, delayMs?: number }
@@ -159,25 +159,13 @@ export async function startImdsEmulator (options: ImdsEmulatorOptions): Promise<
     } catch {
       answer = { status: 500, body: { error: 'unknown_error', error_description: 'The emulator failed to process the request' } }
     }
-    if (res.headersSent || res.destroyed) return
-    try {
-      const text = JSON.stringify(answer.body ?? null)
-      res.writeHead(answer.status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': String(Buffer.byteLength(text)) })
-      res.end(text)
-    } catch {
-      res.destroy()
-    }
+    // A THIM callback returning nothing still answers JSON: null.
+    sendJson(res, answer.status, answer.body ?? null)
   }
 
   const server = http.createServer((req, res) => { void handle(req, res) })
-  server.on('clientError', (_err, socket) => { socket.destroy() })
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => { server.off('error', reject); resolve() })
-  })
-  const { port } = server.address() as AddressInfo
-  const bind = options.host ?? '127.0.0.1'
-  const host = `${bind.includes(':') ? `[${bind}]` : bind}:${port}`
+  const { port } = await listen(server, options)
+  const host = authority(options.host ?? '127.0.0.1', port)
   let closing: Promise<void> | null = null
   return {
     url: `http://${host}`,
@@ -186,7 +174,7 @@ export async function startImdsEmulator (options: ImdsEmulatorOptions): Promise<
     get thimRequests () { return thimRequests },
     faults,
     close: async () => {
-      closing ??= new Promise<void>((resolve) => { server.close(() => { resolve() }); server.closeAllConnections() })
+      closing ??= closeServer(server)
       return await closing
     }
   }

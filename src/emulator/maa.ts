@@ -9,11 +9,11 @@ import { createHash, randomBytes } from 'node:crypto'
 import type { webcrypto } from 'node:crypto'
 import https from 'node:https'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { setTimeout as delay } from 'node:timers/promises'
 import * as x509 from '@peculiar/x509'
 import { SignJWT } from 'jose'
 import { SidecarError } from '../errors.ts'
+import { authority, azureError, closeServer, listen, readBody, sendJson } from './http-util.ts'
 import { appraiseEvidence, parseAttestRequest, sevSnpClaims } from './maa-claims.ts'
 
 /** How to run the emulator; `faults` is read on every request, so tests may change it live. */
@@ -83,31 +83,6 @@ async function createSigner (issuer: string, now: Date): Promise<Signer> {
   return { key: keys.privateKey, kid, certDer, certPem: cert.toString('pem') + '\n' }
 }
 
-function send (res: ServerResponse, status: number, body: unknown): void {
-  if (res.headersSent || res.destroyed) return
-  const text = JSON.stringify(body)
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) })
-  res.end(text)
-}
-
-const maaError = (code: string, message: string): unknown => ({ error: { code, message } })
-
-async function readBody (req: IncomingMessage): Promise<Buffer | null> {
-  const chunks: Buffer[] = []
-  let total = 0
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    total += chunk.length
-    if (total > MAX_BODY) return null
-    chunks.push(chunk)
-  }
-  return Buffer.concat(chunks, total)
-}
-
-function hostPort (address: AddressInfo): string {
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
-  return `${host}:${address.port}`
-}
-
 function checkOptions (options: MaaEmulatorOptions): void {
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object')
   if (typeof options.tls?.certPem !== 'string' || typeof options.tls?.keyPem !== 'string') throw new TypeError('options.tls needs certPem and keyPem')
@@ -129,11 +104,11 @@ export async function startMaaEmulator (options: MaaEmulatorOptions): Promise<Ma
   const attest = async (req: IncomingMessage, url: URL, res: ServerResponse, ready: Signer): Promise<void> => {
     const apiVersion = url.searchParams.get('api-version')
     if (apiVersion === null || !MAA_API_VERSIONS.includes(apiVersion)) {
-      send(res, 400, maaError('InvalidParameter', `api-version must be one of ${MAA_API_VERSIONS.join(', ')}`))
+      sendJson(res, 400, azureError('InvalidParameter', `api-version must be one of ${MAA_API_VERSIONS.join(', ')}`))
       return
     }
-    const body = await readBody(req)
-    if (body === null) return send(res, 413, maaError('RequestEntityTooLarge', `request body is larger than ${MAX_BODY} bytes`))
+    const body = await readBody(req, MAX_BODY)
+    if (body === null) return sendJson(res, 413, azureError('RequestEntityTooLarge', `request body is larger than ${MAX_BODY} bytes`))
     let claims: Record<string, unknown>
     try {
       const at = now()
@@ -146,13 +121,13 @@ export async function startMaaEmulator (options: MaaEmulatorOptions): Promise<Ma
       claims = sevSnpClaims(appraisal, { issuer, now: at, lifetimeSeconds, jti: randomBytes(32).toString('hex') })
     } catch (err) {
       // Every evidence problem is MAA's 400 InvalidParameter; our errors' messages carry no secrets.
-      if (err instanceof SidecarError) return send(res, 400, maaError('InvalidParameter', err.message))
+      if (err instanceof SidecarError) return sendJson(res, 400, azureError('InvalidParameter', err.message))
       throw err
     }
     const token = await new SignJWT(claims)
       .setProtectedHeader({ alg: 'RS256', jku: `${issuer}/certs`, kid: ready.kid, typ: 'JWT' })
       .sign(ready.key)
-    send(res, 200, { token })
+    sendJson(res, 200, { token })
   }
 
   const route = async (req: IncomingMessage, res: ServerResponse, ready: Signer): Promise<void> => {
@@ -160,12 +135,12 @@ export async function startMaaEmulator (options: MaaEmulatorOptions): Promise<Ma
     const path = url.pathname.toLowerCase()
     if (req.method === 'POST' && path === '/attest/sevsnpvm') return await attest(req, url, res, ready)
     if (req.method === 'GET' && path === '/certs') {
-      return send(res, 200, { keys: [{ kid: ready.kid, kty: 'RSA', x5c: [ready.certDer.toString('base64')] }] })
+      return sendJson(res, 200, { keys: [{ kid: ready.kid, kty: 'RSA', x5c: [ready.certDer.toString('base64')] }] })
     }
     if (req.method === 'GET' && path === '/.well-known/openid-configuration') {
-      return send(res, 200, { issuer, jwks_uri: `${issuer}/certs` })
+      return sendJson(res, 200, { issuer, jwks_uri: `${issuer}/certs` })
     }
-    send(res, 404, maaError('NotFound', 'no such route'))
+    sendJson(res, 404, azureError('NotFound', 'no such route'))
   }
 
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
@@ -175,31 +150,24 @@ export async function startMaaEmulator (options: MaaEmulatorOptions): Promise<Ma
       if (faults?.delayMs !== undefined && faults.delayMs > 0) await delay(faults.delayMs, undefined, { signal: stop.signal })
       if (faults?.status !== undefined) {
         req.resume()
-        return send(res, faults.status, maaError(FAULT_CODES[faults.status] ?? 'Error', 'injected fault'))
+        return sendJson(res, faults.status, azureError(FAULT_CODES[faults.status] ?? 'Error', 'injected fault'))
       }
-      if (signer === null) return send(res, 503, maaError('ServiceUnavailable', 'starting'))
+      if (signer === null) return sendJson(res, 503, azureError('ServiceUnavailable', 'starting'))
       await route(req, res, signer)
     }
     run().catch(() => {
       if (stop.signal.aborted) return
-      send(res, 500, maaError('InternalServerError', 'the emulator failed to process the request'))
+      sendJson(res, 500, azureError('InternalServerError', 'the emulator failed to process the request'))
     })
   }
 
   const server = https.createServer({ cert: options.tls.certPem, key: options.tls.keyPem }, handler)
-  server.on('clientError', (_err, socket) => { socket.destroy() })
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => { server.off('error', reject); resolve() })
-  })
+  const address = await listen(server, options)
   const close = async (): Promise<void> => {
     stop.abort()
-    await new Promise<void>((resolve) => {
-      server.close(() => { resolve() })
-      server.closeAllConnections()
-    })
+    await closeServer(server)
   }
-  const endpoint = hostPort(server.address() as AddressInfo)
+  const endpoint = authority(address.address, address.port)
   issuer = `https://${endpoint}`
   try {
     signer = await createSigner(issuer, now())

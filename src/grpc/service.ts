@@ -5,11 +5,12 @@
 // key-provider-protocol.ts). Logs carry method, kid and endpoints, never data or keys.
 import type { handleUnaryCall, ServerUnaryCall, UntypedServiceImplementation } from '@grpc/grpc-js'
 import type { Config } from '../config.ts'
-import { isSidecarError, RequestInvalid, UpstreamTimeout } from '../errors.ts'
+import { RequestInvalid } from '../errors.ts'
 import { decodeBase64Flexible } from '../encoding/base64.ts'
 import { normaliseEndpoint } from '../http/endpoint.ts'
 import type { Logger } from '../log.ts'
 import type { AttestationService, KeyReleaseRequest, KeyReleaseService } from '../service/types.ts'
+import { runWithDeadline } from '../util/deadline.ts'
 import { decodeAnnotationPacket, kidFromKeyPath } from './annotation.ts'
 import { buildUnwrapOutput, buildWrapOutput, parseUnwrapRequest, parseWrapRequest, type KeyProviderFlavour } from './key-provider-protocol.ts'
 import { bytesField, OCICRYPT_SERVICE, REFERENCE_SERVICE, stringField, WRAP_FIELDS, type AttestationDataOutput } from './protos.ts'
@@ -35,34 +36,13 @@ function budgetMs (call: ServerUnaryCall<unknown, unknown>, limitMs: number): nu
   return Number.isFinite(at) ? Math.max(0, Math.min(limitMs, at - Date.now())) : limitMs
 }
 
-/** Runs `work` with a signal that fires on the deadline or when the client cancels; stops waiting then, too. */
+/** Runs `work` under the call's deadline (util/deadline.ts); a client cancelling counts as the caller leaving. */
 async function withCallDeadline<T> (call: ServerUnaryCall<unknown, unknown>, limitMs: number, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const controller = new AbortController()
-  const { signal } = controller
-  const timeoutMs = budgetMs(call, limitMs)
-  const timer = setTimeout(() => { controller.abort(new UpstreamTimeout('request deadline exceeded', { details: { timeoutMs } })) }, timeoutMs)
-  const onCancel = (): void => { controller.abort(new UpstreamTimeout('the client cancelled the call')) }
-  call.once('cancelled', onCancel)
-  let onAbort: (() => void) | undefined
-  const aborted = new Promise<never>((_resolve, reject) => {
-    onAbort = () => { reject(signal.reason) }
-    signal.addEventListener('abort', onAbort, { once: true })
-  })
-  const running = (async () => await work(signal))()
-  // Whichever loses the race must not surface as an unhandled rejection.
-  running.catch(() => {})
-  aborted.catch(() => {})
-  try {
-    return await Promise.race([running, aborted])
-  } catch (err) {
-    // A service that rejects with its own AbortError after the deadline fired timed out.
-    if (signal.aborted && !isSidecarError(err)) throw signal.reason
-    throw err
-  } finally {
-    clearTimeout(timer)
-    call.removeListener('cancelled', onCancel)
-    if (onAbort !== undefined) signal.removeEventListener('abort', onAbort)
-  }
+  return await runWithDeadline(budgetMs(call, limitMs), (cancel) => {
+    const onCancel = (): void => { cancel('the client cancelled the call') }
+    call.once('cancelled', onCancel)
+    return () => { call.removeListener('cancelled', onCancel) }
+  }, work)
 }
 
 function unary<T> (deps: KeyProviderDeps, method: string, work: Work<T>): handleUnaryCall<unknown, T> {

@@ -17,6 +17,7 @@ import { createDefaultHttpClient } from '@azure/core-rest-pipeline'
 import type { HttpClient } from '@azure/core-rest-pipeline'
 import { ConfigInvalid, IdentityUnavailable } from '../errors.ts'
 import type { Logger } from '../log.ts'
+import { createSingleFlight } from '../util/single-flight.ts'
 import { scopeOf } from './resource.ts'
 
 /** Which identity supplies tokens. */
@@ -111,22 +112,6 @@ export function identityError (err: unknown, kind: IdentityKind, hint: string): 
   })
 }
 
-/** Rejects with the signal's reason when it fires first; the work itself is shared and keeps running. */
-async function raceSignal<T> (work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return await work
-  signal.throwIfAborted()
-  let onAbort: (() => void) | undefined
-  const aborted = new Promise<never>((_resolve, reject) => {
-    onAbort = () => { reject(signal.reason) }
-    signal.addEventListener('abort', onAbort, { once: true })
-  })
-  try {
-    return await Promise.race([work, aborted])
-  } finally {
-    if (onAbort !== undefined) signal.removeEventListener('abort', onAbort)
-  }
-}
-
 /** Wraps a credential with the cache, single-flight, deadline and error mapping described above. */
 export function createTokenSource (options: TokenSourceOptions): TokenSource {
   const { credential, kind } = options
@@ -135,7 +120,9 @@ export function createTokenSource (options: TokenSourceOptions): TokenSource {
   const margin = options.refreshMarginMs ?? REFRESH_MARGIN_MS
   const timeoutMs = options.timeoutMs ?? TIMEOUT_MS
   const cache = new Map<string, { token: string, expiresOn: number }>()
-  const inflight = new Map<string, Promise<string>>()
+  // A token is cached for later callers, so a fetch everyone stopped waiting for still finishes;
+  // it has its own deadline.
+  const flights = createSingleFlight<string>({ abortAbandoned: false })
 
   const fetch = async (scope: string): Promise<string> => {
     const deadline = new AbortController()
@@ -168,14 +155,7 @@ export function createTokenSource (options: TokenSourceOptions): TokenSource {
       const scope = scopeOf(resource)
       const hit = cache.get(scope)
       if (hit !== undefined && now().getTime() < hit.expiresOn - margin) return hit.token
-      let shared = inflight.get(scope)
-      if (shared === undefined) {
-        shared = fetch(scope).finally(() => { inflight.delete(scope) })
-        // Every caller may have given up (its signal fired) before the fetch settles.
-        shared.catch(() => {})
-        inflight.set(scope, shared)
-      }
-      return await raceSignal(shared, signal)
+      return await flights.run(scope, async () => await fetch(scope), signal)
     }
   }
 }

@@ -6,6 +6,7 @@ import { createPublicKey, X509Certificate } from 'node:crypto'
 import type { KeyObject } from 'node:crypto'
 import { MaaTokenInvalid, UpstreamRejected, UpstreamResponseInvalid } from '../errors.ts'
 import type { Upstream } from '../http/upstream.ts'
+import { raceSignal } from '../util/single-flight.ts'
 
 /** Resolves an issuer's signing key by kid. */
 export interface JwksCache {
@@ -69,21 +70,6 @@ export function parseJwks (body: Buffer): Map<string, KeyObject> {
   return out
 }
 
-async function raceAbort (work: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
-  if (signal === undefined) return await work
-  signal.throwIfAborted()
-  let onAbort = (): void => {}
-  const aborted = new Promise<never>((_resolve, reject) => {
-    onAbort = () => { reject(signal.reason) }
-    signal.addEventListener('abort', onAbort, { once: true })
-  })
-  try {
-    await Promise.race([work, aborted])
-  } finally {
-    signal.removeEventListener('abort', onAbort)
-  }
-}
-
 function certsUrl (issuer: string): string {
   return `${issuer.replace(/\/+$/, '')}/certs`
 }
@@ -142,7 +128,7 @@ export function createJwksCache (options: JwksCacheOptions): JwksCache {
         work.catch(() => {})
         entry.inflight = work
       }
-      if (entry.inflight !== null) await raceAbort(entry.inflight, signal)
+      if (entry.inflight !== null) await raceSignal(entry.inflight, signal)
       const key = fresh(entry, kid)
       if (key === null) {
         throw new MaaTokenInvalid('MAA token signing key (kid) is not among the issuer\'s /certs keys', { details: { check: 'kid' } })

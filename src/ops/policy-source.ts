@@ -5,7 +5,7 @@
 import type { Config } from '../config.ts'
 import { ConfigInvalid, isSidecarError } from '../errors.ts'
 import { parseReport } from '../snp/abi.ts'
-import { loadSecurityContext } from '../uvm/security-context.ts'
+import { loadSecurityContext, securityContextEnv } from '../uvm/security-context.ts'
 import { readDeviceReport, type DeviceReportOptions } from './device-report.ts'
 import { hostDataOf, normaliseHostData, securityPolicyFromFile } from './release-policy-builder.ts'
 
@@ -21,15 +21,6 @@ export interface HostDataInputs {
   /** The contents of a security policy file. */
   securityPolicyFile?: Buffer
   config: Config
-}
-
-function uvmEnv (env: Config['env']): Record<string, string | undefined> {
-  return {
-    UVM_SECURITY_CONTEXT_DIR: env.uvmSecurityContextDir ?? undefined,
-    UVM_SECURITY_POLICY: env.uvmSecurityPolicy ?? undefined,
-    UVM_HOST_AMD_CERTIFICATE: env.uvmHostAmdCertificate ?? undefined,
-    UVM_REFERENCE_INFO: env.uvmReferenceInfo ?? undefined
-  }
 }
 
 /** Resolves HOST_DATA; ConfigInvalid when an explicit input is malformed. */
@@ -53,7 +44,7 @@ export async function resolveHostData (inputs: HostDataInputs, options: DeviceRe
   }
   let context
   try {
-    context = await loadSecurityContext({ env: uvmEnv(inputs.config.env), ...(options.root === undefined ? {} : { root: options.root }) })
+    context = await loadSecurityContext({ env: securityContextEnv(inputs.config), ...(options.root === undefined ? {} : { root: options.root }) })
   } catch (err) {
     if (!isSidecarError(err)) throw err
     throw new ConfigInvalid(`the UVM security context cannot be used: ${err.message}`, { cause: err })

@@ -4,46 +4,28 @@
 // the forms reports are saved in (raw 1184 bytes, hex text, base64). Pure.
 import { createHash } from 'node:crypto'
 import { ReportInvalid } from '../errors.ts'
-import { REPORT_SIZE, type AttestationReport, type FirmwareVersion } from '../snp/abi.ts'
+import { REPORT_SIZE, type AttestationReport, type FirmwareVersion, type GuestPolicy, type PlatformInfo, type SignerInfo } from '../snp/abi.ts'
 import { tcbToHex, type TcbParts } from '../snp/tcb.ts'
 
 /** A TCB_VERSION: `raw` as THIM's `tcbm` (16 hex digits, most significant first) and its parts (null when the generation is unknown). */
 export interface TcbView { raw: string, parts: TcbParts | null }
 
+/** A decoded bit-field word with its raw value as a hex string. */
+export type WordView<T extends { raw: bigint | number }> = Omit<T, 'raw'> & { raw: string }
+
 /** The JSON form of a report; every bigint is a hex string. */
 export interface ReportView {
   version: number
   guestSvn: number
-  policy: {
-    raw: string
-    abiMajor: number
-    abiMinor: number
-    smt: boolean
-    migrateMa: boolean
-    debug: boolean
-    singleSocket: boolean
-    cxlAllow: boolean
-    memAes256Xts: boolean
-    raplDis: boolean
-    ciphertextHiding: boolean
-    pageSwapDisable: boolean
-  }
+  /** The decoded words of snp/report-fields.ts, with `raw` as hex. */
+  policy: WordView<GuestPolicy>
   familyId: string
   imageId: string
   vmpl: number
   signatureAlgo: number
   signatureAlgoName: string
-  platformInfo: {
-    raw: string
-    smtEnabled: boolean
-    tsmeEnabled: boolean
-    eccEnabled: boolean
-    raplDisabled: boolean
-    ciphertextHidingEnabled: boolean
-    aliasCheckComplete: boolean
-    tioEnabled: boolean
-  }
-  signer: { raw: string, authorKeyEn: boolean, maskChipKey: boolean, signingKey: 'vcek' | 'vlek' | 'none' }
+  platformInfo: WordView<PlatformInfo>
+  signer: WordView<SignerInfo>
   generation: string | null
   cpuid: { family: string, model: string, stepping: string } | null
   tcb: { current: TcbView, reported: TcbView, committed: TcbView, launch: TcbView }
@@ -81,39 +63,19 @@ function version (v: FirmwareVersion): string {
 export function reportView (report: AttestationReport): ReportView {
   const tcb = (raw: bigint, parts: TcbParts | undefined): TcbView => ({ raw: tcbToHex(raw), parts: parts ?? null })
   const { policy: p, platformInfo: pi, signerInfo: si } = report
+  const { raw: _raw, abiMajor: _abiMajor, ...policyRest } = p
   return {
     version: report.version,
     guestSvn: report.guestSvn,
-    policy: {
-      raw: word(p.raw),
-      abiMajor: p.abiMajor,
-      abiMinor: p.abiMinor,
-      smt: p.smt,
-      migrateMa: p.migrateMa,
-      debug: p.debug,
-      singleSocket: p.singleSocket,
-      cxlAllow: p.cxlAllow,
-      memAes256Xts: p.memAes256Xts,
-      raplDis: p.raplDis,
-      ciphertextHiding: p.ciphertextHiding,
-      pageSwapDisable: p.pageSwapDisable
-    },
+    // The JSON has always listed abiMajor before abiMinor; its key order stays stable for diffs.
+    policy: { raw: word(p.raw), abiMajor: p.abiMajor, ...policyRest },
     familyId: report.familyId.toString('hex'),
     imageId: report.imageId.toString('hex'),
     vmpl: report.vmpl,
     signatureAlgo: report.signatureAlgo,
     signatureAlgoName: ALGORITHMS[report.signatureAlgo] ?? 'unknown',
-    platformInfo: {
-      raw: word(pi.raw),
-      smtEnabled: pi.smtEnabled,
-      tsmeEnabled: pi.tsmeEnabled,
-      eccEnabled: pi.eccEnabled,
-      raplDisabled: pi.raplDisabled,
-      ciphertextHidingEnabled: pi.ciphertextHidingEnabled,
-      aliasCheckComplete: pi.aliasCheckComplete,
-      tioEnabled: pi.tioEnabled
-    },
-    signer: { raw: `0x${si.raw.toString(16).padStart(8, '0')}`, authorKeyEn: si.authorKeyEn, maskChipKey: si.maskChipKey, signingKey: si.signingKey },
+    platformInfo: { ...pi, raw: word(pi.raw) },
+    signer: { ...si, raw: `0x${si.raw.toString(16).padStart(8, '0')}` },
     generation: report.generation,
     cpuid: report.cpuid === null ? null : { family: byte(report.cpuid.family), model: byte(report.cpuid.model), stepping: byte(report.cpuid.stepping) },
     tcb: {

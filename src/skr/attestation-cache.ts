@@ -18,7 +18,7 @@
 import { decodeJwt } from 'jose'
 import type { Logger } from '../log.ts'
 import type { AttestationService } from '../service/types.ts'
-import { createSingleFlight } from './single-flight.ts'
+import { createSingleFlight } from '../util/single-flight.ts'
 import { runStep } from './steps.ts'
 import type { WrappingKey } from './wrapping-key.ts'
 

@@ -4,9 +4,9 @@
 // turns on the performance features (docs/security.md explains why they are safe): a wrapping-key
 // pool, attestation reuse per MAA endpoint, coalescing of identical releases, a verified signer
 // chain cache, and batch release.
-import { readFile } from 'node:fs/promises'
 import { pino } from 'pino'
 import type { Config } from '../config.ts'
+import { readExtraCa } from '../config/extra-ca.ts'
 import { ConfigInvalid } from '../errors.ts'
 import { createReleaseClient } from '../akv/release-client.ts'
 import { createSignerChainCache } from '../akv/signer-chain-cache.ts'
@@ -60,20 +60,6 @@ function setting (value: number | undefined, fallback: number, name: string, min
   return n
 }
 
-async function extraRoots (config: Config, extra: readonly string[]): Promise<string[]> {
-  const roots = [...extra]
-  if (config.extraCaFile !== null) {
-    try {
-      roots.push(await readFile(config.extraCaFile, 'utf8'))
-    } catch (err) {
-      const code = (err as { code?: unknown }).code
-      throw new ConfigInvalid(`SKR_EXTRA_CA_CERTS names a file that cannot be read (${typeof code === 'string' ? code : 'unknown error'})`,
-        { cause: err, details: { key: 'SKR_EXTRA_CA_CERTS' } })
-    }
-  }
-  return roots
-}
-
 /** The identity settings of a configuration: workload identity needs all three AZURE_* values, as in the reference (pkg/msi). */
 export function identityConfigOf (config: Config, extraCa: readonly string[] = []): IdentityConfig {
   const { azureClientId, azureTenantId, azureFederatedTokenFile, azureAuthorityHost } = config.env
@@ -108,7 +94,7 @@ export async function buildKeyRelease (
   options: BuildKeyReleaseOptions = {}
 ): Promise<BuiltKeyRelease> {
   const log = (options.log ?? pino({ level: 'silent' })).child({ component: 'skr' })
-  const ca = await extraRoots(config, options.extraCa ?? [])
+  const ca = await readExtraCa(config, options.extraCa)
   const partial = partialWorkloadIdentity(config)
   if (partial !== null && options.tokens === undefined) {
     // A half-configured workload identity is nearly always a manifest mistake (an empty env var or a
@@ -118,7 +104,7 @@ export async function buildKeyRelease (
   const tokens = options.tokens ?? createIdentityTokenSource(identityConfigOf(config, ca), { log })
   // Computed once (the set is memoised by content); the release reads it per call.
   const roots = loadTrustedRoots(ca.length === 0 ? {} : { extraCaPem: ca })
-  const observeUpstream = options.metrics?.observeUpstream
+  const observeUpstream = options.metrics?.observeUpstream?.bind(options.metrics)
   const upstream = new Upstream({ name: 'akv', ...(ca.length === 0 ? {} : { ca }), ...(observeUpstream === undefined ? {} : { metrics: { observeUpstream } }) })
   const release = createReleaseClient({ upstream, apiVersion: config.akv.apiVersion, enc: config.akv.enc, log })
 

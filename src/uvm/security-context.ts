@@ -6,6 +6,7 @@ import { readFile, readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { VcekCollateral } from '../certs/collateral-types.ts'
 import { parseThimDocument } from '../certs/thim.ts'
+import type { Config } from '../config.ts'
 import { CollateralUnavailable, SidecarError } from '../errors.ts'
 
 /** The three security-context items, decoded, and where each was found. */
@@ -20,6 +21,30 @@ export interface SecurityContext {
 }
 
 type Env = Record<string, string | undefined>
+
+/** The UVM_* variables as the frozen Config holds them, in the shape loadSecurityContext reads. */
+export function securityContextEnv (config: Pick<Config, 'env'>): Env {
+  const { env } = config
+  return {
+    UVM_SECURITY_CONTEXT_DIR: env.uvmSecurityContextDir ?? undefined,
+    UVM_SECURITY_POLICY: env.uvmSecurityPolicy ?? undefined,
+    UVM_HOST_AMD_CERTIFICATE: env.uvmHostAmdCertificate ?? undefined,
+    UVM_REFERENCE_INFO: env.uvmReferenceInfo ?? undefined
+  }
+}
+
+/** A context with nothing in it: what a host without a security context hands over. */
+export function emptySecurityContext (): SecurityContext {
+  return {
+    dir: null,
+    securityPolicy: null,
+    securityPolicyBase64: null,
+    hostAmdCert: null,
+    referenceInfo: null,
+    referenceInfoBase64: null,
+    sources: { securityPolicy: 'absent', hostAmdCert: 'absent', referenceInfo: 'absent' }
+  }
+}
 type Item = keyof SecurityContext['sources']
 
 const ITEMS: Readonly<Record<Item, { file: string, env: string }>> = {

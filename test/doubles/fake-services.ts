@@ -1,6 +1,7 @@
 // In-memory AttestationService and KeyReleaseService for transport tests. They record every
 // call (with the signal they were given) and can be told to fail with a given error or to
-// hang, either honouring their AbortSignal or ignoring it like a misbehaving dependency.
+// hang, either honouring their AbortSignal or ignoring it like a misbehaving dependency;
+// GatedKeyRelease holds every release until the test opens its gate.
 import type { FastifyInstance } from 'fastify'
 import pino from 'pino'
 import { loadConfig, type Config } from '../../src/config.ts'
@@ -111,6 +112,21 @@ export class FakeKeyReleaseService implements KeyReleaseService {
   async release (request: KeyReleaseRequest, signal?: AbortSignal): Promise<Record<string, unknown>> {
     this.calls.push({ op: 'release', request, signal })
     return await run(this.mode, signal, () => this.jwk)
+  }
+}
+
+/** A KeyReleaseService whose releases wait until the test opens the gate (in-flight and draining tests). */
+export class GatedKeyRelease implements KeyReleaseService {
+  readonly started: KeyReleaseRequest[] = []
+  readonly #gates: Array<() => void> = []
+  async release (request: KeyReleaseRequest): Promise<Record<string, unknown>> {
+    this.started.push(request)
+    await new Promise<void>(resolve => this.#gates.push(resolve))
+    return { ...FAKE_JWK }
+  }
+
+  open (): void {
+    for (const gate of this.#gates.splice(0)) gate()
   }
 }
 

@@ -18,7 +18,7 @@ import type { MaaClient } from '../../../src/maa/client.ts'
 import { parseReport } from '../../../src/snp/abi.ts'
 import type { QuoteProvider } from '../../../src/snp/provider.ts'
 import { createSimulatedProvider } from '../../../src/snp/simulated.ts'
-import type { SecurityContext } from '../../../src/uvm/security-context.ts'
+import { emptySecurityContext } from '../../../src/uvm/security-context.ts'
 import { needsVectors, vectorText } from '../../helpers/vectors.ts'
 
 const chain = await loadOrCreateEmulatedChain({ cacheDir: join(tmpdir(), 'skr-test-emulated-chain') })
@@ -28,15 +28,7 @@ const OTHER_TCB = 0x7308000000000004n
 const runtimeData = Buffer.from(JSON.stringify({ keys: [{ kty: 'RSA', kid: 'k', e: 'AQAB', n: 'abc' }] }))
 const good = (): VcekCollateral => parseThimDocument(thimDocument(chain), 'thim')
 
-const NO_CONTEXT: SecurityContext = {
-  dir: null,
-  securityPolicy: null,
-  securityPolicyBase64: null,
-  hostAmdCert: null,
-  referenceInfo: null,
-  referenceInfoBase64: null,
-  sources: { securityPolicy: 'absent', hostAmdCert: 'absent', referenceInfo: 'absent' }
-}
+const NO_CONTEXT = emptySecurityContext()
 
 /** The simulated provider, counting calls; `patch` rewrites the n-th report (0-based) before it is returned. */
 function countingProvider (patch?: (report: Buffer, call: number) => void): QuoteProvider & { calls: number } {

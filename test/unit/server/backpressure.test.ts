@@ -9,25 +9,10 @@ import { createMetricsRegistry, type PrometheusMetrics } from '../../../src/obse
 import { buildApp, type AppDeps } from '../../../src/server/app.ts'
 import { listen } from '../../../src/server/listen.ts'
 import { backpressureOptions, DEFAULT_BACKPRESSURE } from '../../../src/server/plugins/backpressure.ts'
-import type { KeyReleaseRequest, KeyReleaseService } from '../../../src/service/types.ts'
-import { FAKE_JWK, FakeAttestationService, FakeKeyReleaseService, testConfig } from '../../doubles/fake-services.ts'
+import { FAKE_JWK, FakeAttestationService, FakeKeyReleaseService, GatedKeyRelease, testConfig } from '../../doubles/fake-services.ts'
 
 const KEY_OK = { maa_endpoint: 'sharedeus.eus.attest.azure.net', akv_endpoint: 'myvault.vault.azure.net', kid: 'mykey' }
 const MAA_OK = { maa_endpoint: 'sharedeus.eus.attest.azure.net', runtime_data: 'aGVsbG8=' }
-
-class GatedKeyRelease implements KeyReleaseService {
-  readonly started: KeyReleaseRequest[] = []
-  readonly #gates: Array<() => void> = []
-  async release (request: KeyReleaseRequest): Promise<Record<string, unknown>> {
-    this.started.push(request)
-    await new Promise<void>(resolve => this.#gates.push(resolve))
-    return { ...FAKE_JWK }
-  }
-
-  open (): void {
-    for (const gate of this.#gates.splice(0)) gate()
-  }
-}
 
 function build (overrides: Partial<AppDeps> = {}): { app: ReturnType<typeof buildApp>; metrics: PrometheusMetrics } {
   const metrics = createMetricsRegistry({ defaultMetrics: false })

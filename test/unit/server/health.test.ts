@@ -11,8 +11,7 @@ import { lifecycleOf } from '../../../src/server/lifecycle.ts'
 import { closeGracefully, listen } from '../../../src/server/listen.ts'
 import { readiness, registerHealthRoutes, type IdentityStatus } from '../../../src/server/plugins/health.ts'
 import { errorBodySchema } from '../../../src/server/schemas.ts'
-import type { KeyReleaseRequest, KeyReleaseService } from '../../../src/service/types.ts'
-import { FAKE_JWK, FakeAttestationService, FakeKeyReleaseService, testConfig } from '../../doubles/fake-services.ts'
+import { FAKE_JWK, FakeAttestationService, FakeKeyReleaseService, GatedKeyRelease, testConfig } from '../../doubles/fake-services.ts'
 
 const KEY_OK = { maa_endpoint: 'sharedeus.eus.attest.azure.net', akv_endpoint: 'myvault.vault.azure.net', kid: 'mykey' }
 
@@ -26,21 +25,6 @@ function build (overrides: Partial<AppDeps> = {}): { app: ReturnType<typeof buil
     ...overrides
   })
   return { app, attestation }
-}
-
-/** A key release that waits until the test opens the gate. */
-class GatedKeyRelease implements KeyReleaseService {
-  readonly started: KeyReleaseRequest[] = []
-  readonly #gates: Array<() => void> = []
-  async release (request: KeyReleaseRequest): Promise<Record<string, unknown>> {
-    this.started.push(request)
-    await new Promise<void>(resolve => this.#gates.push(resolve))
-    return { ...FAKE_JWK }
-  }
-
-  open (): void {
-    for (const gate of this.#gates.splice(0)) gate()
-  }
 }
 
 async function until (condition: () => boolean): Promise<void> {

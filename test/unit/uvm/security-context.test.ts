@@ -1,6 +1,7 @@
 import t from 'tap'
 import { join } from 'node:path'
-import { findSecurityContextDir, loadSecurityContext } from '../../../src/uvm/security-context.ts'
+import { loadConfig } from '../../../src/config.ts'
+import { emptySecurityContext, findSecurityContextDir, loadSecurityContext, securityContextEnv } from '../../../src/uvm/security-context.ts'
 import { needsVectors, vectorsDir, vectorText } from '../../helpers/vectors.ts'
 
 const b64 = (s: string | Buffer): string => Buffer.from(s).toString('base64')
@@ -65,14 +66,15 @@ t.test('unpadded base64 is accepted', async (t) => {
 
 t.test('no directory and no env: everything absent', async (t) => {
   const ctx = await loadSecurityContext({ env: {}, root: t.testdir({}) })
-  t.same(ctx, {
-    dir: null,
-    securityPolicy: null,
-    securityPolicyBase64: null,
-    hostAmdCert: null,
-    referenceInfo: null,
-    referenceInfoBase64: null,
-    sources: { securityPolicy: 'absent', hostAmdCert: 'absent', referenceInfo: 'absent' }
+  t.same(ctx, emptySecurityContext())
+})
+
+t.test('securityContextEnv: the UVM_* settings of the config, unset ones undefined', async (t) => {
+  t.same(securityContextEnv(loadConfig([], { UVM_SECURITY_CONTEXT_DIR: '/ctx', UVM_SECURITY_POLICY: 'cG9saWN5' })), {
+    UVM_SECURITY_CONTEXT_DIR: '/ctx',
+    UVM_SECURITY_POLICY: 'cG9saWN5',
+    UVM_HOST_AMD_CERTIFICATE: undefined,
+    UVM_REFERENCE_INFO: undefined
   })
 })
 

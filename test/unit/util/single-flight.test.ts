@@ -1,5 +1,5 @@
 import t from 'tap'
-import { createSingleFlight, raceSignal } from '../../../src/skr/single-flight.ts'
+import { createSingleFlight, raceSignal } from '../../../src/util/single-flight.ts'
 
 /** Work that settles when the test says so, recording the signal it was given. */
 function deferred (): { work: (signal: AbortSignal) => Promise<string>, resolve: (v: string) => void, reject: (e: unknown) => void, signals: AbortSignal[], started: () => number } {
@@ -70,6 +70,20 @@ t.test('waiters leaving: the work is aborted only when the last one leaves; back
   bg.resolve('done')
   t.equal(await pinned, 'done')
   await t.rejects(group.run('x', d.work, AbortSignal.abort(new Error('already'))), { message: 'already' })
+})
+
+t.test('abortAbandoned false: the work outlives its last waiter and later callers join it', async (t) => {
+  const group = createSingleFlight<string>({ abortAbandoned: false })
+  const d = deferred()
+  const c = new AbortController()
+  const quitter = group.run('k', d.work, c.signal)
+  c.abort(new Error('left'))
+  await t.rejects(quitter, { message: 'left' })
+  t.equal(d.signals[0]?.aborted, false, 'nobody waits, the work goes on')
+  const later = group.run('k', d.work)
+  t.equal(d.started(), 1, 'joined, not restarted')
+  d.resolve('kept')
+  t.equal(await later, 'kept')
 })
 
 t.test('close aborts flights; later calls run unshared', async (t) => {

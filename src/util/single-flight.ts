@@ -1,10 +1,12 @@
 // Single-flight: concurrent callers asking for the same thing share one piece of work. Used for
-// attestations (one MAA round trip however many releases need a token for the same endpoint)
-// and for identical releases (one AKV call whose answer every waiter gets).
+// attestations (one MAA round trip however many releases need a token for the same endpoint),
+// identical releases (one AKV call whose answer every waiter gets), VCEK chain refreshes (one
+// THIM/KDS fetch after a TCB update) and Entra tokens (one fetch per scope).
 //
 // The shared work gets its own AbortSignal, not any caller's: one caller giving up must not fail
 // the others. It is aborted only when every waiter has given up (nobody wants the answer, so
-// the upstream call is not worth finishing) or when the group is closed. A failure reaches every
+// the upstream call is not worth finishing; groups that keep the answer beyond their callers,
+// such as a cache fill, turn this off) or when the group is closed. A failure reaches every
 // waiter and nothing is remembered: the next call starts afresh.
 
 /** Shares in-flight work by key. */
@@ -23,11 +25,20 @@ export interface SingleFlight<V> {
   close: (reason?: unknown) => void
 }
 
+/** How a group treats work its waiters have all left. */
+export interface SingleFlightOptions {
+  /**
+   * Abort the work once every waiter has given up (default true). False when the answer is kept
+   * beyond the callers (a cache fill): the next caller would only have to start it again.
+   */
+  abortAbandoned?: boolean
+}
+
 interface Flight<V> {
   promise: Promise<V>
   controller: AbortController
   waiters: number
-  /** Started or joined by background(): waiters leaving never abort it. */
+  /** Waiters leaving never abort it: started or joined by background(), or the group keeps abandoned work. */
   pinned: boolean
 }
 
@@ -48,7 +59,8 @@ export async function raceSignal<T> (work: Promise<T>, signal: AbortSignal | und
 }
 
 /** Creates an empty single-flight group. */
-export function createSingleFlight<V> (): SingleFlight<V> {
+export function createSingleFlight<V> (options: SingleFlightOptions = {}): SingleFlight<V> {
+  const keepAbandoned = options.abortAbandoned === false
   const flights = new Map<string, Flight<V>>()
   let closed = false
 
@@ -67,7 +79,7 @@ export function createSingleFlight<V> (): SingleFlight<V> {
     async run (key, work, signal) {
       signal?.throwIfAborted()
       if (closed) return await work(signal ?? new AbortController().signal)
-      const flight = flights.get(key) ?? start(key, work, false)
+      const flight = flights.get(key) ?? start(key, work, keepAbandoned)
       flight.waiters++
       try {
         return await raceSignal(flight.promise, signal)

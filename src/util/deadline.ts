@@ -1,0 +1,50 @@
+// One deadline for one call, whatever the transport. The work gets an AbortSignal that fires when
+// the call outlives its time budget or the caller goes away, and the caller stops waiting at that
+// moment too, so work that ignores its signal cannot hold a client past the deadline. Transports
+// (server/deadline.ts for HTTP, grpc/service.ts) only say how they notice the caller leaving.
+import { isSidecarError, UpstreamTimeout } from '../errors.ts'
+
+/**
+ * Subscribes to the caller going away: calls `cancel` with what to report then, and returns the
+ * unsubscribe.
+ */
+export type WatchCancel = (cancel: (message: string) => void) => () => void
+
+/**
+ * Runs `work` with a signal bound to `timeoutMs` and to the caller (see WatchCancel).
+ * Rejects with UpstreamTimeout ("request deadline exceeded", or the cancel message) when the
+ * signal fires first, or when `work` rejects with a non-SidecarError (an AbortError) after it fired.
+ */
+export async function runWithDeadline<T> (
+  timeoutMs: number,
+  watchCancel: WatchCancel,
+  work: (signal: AbortSignal) => Promise<T>
+): Promise<T> {
+  const controller = new AbortController()
+  const { signal } = controller
+  const timer = setTimeout(() => {
+    controller.abort(new UpstreamTimeout('request deadline exceeded', { details: { timeoutMs } }))
+  }, timeoutMs)
+  const unwatch = watchCancel((message) => { controller.abort(new UpstreamTimeout(message)) })
+
+  let onAbort: (() => void) | undefined
+  const aborted = new Promise<never>((_resolve, reject) => {
+    onAbort = () => { reject(signal.reason) }
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
+  const running = (async () => await work(signal))()
+  // Whichever loses the race must not surface as an unhandled rejection.
+  running.catch(() => {})
+  aborted.catch(() => {})
+  try {
+    return await Promise.race([running, aborted])
+  } catch (err) {
+    // A service that rejects with its own AbortError after the deadline fired timed out.
+    if (signal.aborted && !isSidecarError(err)) throw signal.reason
+    throw err
+  } finally {
+    clearTimeout(timer)
+    unwatch()
+    if (onAbort !== undefined) signal.removeEventListener('abort', onAbort)
+  }
+}
