@@ -9,7 +9,6 @@ import { buildApp } from './server/app.ts'
 import { closeGracefully, listen } from './server/listen.ts'
 import { createMetricsRegistry } from './observability/registry.ts'
 import { instrumentKeyRelease } from './observability/metrics.ts'
-import { startGrpcServer } from './grpc/server.ts'
 import type { AttestationService, KeyReleaseService } from './service/types.ts'
 
 export interface Sidecar {
@@ -52,9 +51,10 @@ export async function startSidecar (config: Config, options: SidecarOptions): Pr
       identityStatus: () => ({ configured: true, kind: built.identityKind }),
       backpressure: { maxInFlightReleases: p.maxInFlight, maxEventLoopDelayMs: p.maxEventLoopDelayMs, maxHeapUsedBytes: p.maxHeapUsedBytes, maxRssBytes: p.maxRssBytes }
     }), config, options.log)
+  // gRPC (and its protobuf machinery) is loaded only when it is served.
   const grpc = config.serverType === 'http'
     ? null
-    : await startGrpcServer({ config, attestation: attestation.service, keyRelease, logger: options.log })
+    : await (await import('./grpc/server.ts')).startGrpcServer({ config, attestation: attestation.service, keyRelease, logger: options.log })
   let closing: Promise<void> | null = null
   return {
     addresses: [...(http?.addresses ?? []), ...(grpc === null ? [] : [`grpc://${grpc.address}`])],

@@ -84,17 +84,9 @@ async function credentialFor (values: Readonly<Record<string, string>>, config: 
   }
   // Loaded only when needed: @azure/identity is large.
   const { createCredential, identityError } = await import('../identity/token-source.ts')
-  const { env } = config
-  const clientId = config.azure.identity.clientId ?? env.azureClientId
-  const workload = env.azureClientId !== null && env.azureTenantId !== null && env.azureFederatedTokenFile !== null
-    ? { clientId: env.azureClientId, tenantId: env.azureTenantId, tokenFile: env.azureFederatedTokenFile }
-    : null
-  const { credential, kind, hint } = createCredential({
-    managedIdentityClientId: clientId,
-    workload,
-    authorityHost: env.azureAuthorityHost,
-    extraCa: await readExtraCa(config)
-  })
+  const { identityConfigOf } = await import('../skr/build.ts')
+  // Exactly the identity the sidecar would use.
+  const { credential, kind, hint } = await createCredential(identityConfigOf(config, await readExtraCa(config)))
   return {
     getToken: async (scopes, options) => {
       try {

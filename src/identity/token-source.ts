@@ -9,12 +9,10 @@
 //   whole-call deadline here;
 // - one error: every failure is IdentityUnavailable (503) naming the identity, who answered what,
 //   and what to check. Tokens never appear in messages or logs.
-import tls from 'node:tls'
-import { ManagedIdentityCredential, WorkloadIdentityCredential } from '@azure/identity'
-import type { AccessToken, TokenCredential, TokenCredentialOptions } from '@azure/identity'
-// A dependency of @azure/identity itself: the SDK's own HTTP client, wrapped to add per-attempt timeouts.
-import { createDefaultHttpClient } from '@azure/core-rest-pipeline'
-import type { HttpClient } from '@azure/core-rest-pipeline'
+//
+// @azure/identity is loaded on the first token request (./sdk-credential.ts), not at start-up:
+// it is the heaviest module skr depends on, and /status must answer without it.
+import type { AccessToken, TokenCredential } from '@azure/identity'
 import { ConfigInvalid, IdentityUnavailable } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { createSingleFlight } from '../util/single-flight.ts'
@@ -174,16 +172,6 @@ export interface IdentityConfig {
   attemptTimeoutMs?: number
 }
 
-function httpClientWithTimeout (attemptTimeoutMs: number): HttpClient {
-  const inner = createDefaultHttpClient()
-  return {
-    sendRequest: async (request) => {
-      if (request.timeout === 0 || request.timeout > attemptTimeoutMs) request.timeout = attemptTimeoutMs
-      return await inner.sendRequest(request)
-    }
-  }
-}
-
 function checkAuthorityHost (value: string): string {
   let url: URL
   try {
@@ -195,48 +183,44 @@ function checkAuthorityHost (value: string): string {
   return value.replace(/\/+$/, '')
 }
 
-/** Builds the SDK credential for a configuration, with what to check when it fails. */
-export function createCredential (config: IdentityConfig): { credential: TokenCredential, kind: IdentityKind, hint: string } {
-  const extra = config.extraCa ?? []
-  // `ca` replaces Node's roots, so the defaults (incl. NODE_EXTRA_CA_CERTS where Node exposes them) come first.
-  const defaults = (tls as { getCACertificates?: (which: 'default') => string[] }).getCACertificates?.('default') ?? [...tls.rootCertificates]
-  const common: TokenCredentialOptions = {
-    httpClient: httpClientWithTimeout(config.attemptTimeoutMs ?? ATTEMPT_TIMEOUT_MS),
-    retryOptions: { maxRetries: 2, retryDelayInMs: 500, maxRetryDelayInMs: 4000 },
-    ...(extra.length > 0 ? { tlsOptions: { ca: [...defaults, ...extra] } } : {})
-  }
+/** Which identity a configuration selects and what to check when it fails (pure: no SDK loaded). */
+export function credentialPlan (config: IdentityConfig): { kind: IdentityKind, hint: string, authorityHost: string | null } {
+  // Checked here, at start-up, so a bad AZURE_AUTHORITY_HOST stops skr rather than the first release.
   const authorityHost = config.authorityHost === null ? null : checkAuthorityHost(config.authorityHost)
-  try {
-    const wi = config.workload
-    if (wi !== null) {
-      return {
-        kind: 'workload identity',
-        hint: `check AZURE_CLIENT_ID ${wi.clientId}, AZURE_TENANT_ID ${wi.tenantId} and the identity's federated credential for the token in AZURE_FEDERATED_TOKEN_FILE`,
-        credential: new WorkloadIdentityCredential({
-          ...common,
-          clientId: wi.clientId,
-          tenantId: wi.tenantId,
-          tokenFilePath: wi.tokenFile,
-          // Instance discovery asks login.microsoftonline.com about the authority, which a
-          // sovereign cloud or a local double cannot answer (EXP: endpoints_resolution_error).
-          ...(authorityHost === null ? {} : { authorityHost, disableInstanceDiscovery: true })
-        })
-      }
-    }
-    const clientId = config.managedIdentityClientId
+  const wi = config.workload
+  if (wi !== null) {
     return {
-      kind: 'managed identity',
-      hint: `is the identity assigned to the container group? ${clientId === null ? 'system-assigned identity' : `client_id ${clientId}`}`,
-      credential: new ManagedIdentityCredential({ ...common, ...(clientId === null ? {} : { clientId }) })
+      kind: 'workload identity',
+      hint: `check AZURE_CLIENT_ID ${wi.clientId}, AZURE_TENANT_ID ${wi.tenantId} and the identity's federated credential for the token in AZURE_FEDERATED_TOKEN_FILE`,
+      authorityHost
     }
-  } catch (err) {
-    // Construction fails only on configuration: bad tenant id, or a non-https AZURE_AUTHORITY_HOST in the environment.
-    throw new ConfigInvalid(`identity configuration invalid: ${sanitise(String(field(err, 'message') ?? 'unknown'))}`, { cause: err })
   }
+  const clientId = config.managedIdentityClientId
+  return {
+    kind: 'managed identity',
+    hint: `is the identity assigned to the container group? ${clientId === null ? 'system-assigned identity' : `client_id ${clientId}`}`,
+    authorityHost
+  }
+}
+
+/** Builds the SDK credential for a configuration (loads @azure/identity), with what to check when it fails. */
+export async function createCredential (config: IdentityConfig): Promise<{ credential: TokenCredential, kind: IdentityKind, hint: string }> {
+  const plan = credentialPlan(config)
+  const { sdkCredential } = await import('./sdk-credential.ts')
+  return { credential: sdkCredential(config, plan.authorityHost, ATTEMPT_TIMEOUT_MS), kind: plan.kind, hint: plan.hint }
 }
 
 /** A TokenSource over the credential `config` selects. */
 export function createIdentityTokenSource (config: IdentityConfig, options: { now?: () => Date, timeoutMs?: number, log?: Logger } = {}): TokenSource {
-  const { credential, kind, hint } = createCredential(config)
+  const { kind, hint } = credentialPlan(config)
+  let loading: Promise<TokenCredential> | null = null
+  // The SDK credential is built on first use; a failure to build it is reported like any token
+  // failure (and retried on the next request) rather than cached.
+  const credential: Pick<TokenCredential, 'getToken'> = {
+    getToken: async (scopes, opts) => {
+      loading ??= createCredential(config).then(c => c.credential, (err: unknown) => { loading = null; throw err })
+      return await (await loading).getToken(scopes, opts)
+    }
+  }
   return createTokenSource({ credential, kind, hint, ...options })
 }

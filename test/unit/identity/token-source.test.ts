@@ -3,7 +3,7 @@ import { Writable } from 'node:stream'
 import { pino } from 'pino'
 import type { AccessToken, GetTokenOptions } from '@azure/identity'
 import { AuthenticationError, CredentialUnavailableError } from '@azure/identity'
-import { createCredential, createTokenSource, identityError } from '../../../src/identity/token-source.ts'
+import { createCredential, createTokenSource, identityError, credentialPlan, createIdentityTokenSource } from '../../../src/identity/token-source.ts'
 import { IdentityUnavailable } from '../../../src/errors.ts'
 
 const VAULT = 'https://vault.azure.net'
@@ -161,11 +161,11 @@ t.test('argument checks', async (t) => {
 })
 
 t.test('createCredential: which identity, and configuration errors', async (t) => {
-  const mi = createCredential({ managedIdentityClientId: 'cid-1', workload: null, authorityHost: null })
+  const mi = await createCredential({ managedIdentityClientId: 'cid-1', workload: null, authorityHost: null })
   t.equal(mi.kind, 'managed identity')
   t.match(mi.hint, /client_id cid-1/)
-  t.match(createCredential({ managedIdentityClientId: null, workload: null, authorityHost: null }).hint, /system-assigned/)
-  const wi = createCredential({
+  t.match((await createCredential({ managedIdentityClientId: null, workload: null, authorityHost: null })).hint, /system-assigned/)
+  const wi = await createCredential({
     managedIdentityClientId: 'ignored',
     workload: { clientId: 'cid-2', tenantId: '00000000-0000-0000-0000-000000000001', tokenFile: '/var/run/secrets/token' },
     authorityHost: 'https://login.microsoftonline.us/',
@@ -173,9 +173,16 @@ t.test('createCredential: which identity, and configuration errors', async (t) =
   })
   t.equal(wi.kind, 'workload identity')
   t.match(wi.hint, /AZURE_CLIENT_ID cid-2, AZURE_TENANT_ID 00000000-0000-0000-0000-000000000001/)
-  t.throws(() => createCredential({ managedIdentityClientId: null, workload: null, authorityHost: 'http://login.example' }),
-    { code: 'ERR_CONFIG_INVALID', message: 'AZURE_AUTHORITY_HOST must be an https:// URL' })
-  t.throws(() => createCredential({ managedIdentityClientId: null, workload: null, authorityHost: 'not a url' }), { code: 'ERR_CONFIG_INVALID' })
-  t.throws(() => createCredential({ managedIdentityClientId: null, workload: { clientId: 'c', tenantId: 'bad tenant!', tokenFile: '/f' }, authorityHost: null }),
+  t.throws(() => credentialPlan({ managedIdentityClientId: null, workload: null, authorityHost: 'http://login.example' }),
+    { code: 'ERR_CONFIG_INVALID', message: 'AZURE_AUTHORITY_HOST must be an https:// URL' }, 'checked without loading the SDK')
+  await t.rejects(createCredential({ managedIdentityClientId: null, workload: null, authorityHost: 'not a url' }), { code: 'ERR_CONFIG_INVALID' })
+  await t.rejects(createCredential({ managedIdentityClientId: null, workload: { clientId: 'c', tenantId: 'bad tenant!', tokenFile: '/f' }, authorityHost: null }),
     { code: 'ERR_CONFIG_INVALID', message: /^identity configuration invalid/ })
+})
+
+t.test('createIdentityTokenSource loads the SDK on first use; a bad configuration fails the request, not the process', async (t) => {
+  const source = createIdentityTokenSource({ managedIdentityClientId: null, workload: { clientId: 'c', tenantId: 'bad tenant!', tokenFile: '/f' }, authorityHost: null })
+  t.equal(source.kind, 'workload identity')
+  await t.rejects(source.getToken('https://vault.azure.net'), { code: 'ERR_IDENTITY_UNAVAILABLE' })
+  t.throws(() => createIdentityTokenSource({ managedIdentityClientId: null, workload: null, authorityHost: 'ftp://x' }), { code: 'ERR_CONFIG_INVALID' }, 'the authority host is still checked at start-up')
 })
