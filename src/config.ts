@@ -2,10 +2,13 @@
 // in one place, then frozen. This module is the only reader of process.env for skr's own
 // settings (the Azure SDK reads its standard AZURE_* variables itself; they are documented
 // in the README). A bad value stops start-up with ERR_CONFIG_INVALID naming the key, never
-// the value (SkrSideCarArgs can carry client ids users consider sensitive).
+// the value (SkrSideCarArgs can carry client ids users consider sensitive). Every flag and
+// variable is declared in config/settings.ts, which the README's configuration table is
+// generated from: add a setting there first.
 import { ConfigInvalid } from './errors.ts'
 import { FlagError, parseBool, parseFlags, type FlagSpecs } from './cli/flags.ts'
 import { parseSkrSideCarArgs, type AzureInformation } from './config/sidecar-args.ts'
+import { envName, flagName, serveFlags, type SettingKey } from './config/settings.ts'
 
 export type { AzureInformation } from './config/sidecar-args.ts'
 
@@ -72,20 +75,8 @@ export interface Config {
   }
 }
 
-/** The serve command's flags: the reference's Go flags plus skr's own (kebab-case aliases). */
-export const SERVE_FLAGS: FlagSpecs = {
-  port: { type: 'string', help: 'TCP port to listen on (env Port; default 8080)' },
-  base64: { type: 'string', aliases: ['skr-sidecar-args'], help: 'base64 JSON with certcache, identity and maaconfig (env SkrSideCarArgs)' },
-  loglevel: { type: 'string', aliases: ['log-level'], help: 'trace, debug, info, warning, error, fatal, panic (env LogLevel; default warning)' },
-  logfile: { type: 'string', aliases: ['log-file'], help: 'append logs to this file instead of stdout (env LogFile)' },
-  server_type: { type: 'string', aliases: ['server-type'], help: 'http, grpc or both (env ServerType; default http)' },
-  allowTestingMismatchedTCB: { type: 'boolean', aliases: ['allow-testing-mismatched-tcb'], help: 'TESTING ONLY: start with a TCBM that cannot match (env AllowTestingMismatchedTCB)' },
-  host: { type: 'string', help: 'address to bind (env SKR_HOST; default localhost; non-loopback needs --allow-non-loopback)' },
-  'allow-non-loopback': { type: 'boolean', help: 'DANGEROUS: allow binding a non-loopback address (env SKR_ALLOW_NON_LOOPBACK=1)' },
-  'unix-socket': { type: 'string', help: 'also listen on this Unix socket (env SKR_UNIX_SOCKET)' },
-  'grpc-port': { type: 'string', help: 'gRPC port when --server-type both (env SKR_GRPC_PORT; default 50000)' },
-  attestation: { type: 'string', help: 'auto, tsm, sev-guest, sev or simulated (env SKR_ATTESTATION; default auto)' }
-}
+/** The serve command's flags: the reference's Go flags plus skr's own (kebab-case aliases), from config/settings.ts. */
+export const SERVE_FLAGS: FlagSpecs = serveFlags()
 
 const LOGRUS_LEVELS: Readonly<Record<string, LogLevel>> = {
   trace: 'trace',
@@ -180,8 +171,14 @@ export function loadConfig (argv: readonly string[], env: Env): Config {
   const problems: string[] = []
   if (positionals.length > 2) problems.push(`unexpected arguments after the first two (the reference's skr.sh takes SkrSideCarArgs and Port)`)
 
+  // Every flag and variable name comes from config/settings.ts (the README table is rendered from it).
+  const rawEnv = (key: SettingKey): string | undefined => env[envName(key)]
+  const fromEnv = (key: SettingKey): string | null => nonEmpty(rawEnv(key))
+  const fromFlag = (key: SettingKey): string | undefined => flags[flagName(key)]
+  const setting = (key: SettingKey): string | null => fromFlag(key) ?? fromEnv(key)
+
   // Precedence: flag, then environment, then the reference skr.sh positional arguments ($1, $2).
-  const sidecarArgs = flags.base64 ?? nonEmpty(env.SkrSideCarArgs) ?? nonEmpty(positionals[0])
+  const sidecarArgs = setting('sidecarArgs') ?? nonEmpty(positionals[0])
   let azure: AzureInformation = parseSkrSideCarArgs(null)
   try {
     azure = parseSkrSideCarArgs(sidecarArgs)
@@ -189,44 +186,44 @@ export function loadConfig (argv: readonly string[], env: Env): Config {
     problems.push(err instanceof ConfigInvalid ? err.message : 'SkrSideCarArgs is invalid')
   }
 
-  const port = parsePort(flags.port ?? nonEmpty(env.Port) ?? nonEmpty(positionals[1]) ?? '8080', 'Port', problems)
-  const grpcPort = parsePort(flags['grpc-port'] ?? nonEmpty(env.SKR_GRPC_PORT) ?? '50000', 'SKR_GRPC_PORT', problems)
+  const port = parsePort(setting('port') ?? nonEmpty(positionals[1]) ?? '8080', envName('port'), problems)
+  const grpcPort = parsePort(setting('grpcPort') ?? '50000', envName('grpcPort'), problems)
 
-  const levelRaw = (flags.loglevel ?? nonEmpty(env.LogLevel) ?? 'warning').toLowerCase()
+  const levelRaw = (setting('logLevel') ?? 'warning').toLowerCase()
   const logLevel = LOGRUS_LEVELS[levelRaw]
   if (logLevel === undefined) problems.push('LogLevel must be one of trace, debug, info, warning, error, fatal, panic')
 
-  const serverTypeRaw = (flags.server_type ?? nonEmpty(env.ServerType) ?? 'http').toLowerCase()
+  const serverTypeRaw = (setting('serverType') ?? 'http').toLowerCase()
   if (!['http', 'grpc', 'both'].includes(serverTypeRaw)) problems.push('ServerType must be http, grpc or both')
 
-  const attestationRaw = (flags.attestation ?? nonEmpty(env.SKR_ATTESTATION) ?? 'auto').toLowerCase()
+  const attestationRaw = (setting('attestation') ?? 'auto').toLowerCase()
   if (!(ATTESTATION_MODES as readonly string[]).includes(attestationRaw)) problems.push('SKR_ATTESTATION must be auto, tsm, sev-guest, sev or simulated')
 
-  const host = flags.host ?? nonEmpty(env.SKR_HOST) ?? 'localhost'
-  const allowNonLoopback = boolSetting(flags['allow-non-loopback'], env.SKR_ALLOW_NON_LOOPBACK, 'SKR_ALLOW_NON_LOOPBACK', problems)
+  const host = setting('host') ?? 'localhost'
+  const allowNonLoopback = boolSetting(fromFlag('allowNonLoopback'), rawEnv('allowNonLoopback'), envName('allowNonLoopback'), problems)
   if (!isLoopbackHost(host) && !allowNonLoopback) {
     problems.push('SKR_HOST is not a loopback address; the API must not leave the pod unless SKR_ALLOW_NON_LOOPBACK=1 is set')
   }
 
-  const fingerprints = (nonEmpty(env.SKR_TRUSTED_ARK_FINGERPRINTS) ?? '').split(',').map(s => s.trim()).filter(Boolean)
+  const fingerprints = (fromEnv('trustedArkFingerprints') ?? '').split(',').map(s => s.trim()).filter(Boolean)
   for (const fp of fingerprints) {
     if (!/^([0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}$/.test(fp)) problems.push('SKR_TRUSTED_ARK_FINGERPRINTS must be comma-separated SHA-256 fingerprints')
   }
 
-  const requestTimeoutMs = parsePositive(nonEmpty(env.SKR_REQUEST_TIMEOUT_MS), 'SKR_REQUEST_TIMEOUT_MS', 60_000, problems)
-  const attestationTtlSeconds = parseCount(nonEmpty(env.SKR_ATTESTATION_TTL_SECONDS), 'SKR_ATTESTATION_TTL_SECONDS', 300, 28_800, problems)
-  const keyPoolSize = parseCount(nonEmpty(env.SKR_KEY_POOL_SIZE), 'SKR_KEY_POOL_SIZE', 4, 64, problems)
-  const maxInFlight = parseCount(nonEmpty(env.SKR_MAX_INFLIGHT), 'SKR_MAX_INFLIGHT', 64, 100_000, problems)
-  const maxEventLoopDelayMs = parseCount(nonEmpty(env.SKR_MAX_EVENT_LOOP_DELAY_MS), 'SKR_MAX_EVENT_LOOP_DELAY_MS', 1000, 600_000, problems)
-  const maxHeapUsedBytes = parseCount(nonEmpty(env.SKR_MAX_HEAP_USED_BYTES), 'SKR_MAX_HEAP_USED_BYTES', 0, 2 ** 40, problems)
-  const maxRssBytes = parseCount(nonEmpty(env.SKR_MAX_RSS_BYTES), 'SKR_MAX_RSS_BYTES', 512 * 1024 * 1024, 2 ** 40, problems)
-  const shutdownGraceMs = parseCount(nonEmpty(env.SKR_SHUTDOWN_GRACE_MS), 'SKR_SHUTDOWN_GRACE_MS', 10_000, 600_000, problems)
-  const verifyToken = nonEmpty(env.SKR_MAA_VERIFY_TOKEN) === null ? true : boolSetting(undefined, env.SKR_MAA_VERIFY_TOKEN, 'SKR_MAA_VERIFY_TOKEN', problems)
-  const releaseEnc = nonEmpty(env.SKR_RELEASE_ENC)
+  const requestTimeoutMs = parsePositive(fromEnv('requestTimeoutMs'), envName('requestTimeoutMs'), 60_000, problems)
+  const attestationTtlSeconds = parseCount(fromEnv('attestationTtlSeconds'), envName('attestationTtlSeconds'), 300, 28_800, problems)
+  const keyPoolSize = parseCount(fromEnv('keyPoolSize'), envName('keyPoolSize'), 4, 64, problems)
+  const maxInFlight = parseCount(fromEnv('maxInFlight'), envName('maxInFlight'), 64, 100_000, problems)
+  const maxEventLoopDelayMs = parseCount(fromEnv('maxEventLoopDelayMs'), envName('maxEventLoopDelayMs'), 1000, 600_000, problems)
+  const maxHeapUsedBytes = parseCount(fromEnv('maxHeapUsedBytes'), envName('maxHeapUsedBytes'), 0, 2 ** 40, problems)
+  const maxRssBytes = parseCount(fromEnv('maxRssBytes'), envName('maxRssBytes'), 512 * 1024 * 1024, 2 ** 40, problems)
+  const shutdownGraceMs = parseCount(fromEnv('shutdownGraceMs'), envName('shutdownGraceMs'), 10_000, 600_000, problems)
+  const verifyToken = fromEnv('maaVerifyToken') === null ? true : boolSetting(undefined, rawEnv('maaVerifyToken'), envName('maaVerifyToken'), problems)
+  const releaseEnc = fromEnv('releaseEnc')
   if (releaseEnc !== null && !['CKM_RSA_AES_KEY_WRAP', 'RSA_AES_KEY_WRAP_256', 'RSA_AES_KEY_WRAP_384'].includes(releaseEnc)) {
     problems.push('SKR_RELEASE_ENC must be CKM_RSA_AES_KEY_WRAP, RSA_AES_KEY_WRAP_256 or RSA_AES_KEY_WRAP_384')
   }
-  const allowTestingMismatchedTcb = boolSetting(flags.allowTestingMismatchedTCB, env.AllowTestingMismatchedTCB, 'AllowTestingMismatchedTCB', problems)
+  const allowTestingMismatchedTcb = boolSetting(fromFlag('allowTestingMismatchedTcb'), rawEnv('allowTestingMismatchedTcb'), envName('allowTestingMismatchedTcb'), problems)
 
   if (problems.length > 0) {
     throw new ConfigInvalid(`invalid configuration: ${problems.join('; ')}`, { details: { problems: problems.length } })
@@ -236,35 +233,35 @@ export function loadConfig (argv: readonly string[], env: Env): Config {
     port,
     host,
     allowNonLoopback,
-    unixSocket: flags['unix-socket'] ?? nonEmpty(env.SKR_UNIX_SOCKET),
+    unixSocket: setting('unixSocket'),
     serverType: serverTypeRaw as ServerType,
     grpcPort,
     logLevel: logLevel as LogLevel,
-    logFile: flags.logfile ?? nonEmpty(env.LogFile),
+    logFile: setting('logFile'),
     attestation: attestationRaw as AttestationMode,
-    tsmRoot: nonEmpty(env.SKR_TSM_ROOT) ?? '/sys/kernel/config/tsm/report',
+    tsmRoot: fromEnv('tsmRoot') ?? '/sys/kernel/config/tsm/report',
     azure,
     allowTestingMismatchedTcb,
     simulated: {
-      cacheDir: nonEmpty(env.SKR_SIMULATED_CACHE_DIR),
-      vcekKeyPem: nonEmpty(env.SKR_SIMULATED_VCEK_KEY),
-      certChainPem: nonEmpty(env.SKR_SIMULATED_CERT_CHAIN)
+      cacheDir: fromEnv('simulatedCacheDir'),
+      vcekKeyPem: fromEnv('simulatedVcekKey'),
+      certChainPem: fromEnv('simulatedCertChain')
     },
     trustedArkFingerprints: fingerprints.map(normaliseFingerprint),
-    extraCaFile: nonEmpty(env.SKR_EXTRA_CA_CERTS),
-    maa: { apiVersion: nonEmpty(env.SKR_MAA_API_VERSION) ?? '2020-10-01', verifyToken },
-    akv: { apiVersion: nonEmpty(env.SKR_AKV_API_VERSION) ?? '7.4', enc: releaseEnc as Config['akv']['enc'] },
+    extraCaFile: fromEnv('extraCaFile'),
+    maa: { apiVersion: fromEnv('maaApiVersion') ?? '2020-10-01', verifyToken },
+    akv: { apiVersion: fromEnv('akvApiVersion') ?? '7.4', enc: releaseEnc as Config['akv']['enc'] },
     requestTimeoutMs,
     performance: { attestationTtlSeconds, keyPoolSize, maxInFlight, maxEventLoopDelayMs, maxHeapUsedBytes, maxRssBytes, shutdownGraceMs },
     env: {
-      uvmSecurityContextDir: nonEmpty(env.UVM_SECURITY_CONTEXT_DIR),
-      uvmSecurityPolicy: nonEmpty(env.UVM_SECURITY_POLICY),
-      uvmHostAmdCertificate: nonEmpty(env.UVM_HOST_AMD_CERTIFICATE),
-      uvmReferenceInfo: nonEmpty(env.UVM_REFERENCE_INFO),
-      azureClientId: nonEmpty(env.AZURE_CLIENT_ID),
-      azureTenantId: nonEmpty(env.AZURE_TENANT_ID),
-      azureFederatedTokenFile: nonEmpty(env.AZURE_FEDERATED_TOKEN_FILE),
-      azureAuthorityHost: nonEmpty(env.AZURE_AUTHORITY_HOST)
+      uvmSecurityContextDir: fromEnv('uvmSecurityContextDir'),
+      uvmSecurityPolicy: fromEnv('uvmSecurityPolicy'),
+      uvmHostAmdCertificate: fromEnv('uvmHostAmdCertificate'),
+      uvmReferenceInfo: fromEnv('uvmReferenceInfo'),
+      azureClientId: fromEnv('azureClientId'),
+      azureTenantId: fromEnv('azureTenantId'),
+      azureFederatedTokenFile: fromEnv('azureFederatedTokenFile'),
+      azureAuthorityHost: fromEnv('azureAuthorityHost')
     }
   })
 }

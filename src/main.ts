@@ -20,7 +20,8 @@ const COMMANDS: Readonly<Record<string, Loader>> = {
   verify: async () => await import('./cli/verify.ts'),
   policy: async () => await import('./cli/policy.ts'),
   'import-key': async () => await import('./cli/import-key.ts'),
-  healthcheck: async () => await import('./cli/healthcheck.ts')
+  healthcheck: async () => await import('./cli/healthcheck.ts'),
+  token: async () => await import('./cli/token.ts')
 }
 
 function usage (): string {

@@ -111,3 +111,72 @@ t.test('performance settings', async t => {
   t.throws(() => loadConfig([], { SKR_RELEASE_ENC: 'AES' }), { message: /SKR_RELEASE_ENC must be/ })
   t.equal(loadConfig([], { SKR_RELEASE_ENC: 'RSA_AES_KEY_WRAP_256' }).akv.enc, 'RSA_AES_KEY_WRAP_256')
 })
+
+t.test('every kebab-case alias in the settings reaches the same setting', async t => {
+  const args = b64({ identity: { client_id: 'kebab' } })
+  const c = loadConfig(['--skr-sidecar-args', args, '--log-level=info', '--log-file', '/tmp/k.log', '--server-type', 'both',
+    '--allow-testing-mismatched-tcb', '--grpc-port', '50001', '--unix-socket', '/run/skr.sock', '--allow-non-loopback', '--host', '0.0.0.0'], {})
+  t.equal(c.azure.identity.clientId, 'kebab')
+  t.equal(c.logLevel, 'info')
+  t.equal(c.logFile, '/tmp/k.log')
+  t.equal(c.serverType, 'both')
+  t.equal(c.allowTestingMismatchedTcb, true)
+  t.equal(c.grpcPort, 50001)
+  t.equal(c.unixSocket, '/run/skr.sock')
+  t.equal(c.allowNonLoopback, true)
+  t.throws(() => loadConfig(['--grpc-port', 'x'], {}), { code: 'ERR_CONFIG_INVALID', message: /SKR_GRPC_PORT must be a TCP port/ })
+})
+
+t.test('environment-only settings land in the frozen config; blank values are ignored', async t => {
+  const c = loadConfig([], {
+    SKR_TSM_ROOT: '/tmp/tsm',
+    SKR_SIMULATED_CACHE_DIR: '/tmp/cache',
+    SKR_SIMULATED_VCEK_KEY: 'KEY',
+    SKR_SIMULATED_CERT_CHAIN: 'CHAIN',
+    SKR_EXTRA_CA_CERTS: '/tmp/ca.pem',
+    SKR_MAA_API_VERSION: '2022-08-01',
+    SKR_MAA_VERIFY_TOKEN: 'false',
+    SKR_AKV_API_VERSION: '7.5',
+    SKR_REQUEST_TIMEOUT_MS: '1500',
+    SKR_UNIX_SOCKET: '/run/s.sock',
+    SKR_MAX_EVENT_LOOP_DELAY_MS: '0',
+    SKR_MAX_HEAP_USED_BYTES: '1024',
+    SKR_MAX_RSS_BYTES: '0',
+    SKR_SHUTDOWN_GRACE_MS: '5',
+    UVM_SECURITY_CONTEXT_DIR: '/sc',
+    UVM_SECURITY_POLICY: 'cG9s',
+    UVM_HOST_AMD_CERTIFICATE: 'Y2VydA==',
+    UVM_REFERENCE_INFO: 'cmVm',
+    AZURE_CLIENT_ID: 'cid',
+    AZURE_TENANT_ID: 'tid',
+    AZURE_FEDERATED_TOKEN_FILE: '/var/run/token',
+    AZURE_AUTHORITY_HOST: 'https://login.example'
+  })
+  t.equal(c.tsmRoot, '/tmp/tsm')
+  t.same(c.simulated, { cacheDir: '/tmp/cache', vcekKeyPem: 'KEY', certChainPem: 'CHAIN' })
+  t.equal(c.extraCaFile, '/tmp/ca.pem')
+  t.same(c.maa, { apiVersion: '2022-08-01', verifyToken: false })
+  t.equal(c.akv.apiVersion, '7.5')
+  t.equal(c.requestTimeoutMs, 1500)
+  t.equal(c.unixSocket, '/run/s.sock')
+  t.match(c.performance, { maxEventLoopDelayMs: 0, maxHeapUsedBytes: 1024, maxRssBytes: 0, shutdownGraceMs: 5 })
+  t.same(c.env, {
+    uvmSecurityContextDir: '/sc',
+    uvmSecurityPolicy: 'cG9s',
+    uvmHostAmdCertificate: 'Y2VydA==',
+    uvmReferenceInfo: 'cmVm',
+    azureClientId: 'cid',
+    azureTenantId: 'tid',
+    azureFederatedTokenFile: '/var/run/token',
+    azureAuthorityHost: 'https://login.example'
+  })
+  const blank = loadConfig([], { Port: ' ', SKR_TSM_ROOT: '', SKR_MAA_VERIFY_TOKEN: '', AZURE_CLIENT_ID: '  ', SKR_KEY_POOL_SIZE: '' })
+  t.equal(blank.port, 8080)
+  t.equal(blank.tsmRoot, '/sys/kernel/config/tsm/report')
+  t.equal(blank.maa.verifyToken, true)
+  t.equal(blank.env.azureClientId, null)
+  t.equal(blank.performance.keyPoolSize, 4)
+  t.throws(() => loadConfig([], { SKR_REQUEST_TIMEOUT_MS: '0' }), { message: /SKR_REQUEST_TIMEOUT_MS must be a positive number/ })
+  t.throws(() => loadConfig([], { SKR_MAA_VERIFY_TOKEN: 'perhaps' }), { message: /SKR_MAA_VERIFY_TOKEN must be true or false/ })
+  t.throws(() => loadConfig([], { SKR_ALLOW_NON_LOOPBACK: 'perhaps' }), { message: /SKR_ALLOW_NON_LOOPBACK must be true or false/ })
+})
