@@ -53,6 +53,7 @@ export function sdkCredential (config: IdentityConfig, authorityHost: string | n
   } catch (err) {
     // Construction fails only on configuration: a bad tenant id, or a non-https AZURE_AUTHORITY_HOST in the environment.
     const message = err instanceof Error ? err.message : 'unknown'
+    // eslint-disable-next-line no-control-regex -- stripping control characters is the point
     throw new ConfigInvalid(`identity configuration invalid: ${message.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ').slice(0, 200)}`, { cause: err })
   }
 }
