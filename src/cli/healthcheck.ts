@@ -15,7 +15,8 @@ export const HEALTHCHECK_FLAGS: FlagSpecs = {
   host: { type: 'string', help: 'loopback address to dial (default 127.0.0.1)' },
   path: { type: 'string', help: 'path to GET (default /status)' },
   timeout: { type: 'string', help: 'give up after this many milliseconds (default 2000)' },
-  'unix-socket': { type: 'string', help: 'dial this Unix socket instead of TCP (skr --unix-socket)' }
+  'unix-socket': { type: 'string', help: 'dial this Unix socket instead of TCP (skr --unix-socket)' },
+  json: { type: 'boolean', help: 'print {"healthy", "target", "reason"?} on stdout as well' }
 }
 
 /** Where and how to probe, after flags and environment are applied. */
@@ -138,6 +139,9 @@ export async function run (argv: readonly string[], env: Env, io: HealthcheckIo 
     return 2
   }
   const result = await probe(target)
+  if (argv.some(a => /^--?json(=true)?$/.test(a))) {
+    io.stdout.write(JSON.stringify({ healthy: result.ok, target: describeTarget(target), ...(result.ok ? {} : { reason: result.reason }) }) + '\n')
+  }
   if (result.ok) return 0
   io.stderr.write(`skr healthcheck: GET ${describeTarget(target)} failed: ${result.reason}\n`)
   return 1

@@ -4,7 +4,7 @@
 // reference's output, so either tool's `wrapped` file unwraps through either sidecar.
 import { readFile, writeFile } from 'node:fs/promises'
 import { isSidecarError } from '../errors.ts'
-import { encodeWrappedFile } from '../grpc/annotation.ts'
+import { encodeWrappedFile, kidFromKeyPath } from '../grpc/annotation.ts'
 import { wrapForKeyPath } from '../grpc/wrap.ts'
 import { FlagError, formatFlags, parseFlags, type FlagSpecs } from './flags.ts'
 
@@ -15,7 +15,8 @@ export const summary = 'wrap a file for the gRPC key provider (RSA-OAEP-SHA256 a
 export const WRAP_FLAGS: FlagSpecs = {
   infile: { type: 'string', help: 'the file whose content is wrapped' },
   keypath: { type: 'string', help: 'the wrapping key: <keypath>-info.json names its public key PEM and endpoints; the key id is its last path element' },
-  outfile: { type: 'string', help: 'where to write the wrapped data (base64 annotation packet)' }
+  outfile: { type: 'string', help: 'where to write the wrapped data (base64 annotation packet)' },
+  json: { type: 'boolean', help: 'print {"outfile", "kid", "bytes"} on stdout when done' }
 }
 
 function usage (): string {
@@ -67,7 +68,11 @@ export async function run (argv: readonly string[], _env: Readonly<Record<string
     process.stderr.write(`skr wrap: cannot write ${outfile} (${errnoOf(err)})\n`)
     return 1
   }
-  process.stderr.write(`skr wrap: the wrapped data is saved to ${outfile}\n`)
+  if (values.json === 'true') {
+    process.stdout.write(JSON.stringify({ outfile, kid: kidFromKeyPath(keypath), bytes: data.length }) + '\n')
+  } else {
+    process.stderr.write(`skr wrap: the wrapped data is saved to ${outfile}\n`)
+  }
   return 0
 }
 

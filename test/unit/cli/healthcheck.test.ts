@@ -142,3 +142,14 @@ t.test('imports stay light: node built-ins and local modules only, no fastify/SD
   t.same(external, [], 'no package imports')
   t.same([...seen].map(f => f.slice(root.length + 1)).sort(), ['src/cli/flags.ts', 'src/cli/healthcheck.ts'])
 })
+
+t.test('--json prints the verdict on stdout, healthy or not', async t => {
+  const ok = await serve(t, json(200, { message: 'Status OK' }))
+  const good = await runCaptured(['--port', String(ok), '--json'], {})
+  t.equal(good.code, 0)
+  t.same(JSON.parse(good.stdout), { healthy: true, target: describeTarget(target(ok)) })
+  const bad = await runCaptured(['--port', '1', '--json'], {})
+  t.equal(bad.code, 1)
+  t.match(JSON.parse(bad.stdout), { healthy: false, reason: /ECONNREFUSED/ })
+  t.match(bad.stderr, /failed/)
+})

@@ -76,3 +76,12 @@ t.test('usage errors exit 2, wrap failures exit 1 with the error code', async t 
   t.equal(badOut.code, 1)
   t.match(badOut.out, /cannot write/)
 })
+
+t.test('--json reports the output file, the kid and the size on stdout', async t => {
+  const { dir, cleanup } = await tempDir()
+  t.teardown(cleanup)
+  const outfile = join(dir, 'wrapped')
+  const { code, out } = await runCaptured(['-infile', infile, '-keypath', keyPath, '-outfile', outfile, '--json'])
+  t.equal(code, 0)
+  t.same(JSON.parse(out), { outfile, kid: 'testkey000', bytes: (await readFile(infile)).length })
+})
