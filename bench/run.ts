@@ -1,4 +1,4 @@
-// `npm run bench` (node scripts/node24.mjs bench/run.ts [--quick] [--source] [--markdown FILE]):
+// `npm run bench` (node scripts/node24.mjs bench/run.ts [--quick] [--source] [--markdown FILE] [--node-args='...']):
 // skr's release latency, throughput, start-up time and memory, with attestation reuse on and off,
 // at an emulated upstream round-trip time of 0 and 20 ms. skr runs in its own process (`skr
 // serve` from compiled JavaScript, as the image runs it; --source: bin/skr.js on the TypeScript
@@ -25,10 +25,12 @@ interface Plan {
   settleMs: number
   /** Extra start-up-only spawns of the other mode (compiled vs sources), for comparison. */
   otherModeStartups: number
+  /** Node.js options for skr's process (--node-args; default none, as the image runs it). */
+  nodeArgs: readonly string[]
 }
 
-const FULL: Plan = { rtts: [0, 20], concurrencies: [1, 16, 64], maxRequests: { 1: 1000, 16: 3000, 64: 3000 }, scenarioMs: 6_000, settleMs: 1_000, otherModeStartups: 3 }
-const QUICK: Plan = { rtts: [0], concurrencies: [1, 16], maxRequests: { 1: 400, 16: 1200 }, scenarioMs: 2_500, settleMs: 300, otherModeStartups: 1 }
+const FULL: Plan = { rtts: [0, 20], concurrencies: [1, 16, 64], maxRequests: { 1: 1000, 16: 3000, 64: 3000 }, scenarioMs: 6_000, settleMs: 1_000, otherModeStartups: 3, nodeArgs: [] }
+const QUICK: Plan = { rtts: [0], concurrencies: [1, 16], maxRequests: { 1: 400, 16: 1200 }, scenarioMs: 2_500, settleMs: 300, otherModeStartups: 1, nodeArgs: [] }
 // One key per client: concurrent releases of one key are coalesced by skr, which would measure
 // the coalescing rather than the release path.
 const KEYS = 64
@@ -66,7 +68,7 @@ function sampleRss (skr: SkrProcess): { stop: () => Promise<number | null> } {
 }
 
 async function measureStartup (env: EmulatedEnvironment, plan: Plan, bin: string, mode: StartupSample['mode']): Promise<StartupSample> {
-  const skr = await spawnSkr(env, { bin })
+  const skr = await spawnSkr(env, { bin, nodeArgs: plan.nodeArgs })
   try {
     await new Promise(resolve => setTimeout(resolve, plan.settleMs))
     return { mode, startupMs: skr.startupMs, rssIdleBytes: await skr.rssBytes() }
@@ -77,7 +79,7 @@ async function measureStartup (env: EmulatedEnvironment, plan: Plan, bin: string
 
 async function measureProcess (env: EmulatedEnvironment, plan: Plan, bin: string, reuse: 'on' | 'off', rttMs: number): Promise<ProcessRun> {
   setRtt(env, rttMs)
-  const skr = await spawnSkr(env, { bin, overrides: { SKR_ATTESTATION_TTL_SECONDS: reuse === 'on' ? '300' : '0' } })
+  const skr = await spawnSkr(env, { bin, nodeArgs: plan.nodeArgs, overrides: { SKR_ATTESTATION_TTL_SECONDS: reuse === 'on' ? '300' : '0' } })
   try {
     // Idle: after start-up work that does not wait for a request (collateral fetch, key pool) settles.
     await new Promise(resolve => setTimeout(resolve, plan.settleMs))
@@ -118,8 +120,9 @@ async function measureProcess (env: EmulatedEnvironment, plan: Plan, bin: string
 }
 
 async function main (): Promise<number> {
-  const { values } = parseArgs({ options: { quick: { type: 'boolean' }, source: { type: 'boolean' }, markdown: { type: 'string' } } })
-  const plan = values.quick === true ? QUICK : FULL
+  const { values } = parseArgs({ options: { quick: { type: 'boolean' }, source: { type: 'boolean' }, markdown: { type: 'string' }, 'node-args': { type: 'string' } } })
+  const nodeArgs = (values['node-args'] ?? '').split(/\s+/).filter(a => a !== '')
+  const plan = { ...(values.quick === true ? QUICK : FULL), nodeArgs }
   const began = performance.now()
   const mirror = await buildMirror()
   log(`transpiled ${mirror.files} files to ${mirror.bin} in ${mirror.ms.toFixed(0)} ms`)
@@ -155,7 +158,7 @@ async function main (): Promise<number> {
   const verdicts = judge(runs)
   const lines = [
     `skr benchmark ${when} (${values.quick === true ? 'quick' : 'full'}, ${seconds.toFixed(0)} s)`,
-    `machine: ${machine}; skr (${mode === 'compiled' ? 'compiled JavaScript, as in the image' : 'TypeScript sources'}), the emulators and the load generator all share it, on loopback`,
+    `machine: ${machine}; skr (${mode === 'compiled' ? 'compiled JavaScript, as in the image' : 'TypeScript sources'}${nodeArgs.length === 0 ? '' : `, node ${nodeArgs.join(' ')}`}), the emulators and the load generator all share it, on loopback`,
     `reference (measured the same way): ${REFERENCE.c1.perSecond}/s at p50 ${REFERENCE.c1.p50Ms} ms with 1 client, ${REFERENCE.c16.perSecond}/s at p50 ${REFERENCE.c16.p50Ms} ms with 16; start-up ${REFERENCE.startupMs} ms; RSS idle ${REFERENCE.rssIdleMb} MB`,
     '',
     ...formatTables(runs),

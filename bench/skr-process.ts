@@ -27,6 +27,8 @@ export interface SpawnSkrOptions {
   startTimeoutMs?: number
   /** /status poll interval while starting (default 5 ms). */
   pollMs?: number
+  /** Node.js options before the script (e.g. ['--max-semi-space-size=4']); default none, as the image runs it. */
+  nodeArgs?: readonly string[]
 }
 
 /** How a child process ended. */
@@ -41,6 +43,8 @@ export interface SkrProcess {
   readonly base: string
   /** Milliseconds from spawn() to the first /status 200. */
   readonly startupMs: number
+  /** Date.now() at spawn(), to place skr's log timestamps on the same clock. */
+  readonly spawnedAt: number
   /** Everything skr wrote to stdout and stderr so far (pino JSON lines and any crash text). */
   output (): string
   /** Resident set size now (VmRSS), in bytes; null once the process is gone. */
@@ -107,8 +111,9 @@ export async function spawnSkr (env: EmulatedEnvironment, options: SpawnSkrOptio
     ...options.overrides
   }
   const chunks: string[] = []
+  const spawnedAt = Date.now()
   const started = performance.now()
-  const child = spawn(process.execPath, [options.bin ?? SKR_BIN, 'serve'], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), options.bin ?? SKR_BIN, 'serve'], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
   child.stdout.setEncoding('utf8').on('data', (s: string) => { chunks.push(s) })
   child.stderr.setEncoding('utf8').on('data', (s: string) => { chunks.push(s) })
   const exited = new Promise<Exit>(resolve => {
@@ -152,6 +157,7 @@ export async function spawnSkr (env: EmulatedEnvironment, options: SpawnSkrOptio
     port,
     base,
     startupMs,
+    spawnedAt,
     output,
     rssBytes: async () => gone === null ? await rssOf(pid) : null,
     exited,

@@ -28,21 +28,46 @@ export interface SidecarOptions {
   root?: string
 }
 
+/**
+ * Longest the background warm-up (wrapping-key pool, first VCEK chain fetch) waits
+ * for the first request to be answered before it starts anyway.
+ */
+export const WARM_UP_DELAY_MS = 100
+
 /** Builds and starts everything; the returned close() tears it down in order. */
 export async function startSidecar (config: Config, options: SidecarOptions): Promise<Sidecar> {
   // Both builds add config.extraCaFile to these themselves (config/extra-ca.ts).
   const extraCa = options.extraCa ?? []
   const metrics = createMetricsRegistry()
-  const attestation = await buildAttestation(config, { log: options.log, extraCa, metrics, ...(options.root === undefined ? {} : { root: options.root }) })
+  // Warm-up work is deferred (deferWarmUp) until the sidecar serves: see warmUp below.
+  const attestation = await buildAttestation(config, { log: options.log, extraCa, metrics, deferWarmUp: true, ...(options.root === undefined ? {} : { root: options.root }) })
   metrics.setAttestationBackend(attestation.provider?.backend ?? 'none', attestation.provider?.simulated ?? false)
-  const built = await buildKeyRelease(config, attestation.service, { log: options.log, extraCa, metrics })
+  const built = await buildKeyRelease(config, attestation.service, { log: options.log, extraCa, metrics, deferWarmUp: true })
   // One instrumented service for every transport, so each release counts once in the metrics.
   const keyRelease = instrumentKeyRelease(built, metrics)
   const p = config.performance
+  let closing: Promise<void> | null = null
+
+  // Generating the pool's RSA keys takes both cores of a small VM for a while, and the chain fetch
+  // loads the HTTP client: started while the process is still starting, they delay the first
+  // answer (the readiness probe's). So they start once the first request has been answered (on
+  // the next turn of the event loop after it arrived), or WARM_UP_DELAY_MS after the listeners are
+  // up, whichever comes first; a release arriving before then starts what it needs itself.
+  let warmUpTimer: ReturnType<typeof setTimeout> | undefined = undefined
+  let warmedUp = false
+  const warmUp = (): void => {
+    clearTimeout(warmUpTimer)
+    if (warmedUp || closing !== null) return
+    warmedUp = true
+    built.start()
+    void attestation.start()
+  }
+  const onFirstRequest = (): void => { setImmediate(warmUp) }
+
   // The reference serves HTTP or gRPC on Port; skr can also serve both (gRPC on grpcPort).
-  const http = config.serverType === 'grpc'
+  const app = config.serverType === 'grpc'
     ? null
-    : await listen(buildApp({
+    : buildApp({
       config,
       attestation: attestation.service,
       keyRelease,
@@ -50,12 +75,14 @@ export async function startSidecar (config: Config, options: SidecarOptions): Pr
       metrics,
       identityStatus: () => ({ configured: true, kind: built.identityKind }),
       backpressure: { maxInFlightReleases: p.maxInFlight, maxEventLoopDelayMs: p.maxEventLoopDelayMs, maxHeapUsedBytes: p.maxHeapUsedBytes, maxRssBytes: p.maxRssBytes }
-    }), config, options.log)
+    })
+  app?.server.once('request', onFirstRequest)
+  const http = app === null ? null : await listen(app, config, options.log)
   // gRPC (and its protobuf machinery) is loaded only when it is served.
   const grpc = config.serverType === 'http'
     ? null
     : await (await import('./grpc/server.ts')).startGrpcServer({ config, attestation: attestation.service, keyRelease, logger: options.log })
-  let closing: Promise<void> | null = null
+  if (!warmedUp) warmUpTimer = setTimeout(warmUp, WARM_UP_DELAY_MS)
   return {
     addresses: [...(http?.addresses ?? []), ...(grpc === null ? [] : [`grpc://${grpc.address}`])],
     attestationBackend: attestation.provider?.backend ?? null,
@@ -64,6 +91,8 @@ export async function startSidecar (config: Config, options: SidecarOptions): Pr
     async close () {
       // Idempotent: SIGTERM and SIGINT (or a test and a signal) may both ask.
       closing ??= (async () => {
+        clearTimeout(warmUpTimer)
+        app?.server.removeListener('request', onFirstRequest)
         const [httpClosed] = await Promise.all([
           http === null ? null : closeGracefully(http, { graceMs: p.shutdownGraceMs }),
           grpc?.close(p.shutdownGraceMs)

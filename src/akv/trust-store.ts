@@ -29,10 +29,15 @@ function nodeStore (which: CaStore): string[] | undefined {
   return typeof get === 'function' ? get(which) : undefined
 }
 
-function parseLenient (pems: Iterable<string>, into: Map<string, X509Certificate>): void {
+// Node's stores overlap (the OS store usually repeats most bundled roots, sometimes several times
+// over): a PEM text already parsed is skipped before parsing, which is most of the work and memory.
+function parseLenient (pems: Iterable<string>, into: Map<string, X509Certificate>, seen: Set<string>): void {
   for (const pem of pems) {
+    const text = pem.trim()
+    if (seen.has(text)) continue
+    seen.add(text)
     try {
-      add(new X509Certificate(pem), into)
+      add(new X509Certificate(text), into)
     } catch {
       // An OS store can hold entries OpenSSL will not parse; they could never anchor a chain anyway.
     }
@@ -75,6 +80,20 @@ function memoKey (options: TrustStoreOptions, extra: string | undefined): string
 }
 
 /**
+ * Checks configured PEM bundles the way loadTrustedRoots does (each must hold at least one valid
+ * certificate), without reading Node's stores: a composition root calls it at start-up, so a bad
+ * configured CA fails there, and leaves the parse of the ~150 system roots to the first use.
+ * @throws ConfigInvalid naming `extraCaPem[i]` (never the content)
+ */
+export function checkExtraCaPems (extraCaPem: readonly string[]): void {
+  if (!(Array.isArray(extraCaPem) && extraCaPem.every((p) => typeof p === 'string'))) {
+    throw new TypeError('checkExtraCaPems: extraCaPem must be an array of PEM strings')
+  }
+  const scratch = new Map<string, X509Certificate>()
+  extraCaPem.forEach((pem, index) => { parseStrict(pem, `extraCaPem[${index}]`, scratch) })
+}
+
+/**
  * The trusted roots, deduplicated by SHA-256 fingerprint: Node's bundled store, the OS store
  * (unless `includeSystem` is false; where Node can read it), NODE_EXTRA_CA_CERTS and `extraCaPem`.
  * Memoised per distinct input. A configured source that is unreadable or holds no valid
@@ -90,11 +109,12 @@ export function loadTrustedRoots (options: TrustStoreOptions = {}): X509Certific
   if (hit !== undefined) return [...hit]
 
   const roots = new Map<string, X509Certificate>()
-  parseLenient(nodeStore('bundled') ?? tls.rootCertificates, roots)
-  if (options.includeSystem !== false) parseLenient(nodeStore('system') ?? [], roots)
+  const seen = new Set<string>()
+  parseLenient(nodeStore('bundled') ?? tls.rootCertificates, roots, seen)
+  if (options.includeSystem !== false) parseLenient(nodeStore('system') ?? [], roots, seen)
   if (options.env === undefined) {
     // Node read NODE_EXTRA_CA_CERTS once at start-up; an older Node without the API gives none.
-    parseLenient(nodeStore('extra') ?? [], roots)
+    parseLenient(nodeStore('extra') ?? [], roots, seen)
   } else if (extra !== undefined) {
     parseStrict(extra, 'NODE_EXTRA_CA_CERTS', roots)
   }

@@ -3,6 +3,7 @@
 // wired from the frozen Config. A machine without SEV-SNP still gets a service: its calls fail
 // with ERR_SNP_DEVICE_UNAVAILABLE and status() says why, so the server starts and /status answers.
 import { pino } from 'pino'
+import { checkExtraCaPems } from '../akv/trust-store.ts'
 import { AMD_ARK_FINGERPRINTS } from '../certs/amd-roots.ts'
 import { loadOrCreateEmulatedChain, type EmulatedAmdChain } from '../certs/emulated-chain.ts'
 import type { Config } from '../config.ts'
@@ -28,6 +29,11 @@ export interface BuildAttestationOptions {
   extraCa?: string[]
   /** Upstream call outcomes and latency (observability/metrics.ts's Metrics fits). */
   metrics?: { observeUpstream: (service: UpstreamName, status: string, seconds: number) => void }
+  /**
+   * Leave the start-up chain fetch to start() (default false: it begins at once). The sidecar sets
+   * it and calls start() once it is listening, so the fetch does not compete with start-up.
+   */
+  deferWarmUp?: boolean
 }
 
 /** Everything built; the caller owns the upstreams (close them on shutdown) and calls service.close(). */
@@ -38,8 +44,10 @@ export interface BuiltAttestation {
   securityContext: SecurityContext
   simulatedChain: EmulatedAmdChain | null
   upstreams: Record<'thim' | 'kds' | 'azcache' | 'maa', Upstream>
-  /** Settles (never rejects) when the start-up chain fetch is over; the server need not wait for it. */
+  /** Settles (never rejects) when the start-up chain fetch is over (with deferWarmUp: once start() ran it); the server need not wait for it. */
   ready: Promise<void>
+  /** Begins the start-up chain fetch unless it has begun (see deferWarmUp); resolves as `ready` does. */
+  start: () => Promise<void>
 }
 
 const MAA_USER_AGENT = 'ConfidentialSkrContainer'
@@ -51,6 +59,8 @@ export async function buildAttestation (config: Config, options: BuildAttestatio
   const startupProblems: string[] = []
   // A configuration error first, before anything is created or opened.
   const ca = await readExtraCa(config, options.extraCa)
+  // The upstreams build their TLS contexts on first use: a bad PEM must still fail here.
+  checkExtraCaPems(ca)
 
   // The reference carries on when the UVM_* information is unreadable; so do we, but say so.
   let securityContext = emptySecurityContext()
@@ -129,7 +139,15 @@ export async function buildAttestation (config: Config, options: BuildAttestatio
     startupProblems,
     log: rootLog
   })
-  // Not awaited: a slow or absent IMDS must not hold up the server; requests share this fetch.
-  const ready = initial === null && provider !== null ? service.warmUp() : Promise.resolve()
-  return { service, provider, securityContext, simulatedChain, upstreams, ready }
+  // Never awaited by the server: a slow or absent IMDS must not hold it up; requests share this fetch.
+  const needsWarmUp = initial === null && provider !== null
+  let started: Promise<void> | null = null
+  let settle = (): void => {}
+  const ready = new Promise<void>(resolve => { settle = resolve })
+  const start = async (): Promise<void> => {
+    started ??= (needsWarmUp ? service.warmUp() : Promise.resolve()).then(settle)
+    await ready
+  }
+  if (options.deferWarmUp !== true) void start()
+  return { service, provider, securityContext, simulatedChain, upstreams, ready, start }
 }

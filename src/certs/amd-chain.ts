@@ -2,12 +2,11 @@
 // §6.4 item 2). Signatures go through node:crypto X509Certificate.verify, which handles AMD's
 // RSASSA-PSS SHA-384; trust comes from pinning the ARK's SHA-256 fingerprint, never from the chain
 // the host or THIM handed us.
-import 'reflect-metadata'
 import { X509Certificate } from 'node:crypto'
-import * as x509 from '@peculiar/x509'
 import { CertChainInvalid } from '../errors.ts'
 import type { Generation } from '../snp/tcb.ts'
 import { AMD_ARK_FINGERPRINTS } from './amd-roots.ts'
+import { readCertFields } from './cert-fields.ts'
 import { splitPem } from './pem.ts'
 import { generationFromProductName, parseAmdExtensions } from './vcek-ext.ts'
 import type { AmdCertExtensions } from './vcek-ext.ts'
@@ -55,15 +54,14 @@ export function parseBundlePem (pem: string): AmdChain {
   return { vcek, ask, ark }
 }
 
-// node:crypto certificates are immutable, so their parsed subject CNs can be kept per object:
-// @peculiar/x509's name parsing costs about a millisecond a certificate.
+// node:crypto certificates are immutable, so their parsed subject CNs can be kept per object.
 const cnCache = new WeakMap<X509Certificate, readonly string[]>()
 
 function commonName (cert: X509Certificate, link: Link): string {
   let cns = cnCache.get(cert)
   if (cns === undefined) {
     try {
-      cns = Object.freeze(new x509.X509Certificate(cert.raw).subjectName.getField('CN'))
+      cns = Object.freeze(readCertFields(cert.raw).subjectCommonNames)
     } catch (err) {
       throw new CertChainInvalid(`${NAMES[link]} subject cannot be parsed`, { cause: err, details: { link, check: 'subject' } })
     }

@@ -3,19 +3,20 @@
 // Milan certificates (docs/sev-snp.md §3.1, §3.2, §4.3; the VCEK's AMD extensions byte for byte),
 // so every verifier path runs unchanged. Only the ARK fingerprint tells the chain apart: it is
 // trusted by configuration alone (the genuine AMD ARKs are pinned elsewhere). Certificates are built with
-// @peculiar/x509; only the small INTEGER/IA5String extension values are DER-encoded with asn1js.
-import 'reflect-metadata'
+// @peculiar/x509; only the small INTEGER/IA5String extension values are DER-encoded by ./der.ts.
+// @peculiar/x509 (with reflect-metadata and tsyringe) is loaded only when a chain is generated:
+// `skr serve` normally reads the cached chain and must not pay for it at start-up.
 import { createPrivateKey, createPublicKey, generateKeyPair, randomBytes, webcrypto, X509Certificate } from 'node:crypto'
 import type { KeyObject } from 'node:crypto'
 import { link, mkdir, open, readFile, rename, rm } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { isAbsolute, join } from 'node:path'
 import { promisify } from 'node:util'
-import * as x509 from '@peculiar/x509'
-import * as asn1js from 'asn1js'
+import type * as X509 from '@peculiar/x509'
 import { CertChainInvalid, ConfigInvalid } from '../errors.ts'
 import { encodeTcb, tcbToHex } from '../snp/tcb.ts'
 import { parseBundlePem, verifyAmdChain } from './amd-chain.ts'
+import { encodeIa5String, encodeInteger } from './der.ts'
 import type { AmdChain, ChainVerification } from './amd-chain.ts'
 import { extensionsTcb } from './vcek-ext.ts'
 
@@ -65,8 +66,21 @@ const PSS_SIGN = { name: 'RSA-PSS', saltLength: 48 } as const
 
 const generateKeyPairAsync = promisify(generateKeyPair)
 
+type X509Module = typeof X509
+
+let x509Module: Promise<X509Module> | undefined
+
+/** @peculiar/x509, loaded on first use (it needs the reflect-metadata polyfill first). */
+async function loadX509 (): Promise<X509Module> {
+  x509Module ??= (async () => {
+    await import('reflect-metadata')
+    return await import('@peculiar/x509')
+  })()
+  return await x509Module
+}
+
 // AMD's DNs: every attribute UTF8String except C (PrintableString), in this RDN order.
-function amdName (cn: string): x509.Name {
+function amdName (x509: X509Module, cn: string): X509.Name {
   return new x509.Name([
     { OU: [{ utf8String: 'Engineering' }] },
     { C: [{ printableString: 'US' }] },
@@ -92,10 +106,10 @@ function checkTcb (tcb: EmulatedTcb): EmulatedTcb {
 export function vcekExtensionValues (tcb: EmulatedTcb, chipId: Uint8Array): Array<{ oid: string, value: Buffer }> {
   const spl = checkTcb(tcb)
   if (!(chipId instanceof Uint8Array) || chipId.length !== 64) throw new TypeError('chipId must be 64 bytes')
-  const int = (value: number): Buffer => Buffer.from(new asn1js.Integer({ value }).toBER())
+  const int = encodeInteger
   return [
     { oid: OID.structVersion, value: int(0) },
-    { oid: OID.productName, value: Buffer.from(new asn1js.IA5String({ value: `${PRODUCT}-B0` }).toBER()) },
+    { oid: OID.productName, value: encodeIa5String(`${PRODUCT}-B0`) },
     { oid: OID.blSpl, value: int(spl.bootloader) },
     { oid: OID.teeSpl, value: int(spl.tee) },
     ...[4, 5, 6, 7].map((n) => ({ oid: `${AMD_OID}.3.${n}`, value: int(0) })),
@@ -114,7 +128,7 @@ const zeroSerialCrypto = {
     if (array !== null) new Uint8Array(array.buffer, array.byteOffset, array.byteLength).fill(0)
     return array
   }
-} as unknown as Parameters<typeof x509.X509CertificateGenerator.create>[1]
+} as unknown as Parameters<typeof X509.X509CertificateGenerator.create>[1]
 
 async function rsaKeys (): Promise<{ spki: Buffer, signingKey: webcrypto.CryptoKey }> {
   const { publicKey, privateKey } = await generateKeyPairAsync('rsa', { modulusLength: 4096, publicExponent: 0x10001 })
@@ -122,7 +136,7 @@ async function rsaKeys (): Promise<{ spki: Buffer, signingKey: webcrypto.CryptoK
   return { spki: publicKey.export({ type: 'spki', format: 'der' }), signingKey }
 }
 
-function toNode (cert: x509.X509Certificate): X509Certificate {
+function toNode (cert: X509.X509Certificate): X509Certificate {
   return new X509Certificate(Buffer.from(cert.rawData))
 }
 
@@ -135,7 +149,8 @@ export async function generateEmulatedChain (options: GenerateEmulatedChainOptio
   if (!(now instanceof Date) || Number.isNaN(now.getTime())) throw new TypeError('now must be a valid Date')
   const notBefore = new Date(Math.floor(now.getTime() / 1000) * 1000)
 
-  const [ark, ask, vcekPair] = await Promise.all([
+  const [x509, ark, ask, vcekPair] = await Promise.all([
+    loadX509(),
     rsaKeys(),
     rsaKeys(),
     generateKeyPairAsync('ec', { namedCurve: 'P-384' })
@@ -144,8 +159,8 @@ export async function generateEmulatedChain (options: GenerateEmulatedChainOptio
   const arkSkid = await x509.SubjectKeyIdentifierExtension.create(ark.spki, false, webcrypto)
   const arkCert = await x509.X509CertificateGenerator.create({
     serialNumber: '010000',
-    subject: amdName(`ARK-${PRODUCT}`),
-    issuer: amdName(`ARK-${PRODUCT}`),
+    subject: amdName(x509, `ARK-${PRODUCT}`),
+    issuer: amdName(x509, `ARK-${PRODUCT}`),
     notBefore,
     notAfter: new Date(notBefore.getTime() + 25 * YEAR_MS),
     publicKey: ark.spki,
@@ -160,8 +175,8 @@ export async function generateEmulatedChain (options: GenerateEmulatedChainOptio
   }, webcrypto)
   const askCert = await x509.X509CertificateGenerator.create({
     serialNumber: '010001',
-    subject: amdName(`SEV-${PRODUCT}`),
-    issuer: amdName(`ARK-${PRODUCT}`),
+    subject: amdName(x509, `SEV-${PRODUCT}`),
+    issuer: amdName(x509, `ARK-${PRODUCT}`),
     notBefore,
     notAfter: new Date(notBefore.getTime() + 25 * YEAR_MS),
     publicKey: ask.spki,
@@ -176,8 +191,8 @@ export async function generateEmulatedChain (options: GenerateEmulatedChainOptio
     ]
   }, webcrypto)
   const vcekCert = await x509.X509CertificateGenerator.create({
-    subject: amdName('SEV-VCEK'),
-    issuer: amdName(`SEV-${PRODUCT}`),
+    subject: amdName(x509, 'SEV-VCEK'),
+    issuer: amdName(x509, `SEV-${PRODUCT}`),
     notBefore,
     notAfter: new Date(notBefore.getTime() + 7 * YEAR_MS),
     publicKey: vcekPair.publicKey.export({ type: 'spki', format: 'der' }),

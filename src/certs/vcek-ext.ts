@@ -1,12 +1,11 @@
 // The AMD extensions of a VCEK/VLEK certificate (OID arc 1.3.6.1.4.1.3704.1; AMD SEV-SNP KDS spec
 // 57230 §3; docs/sev-snp.md §3.2). They bind the certificate to a chip (hwID) and to the TCB it was
 // issued for, which verifyReport compares with the report's CHIP_ID and REPORTED_TCB.
-import 'reflect-metadata'
 import { X509Certificate as NodeX509Certificate } from 'node:crypto'
-import * as x509 from '@peculiar/x509'
-import * as asn1js from 'asn1js'
 import { CertChainInvalid } from '../errors.ts'
 import type { Generation, TcbParts } from '../snp/tcb.ts'
+import { readCertFields, type CertExtension } from './cert-fields.ts'
+import { DerError, integerValue, isUniversal, readElement, stringValue, TAG, typeName, type DerElement } from './der.ts'
 
 /** The AMD extensions of a VCEK/VLEK; null where the certificate lacks one. */
 export interface AmdCertExtensions {
@@ -49,26 +48,40 @@ function invalid (oid: string, what: string): CertChainInvalid {
   return new CertChainInvalid(`VCEK extension ${oid} ${what}`, { details: { oid } })
 }
 
-function parseDer (bytes: Uint8Array, oid: string): asn1js.AsnType {
-  const parsed = asn1js.fromBER(bytes)
-  if (parsed.offset === -1) throw invalid(oid, `is not DER: ${parsed.result.error}`)
-  if (parsed.offset !== bytes.length) throw invalid(oid, `has ${bytes.length - parsed.offset} bytes after its value, want 0`)
-  return parsed.result
+function parseDer (bytes: Uint8Array, oid: string): DerElement {
+  let value: DerElement
+  try {
+    value = readElement(bytes)
+  } catch (err) {
+    if (!(err instanceof DerError)) throw err
+    throw invalid(oid, `is not DER: ${err.message}`)
+  }
+  if (value.end !== bytes.length) throw invalid(oid, `has ${bytes.length - value.end} bytes after its value, want 0`)
+  return value
+}
+
+function expect (value: DerElement, tagNumber: number, oid: string, want: string): void {
+  if (!isUniversal(value, tagNumber) || value.constructed) throw invalid(oid, `is ${typeName(value)}, want ${want}`)
 }
 
 // An SPL above 127 is `02 02 00 XX`: read the INTEGER, not a byte at a fixed index.
 function readInteger (bytes: Uint8Array, oid: string, max: number): number {
   const value = parseDer(bytes, oid)
-  if (!(value instanceof asn1js.Integer)) throw invalid(oid, `is ${value.constructor.name}, want an INTEGER`)
-  const n = value.toBigInt()
+  expect(value, TAG.INTEGER, oid, 'an INTEGER')
+  let n: bigint
+  try {
+    n = integerValue(value)
+  } catch (err) {
+    throw invalid(oid, `is not DER: ${err instanceof Error ? err.message : String(err)}`)
+  }
   if (n < 0n || n > BigInt(max)) throw invalid(oid, `is ${n}, want 0..${max}`)
   return Number(n)
 }
 
 function readIa5 (bytes: Uint8Array, oid: string): string {
   const value = parseDer(bytes, oid)
-  if (!(value instanceof asn1js.IA5String)) throw invalid(oid, `is ${value.constructor.name}, want an IA5String`)
-  return value.getValue()
+  expect(value, TAG.IA5_STRING, oid, 'an IA5String')
+  return stringValue(value) ?? ''
 }
 
 // AMD's certificates carry the raw bytes; AMD has announced a switch to a DER OCTET STRING. A raw
@@ -77,37 +90,38 @@ function readHwId (bytes: Uint8Array, oid: string): Buffer {
   if (HWID_SIZES.has(bytes.length)) return Buffer.from(bytes)
   if (bytes[0] !== 0x04) throw invalid(oid, `is ${bytes.length} bytes, want 64 or 8 raw bytes or an OCTET STRING`)
   const value = parseDer(bytes, oid)
-  if (!(value instanceof asn1js.OctetString)) throw invalid(oid, `is ${value.constructor.name}, want an OCTET STRING`)
-  const inner = value.getValue()
+  expect(value, TAG.OCTET_STRING, oid, 'an OCTET STRING')
+  const inner = value.content
   if (!HWID_SIZES.has(inner.byteLength)) throw invalid(oid, `OCTET STRING holds ${inner.byteLength} bytes, want 64 or 8`)
   return Buffer.from(inner)
 }
 
-function toPeculiar (cert: NodeX509Certificate | Uint8Array): x509.X509Certificate {
-  if (cert instanceof NodeX509Certificate) return new x509.X509Certificate(cert.raw)
-  if (!(cert instanceof Uint8Array)) throw new TypeError('cert must be a node:crypto X509Certificate or DER bytes')
+function extensionsOf (cert: NodeX509Certificate | Uint8Array): CertExtension[] {
+  if (!(cert instanceof NodeX509Certificate) && !(cert instanceof Uint8Array)) {
+    throw new TypeError('cert must be a node:crypto X509Certificate or DER bytes')
+  }
   try {
-    return new x509.X509Certificate(cert)
+    return readCertFields(cert instanceof NodeX509Certificate ? cert.raw : cert).extensions
   } catch (err) {
     throw new CertChainInvalid('VCEK is not a DER X.509 certificate', { cause: err })
   }
 }
 
-// node:crypto certificates are immutable, so the parse is kept per object (@peculiar/x509 takes
-// about a millisecond); callers get a fresh copy each time.
+// node:crypto certificates are immutable, so the parse is kept per object; callers get a fresh
+// copy each time.
 const cache = new WeakMap<NodeX509Certificate, Readonly<AmdCertExtensions>>()
 
 /** Reads the AMD extensions of a VCEK/VLEK; throws CertChainInvalid on a malformed or repeated one. */
 export function parseAmdExtensions (cert: NodeX509Certificate | Uint8Array): AmdCertExtensions {
   let parsed = cert instanceof NodeX509Certificate ? cache.get(cert) : undefined
   if (parsed === undefined) {
-    parsed = Object.freeze(parseExtensions(toPeculiar(cert)))
+    parsed = Object.freeze(parseExtensions(extensionsOf(cert)))
     if (cert instanceof NodeX509Certificate) cache.set(cert, parsed)
   }
   return { ...parsed, hwId: parsed.hwId === null ? null : Buffer.from(parsed.hwId) }
 }
 
-function parseExtensions (cert: x509.X509Certificate): AmdCertExtensions {
+function parseExtensions (extensions: readonly CertExtension[]): AmdCertExtensions {
   const out: AmdCertExtensions = {
     structVersion: null,
     productName: null,
@@ -124,12 +138,12 @@ function parseExtensions (cert: x509.X509Certificate): AmdCertExtensions {
     cspId: null
   }
   const seen = new Set<string>()
-  for (const ext of cert.extensions) {
-    if (!ext.type.startsWith(ARC)) continue
-    const oid = ext.type
+  for (const ext of extensions) {
+    if (!ext.oid.startsWith(ARC)) continue
+    const oid = ext.oid
     if (seen.has(oid)) throw invalid(oid, 'appears twice')
     seen.add(oid)
-    const value = new Uint8Array(ext.value)
+    const value = ext.value
     const leaf = oid.slice(ARC.length)
     const spl = SPL_OIDS[leaf]
     if (spl !== undefined) out[spl] = readInteger(value, oid, 0xff)

@@ -2,10 +2,15 @@
 // (keep-alive, TLS session reuse, connect timeout, extra CA roots), a whole-call deadline, a
 // response-size cap and retries with backoff. Protocol knowledge stays with the callers: a non-2xx
 // answer is returned to them, except that retryable statuses left after the last attempt throw.
+//
+// undici and each Agent (with its TLS context) are created on the first request, not with the
+// Upstream: `skr serve` builds all its upstreams at start-up, and loading undici (~100 files) and
+// parsing the system roots into a TLS context would otherwise delay the first /status answer.
 import { setImmediate as nextTick, setTimeout as delay } from 'node:timers/promises'
 import type { Readable } from 'node:stream'
-import { createSecureContext, rootCertificates } from 'node:tls'
-import { Agent, request } from 'undici'
+import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls'
+import type * as UndiciModule from 'undici'
+import type { Agent } from 'undici'
 import { UpstreamResponseInvalid } from '../errors.ts'
 import { deadlineError, mapTransportError, statusError, type FailureContext } from './errors-map.ts'
 import { isRetryableStatus, retryDelayMs } from './retry.ts'
@@ -88,13 +93,40 @@ function throwIfAborted (signal: AbortSignal | undefined): void {
 
 type Attempt = { ok: true, response: UpstreamResponse } | { ok: false, err: unknown }
 
+type Undici = typeof UndiciModule
+
+let undici: Promise<Undici> | undefined
+
+async function loadUndici (): Promise<Undici> {
+  undici ??= import('undici')
+  return await undici
+}
+
+// One TLS context per distinct set of extra roots, shared by every upstream that trusts it: building
+// one parses ~140 system roots, and passing `ca` alone would do that again on every connection.
+const secureContexts = new Map<string, SecureContext>()
+
+function secureContextFor (extra: readonly string[]): SecureContext {
+  const key = extra.join('\n')
+  let context = secureContexts.get(key)
+  if (context === undefined) {
+    context = createSecureContext({ ca: [...rootCertificates, ...extra] })
+    secureContexts.set(key, context)
+  }
+  return context
+}
+
 /** An HTTP client bound to one upstream, with that upstream's policy and trust roots. */
 export class Upstream {
   /** Which upstream this client talks to. */
   readonly name: UpstreamName
   /** The effective (defaulted, frozen) policy. */
   readonly policy: UpstreamPolicy
-  readonly #agent: Agent
+  readonly #extraCa: readonly string[]
+  #agent: Promise<Agent> | null = null
+  /** undici's request() and the Agent, once both exist (the hot path then awaits neither). */
+  #client: { request: Undici['request'], agent: Agent } | null = null
+  #closed = false
   readonly #sleep: ((ms: number) => Promise<void>) | null
   readonly #random: () => number
   readonly #now: () => Date
@@ -107,16 +139,28 @@ export class Upstream {
     this.#random = options.random ?? Math.random
     this.#now = options.now ?? (() => new Date())
     this.#metrics = options.metrics ?? null
-    const extra = options.ca === undefined ? [] : Array.isArray(options.ca) ? options.ca : [options.ca]
-    this.#agent = new Agent({
-      connect: {
-        timeout: this.policy.connectTimeoutMs,
-        // Built once: passing `ca` alone would re-parse ~140 system roots on every connection.
-        ...(extra.length > 0 ? { secureContext: createSecureContext({ ca: [...rootCertificates, ...extra] }) } : {})
-      },
-      headersTimeout: this.policy.headersTimeoutMs,
-      bodyTimeout: this.policy.bodyTimeoutMs
-    })
+    this.#extraCa = Object.freeze(options.ca === undefined ? [] : Array.isArray(options.ca) ? [...options.ca] : [options.ca])
+  }
+
+  /** undici and the Agent, created on first use; after close() the Agent exists only to refuse requests as a closed Agent does. */
+  async #connect (): Promise<{ request: Undici['request'], agent: Agent }> {
+    this.#agent ??= (async () => {
+      const { Agent } = await loadUndici()
+      const extra = this.#extraCa
+      const agent = new Agent({
+        connect: {
+          timeout: this.policy.connectTimeoutMs,
+          ...(extra.length > 0 ? { secureContext: secureContextFor(extra) } : {})
+        },
+        headersTimeout: this.policy.headersTimeoutMs,
+        bodyTimeout: this.policy.bodyTimeoutMs
+      })
+      if (this.#closed) await agent.close()
+      return agent
+    })()
+    const [{ request }, agent] = await Promise.all([loadUndici(), this.#agent])
+    this.#client = { request, agent }
+    return this.#client
   }
 
   /** Sends the request, retrying transient failures; returns any final status except exhausted 408/429/5xx. */
@@ -174,7 +218,10 @@ export class Upstream {
 
   /** Closes the Agent's connections; further requests fail. */
   async close (): Promise<void> {
-    await this.#agent.close()
+    this.#closed = true
+    // Never used: nothing to close, and no reason to load undici now.
+    if (this.#agent === null) return
+    await (await this.#agent).close()
   }
 
   async #wait (ms: number, signal: AbortSignal): Promise<void> {
@@ -184,8 +231,9 @@ export class Upstream {
 
   async #attempt (url: URL, req: UpstreamRequest, signal: AbortSignal): Promise<Attempt> {
     try {
+      const { request, agent } = this.#client ?? await this.#connect()
       const res = await request(url, {
-        dispatcher: this.#agent,
+        dispatcher: agent,
         method: req.method,
         headers: req.headers,
         body: req.body,

@@ -2,7 +2,15 @@
 // one, so two sidecars in one process, as in the tests, do not collide), the domain `Metrics`
 // implementation and the few HTTP-edge series the server records itself. Rendered in the text
 // exposition format 0.0.4 by GET /metrics (src/server/plugins/metrics.ts).
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+//
+// Start-up cost: prom-client's index loads every part of the library (cluster aggregation, the
+// Pushgateway client, summaries, and the default process metrics with @opentelemetry/api: ~30 ms
+// and ~50 files). The four classes used here are required from their own files instead (prom-client
+// has no `exports` map, so its lib/ files are public paths), and the default process metrics are
+// loaded and registered on the first render(), i.e. the first scrape of GET /metrics.
+import { createRequire } from 'node:module'
+import type * as PromClient from 'prom-client'
+import type { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { CacheName, Metrics, ReleaseOutcome, UpstreamService, UpstreamStatus } from './metrics.ts'
 
 /** What the HTTP edge records (only src/server calls these). */
@@ -21,6 +29,14 @@ export interface MetricsRegistryOptions {
   prefix?: string
   /** Collect prom-client's process and Node.js metrics (CPU, memory, event loop lag, GC), default true. */
   defaultMetrics?: boolean
+}
+
+const require = createRequire(import.meta.url)
+const prom = {
+  Registry: require('prom-client/lib/registry') as typeof PromClient.Registry,
+  Counter: require('prom-client/lib/counter') as typeof PromClient.Counter,
+  Gauge: require('prom-client/lib/gauge') as typeof PromClient.Gauge,
+  Histogram: require('prom-client/lib/histogram') as typeof PromClient.Histogram
 }
 
 /** Label for anything that is not a short identifier (a URL, a key name, a sentence). */
@@ -60,12 +76,15 @@ export class PrometheusMetrics implements Metrics, HttpMetrics {
   readonly #poolDepth: Gauge<'pool'>
   readonly #backend: Gauge<'backend' | 'simulated'>
   readonly #releases: Counter<'outcome'>
+  /** The prefix default metrics are still to be registered with; null once done (or when off). */
+  #defaultMetricsPrefix: string | null
 
   constructor (options: MetricsRegistryOptions = {}) {
     const prefix = options.prefix ?? 'skr_'
+    const { Registry, Counter, Gauge, Histogram } = prom
     this.registry = new Registry()
     const registers = [this.registry]
-    if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix })
+    this.#defaultMetricsPrefix = options.defaultMetrics === false ? null : prefix
     this.#httpDuration = new Histogram({
       name: `${prefix}http_request_duration_seconds`,
       help: 'HTTP API requests by method, route pattern and status code, and how long they took',
@@ -122,9 +141,22 @@ export class PrometheusMetrics implements Metrics, HttpMetrics {
     return this.registry.contentType
   }
 
-  /** Every series in the Prometheus text format. */
+  /** Every series in the Prometheus text format (the first call also registers the default process metrics). */
   async render (): Promise<string> {
+    this.collectDefaultMetrics()
     return await this.registry.metrics()
+  }
+
+  /**
+   * Registers prom-client's process and Node.js metrics (CPU, memory, event-loop lag, GC) unless
+   * they are off or already registered. render() calls it; the lag and GC histograms count from then.
+   */
+  collectDefaultMetrics (): void {
+    const prefix = this.#defaultMetricsPrefix
+    if (prefix === null) return
+    this.#defaultMetricsPrefix = null
+    const collect = require('prom-client/lib/defaultMetrics') as typeof PromClient.collectDefaultMetrics
+    collect({ register: this.registry, prefix })
   }
 
   observeRequest (method: string, route: string, statusCode: number, seconds: number): void {

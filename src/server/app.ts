@@ -12,6 +12,7 @@ import { handleError } from './error-handler.ts'
 import { installLifecycle } from './lifecycle.ts'
 import { backpressureOptions, eventLoopDelayOf, registerBackpressure, type BackpressureOptions } from './plugins/backpressure.ts'
 import { registerHealthRoutes, type IdentityStatus } from './plugins/health.ts'
+import { lazySchemaController } from './plugins/lazy-schemas.ts'
 import { installRequestMetrics, registerMetricsRoute } from './plugins/metrics.ts'
 import { registerOpenApi, registerOpenApiRoute } from './plugins/openapi.ts'
 import { registerAttestRoutes } from './routes/attest.ts'
@@ -84,6 +85,9 @@ export function buildApp (deps: AppDeps): FastifyInstance {
     ajv: {
       customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false, allowUnionTypes: true }
     },
+    // Ajv and fast-json-stringify with the options above, but each route's functions are compiled
+    // on its first request rather than all at start-up (./plugins/lazy-schemas.ts).
+    schemaController: lazySchemaController(),
     // Requests arriving during close are refused by ./lifecycle.ts in skr's error shape
     // (ERR_SHUTTING_DOWN), and /readyz still answers "shutting down"; fastify's own 503 would do neither.
     return503OnClosing: false,
@@ -113,10 +117,10 @@ export function buildApp (deps: AppDeps): FastifyInstance {
   const lifecycle = installLifecycle(app, () => { metrics.shed('draining') })
   installRequestMetrics(app, metrics)
   registerBackpressure(app, limits, metrics)
-  registerOpenApi(app)
+  const openApi = registerOpenApi(app)
 
-  // Routes are declared in a plugin loaded after @fastify/swagger and under-pressure, so the
-  // OpenAPI document sees every route and every route gets the load-shedding hook.
+  // Routes are declared in a plugin loaded after the OpenAPI route collector and under-pressure, so
+  // the OpenAPI document sees every route and every route gets the load-shedding hook.
   app.register(async (api) => {
     registerStatusRoute(api, deps.attestation)
     registerAttestRoutes(api, deps.config, deps.attestation)
@@ -129,7 +133,7 @@ export function buildApp (deps: AppDeps): FastifyInstance {
       ...(deps.identityStatus === undefined ? {} : { identityStatus: deps.identityStatus })
     })
     registerMetricsRoute(api, metrics)
-    registerOpenApiRoute(api)
+    registerOpenApiRoute(api, openApi)
   })
   return app
 }

@@ -4,13 +4,14 @@
 // turns on the performance features (docs/security.md explains why they are safe): a wrapping-key
 // pool, attestation reuse per MAA endpoint, coalescing of identical releases, a verified signer
 // chain cache, and batch release.
+import type { X509Certificate } from 'node:crypto'
 import { pino } from 'pino'
 import type { Config } from '../config.ts'
 import { readExtraCa } from '../config/extra-ca.ts'
 import { ConfigInvalid } from '../errors.ts'
 import { createReleaseClient } from '../akv/release-client.ts'
 import { createSignerChainCache } from '../akv/signer-chain-cache.ts'
-import { loadTrustedRoots } from '../akv/trust-store.ts'
+import { checkExtraCaPems, loadTrustedRoots } from '../akv/trust-store.ts'
 import { Upstream, type UpstreamName } from '../http/upstream.ts'
 import { createIdentityTokenSource } from '../identity/token-source.ts'
 import type { IdentityConfig, TokenSource } from '../identity/token-source.ts'
@@ -40,12 +41,20 @@ export interface BuildKeyReleaseOptions {
     setPoolDepth: (pool: string, depth: number) => void
     observeUpstream?: (service: UpstreamName, status: string, seconds: number) => void
   }
+  /**
+   * Leave filling the wrapping-key pool to start() (default false: it fills at once). The sidecar
+   * sets it and calls start() once it is listening, so RSA key generation does not compete with
+   * start-up; a release before start() generates its own key and starts the pool.
+   */
+  deferWarmUp?: boolean
 }
 
 /** The service plus the resources it owns. */
 export type BuiltKeyRelease = KeyReleaseService & Pick<KeyReleaseHandle, 'releaseMany'> & {
   /** Which identity provides AAD tokens ('managed identity', 'workload identity'), for /readyz. */
   identityKind: string
+  /** Starts filling the wrapping-key pool when deferWarmUp left it empty; idempotent. */
+  start: () => void
   close: () => Promise<void>
 }
 
@@ -102,8 +111,15 @@ export async function buildKeyRelease (
     log.warn({ set: partial.set, missing: partial.missing }, 'workload identity is only partly configured; using the managed identity instead')
   }
   const tokens = options.tokens ?? createIdentityTokenSource(identityConfigOf(config, ca), { log })
-  // Computed once (the set is memoised by content); the release reads it per call.
-  const roots = loadTrustedRoots(ca.length === 0 ? {} : { extraCaPem: ca })
+  // A bad configured CA fails start-up; Node's and the OS's roots (~150 certificates: tens of ms
+  // and ~5 MB) are parsed on the first release that needs them, once: every release gets the same
+  // array (signer-chain-cache.ts relies on it).
+  checkExtraCaPems(ca)
+  let roots: X509Certificate[] | undefined
+  const trustedRoots = (): X509Certificate[] => {
+    roots ??= loadTrustedRoots(ca.length === 0 ? {} : { extraCaPem: ca })
+    return roots
+  }
   const observeUpstream = options.metrics?.observeUpstream?.bind(options.metrics)
   const upstream = new Upstream({ name: 'akv', ...(ca.length === 0 ? {} : { ca }), ...(observeUpstream === undefined ? {} : { metrics: { observeUpstream } }) })
   const release = createReleaseClient({ upstream, apiVersion: config.akv.apiVersion, enc: config.akv.enc, log })
@@ -114,13 +130,13 @@ export async function buildKeyRelease (
   const poolSize = setting(options.keyPoolSize ?? performance?.keyPoolSize, DEFAULT_KEY_POOL_SIZE, 'SKR_KEY_POOL_SIZE')
   const maxBatch = setting(options.maxBatch, DEFAULT_MAX_BATCH, 'SKR_MAX_BATCH', 1)
   const metrics = options.metrics === undefined ? {} : { metrics: options.metrics }
-  const pool = createKeyPool({ size: poolSize, log, ...metrics })
+  const pool = createKeyPool({ size: poolSize, log, deferFill: options.deferWarmUp === true, ...metrics })
   const attestationCache = createAttestationCache({ attestation, wrappingKey: pool.take, ttlMs: ttlSeconds * 1000, log, ...metrics })
   const service = createKeyReleaseService({
     attestation,
     tokens,
     release,
-    trustedRoots: () => roots,
+    trustedRoots,
     enc: config.akv.enc,
     log,
     attestationCache,
@@ -139,6 +155,7 @@ export async function buildKeyRelease (
     release: service.release,
     releaseMany: service.releaseMany,
     identityKind: tokens.kind,
+    start: pool.start,
     close: async () => {
       service.close()
       attestationCache.close()

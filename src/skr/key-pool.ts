@@ -30,6 +30,11 @@ export interface KeyPoolOptions {
   /** The pool's name in metrics (default 'wrapping_key'). */
   name?: string
   log?: Logger
+  /**
+   * Begin filling at start() or the first take() rather than at once (default false). Key
+   * generation takes whole cores; a process that is starting up defers it until it is serving.
+   */
+  deferFill?: boolean
 }
 
 /** Wrapping keys on demand. */
@@ -38,6 +43,8 @@ export interface KeyPool {
   take: (signal?: AbortSignal) => Promise<WrappingKey>
   /** Keys ready now. */
   depth: () => number
+  /** Begins filling the pool (a no-op unless it was created with deferFill and nothing was taken yet). */
+  start: () => void
   /** Drops the ready keys and stops refilling; later take() calls generate directly. */
   close: () => void
 }
@@ -56,7 +63,7 @@ function count (value: number | undefined, fallback: number, name: string, min: 
   return n
 }
 
-/** Creates a pool and starts filling it in the background. */
+/** Creates a pool and starts filling it in the background (with deferFill: at start() or the first take()). */
 export function createKeyPool (options: KeyPoolOptions = {}): KeyPool {
   const size = count(options.size, DEFAULT_KEY_POOL_SIZE, 'size', 0)
   const concurrency = count(options.concurrency, 2, 'concurrency', 1)
@@ -67,13 +74,14 @@ export function createKeyPool (options: KeyPoolOptions = {}): KeyPool {
   let generating = 0
   let paused = false
   let closed = false
+  let started = options.deferFill !== true
 
   const report = (): void => { options.metrics?.setPoolDepth(name, ready.length) }
 
   function fill (): void {
     if (closed) return
-    // Keys wanted: one per waiter, plus the pool's own `size` unless a failure paused refills.
-    const wanted = waiters.length + (paused ? 0 : size - ready.length)
+    // Keys wanted: one per waiter, plus the pool's own `size` once started, unless a failure paused refills.
+    const wanted = waiters.length + (paused || !started ? 0 : size - ready.length)
     while (generating < concurrency && generating < wanted) start()
   }
 
@@ -106,6 +114,7 @@ export function createKeyPool (options: KeyPoolOptions = {}): KeyPool {
       signal?.throwIfAborted()
       if (size === 0 || closed) return await generate()
       paused = false
+      started = true
       const key = ready.shift()
       if (key !== undefined) {
         report()
@@ -135,6 +144,12 @@ export function createKeyPool (options: KeyPoolOptions = {}): KeyPool {
     },
 
     depth: () => ready.length,
+
+    start () {
+      if (started) return
+      started = true
+      fill()
+    },
 
     close () {
       if (closed) return

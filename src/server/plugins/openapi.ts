@@ -2,10 +2,16 @@
 // same route schemas that validate requests and serialise answers, so it cannot drift from what
 // the server does. docs/api.md is rendered from it (scripts/gen-api-doc.mjs) and a test keeps
 // the two in step. No UI is served: the document is for tools and for `curl` on loopback.
+//
+// @fastify/swagger (with its YAML and JSON-schema resolver dependencies) is loaded when the
+// document is first asked for, not at start-up: the app only records its routes as they are
+// declared, and the first GET /openapi.json replays them, schemas and all, into a scratch fastify
+// instance with @fastify/swagger registered, whose document is then served (and kept).
 import { readFileSync } from 'node:fs'
-import swagger from '@fastify/swagger'
-import type { FastifyInstance } from 'fastify'
+import type { SwaggerOptions } from '@fastify/swagger'
+import type { FastifyInstance, RouteOptions } from 'fastify'
 import { errorRef } from '../schemas.ts'
+import { lazySchemaController } from './lazy-schemas.ts'
 
 /** The OpenAPI version skr documents itself with. */
 export const OPENAPI_VERSION = '3.0.3'
@@ -40,12 +46,8 @@ export function packageVersion (): string {
   }
 }
 
-/**
- * Registers @fastify/swagger. Must run before any route is declared: swagger learns routes
- * from the onRoute hook, so buildApp declares every route in a plugin registered after this.
- */
-export function registerOpenApi (app: FastifyInstance, version: string = packageVersion()): void {
-  app.register(swagger, {
+function swaggerOptions (version: string): SwaggerOptions {
+  return {
     openapi: {
       openapi: OPENAPI_VERSION,
       info: { title: 'skr', version, description: DESCRIPTION },
@@ -56,12 +58,60 @@ export function registerOpenApi (app: FastifyInstance, version: string = package
       buildLocalReference: (json: { $id?: unknown }, _baseUri: unknown, _fragment: unknown, i: number) =>
         typeof json.$id === 'string' ? json.$id : `def-${i}`
     }
+  }
+}
+
+/** The routes an app declared, as its OpenAPI document needs them. */
+interface RouteRecord {
+  method: RouteOptions['method']
+  url: string
+  schema: RouteOptions['schema']
+  config: RouteOptions['config']
+}
+
+/** What registerOpenApi recorded, for registerOpenApiRoute. */
+export interface OpenApiState {
+  readonly version: string
+  readonly routes: RouteRecord[]
+}
+
+/**
+ * Starts recording the app's routes for its OpenAPI document. Must run before any route is
+ * declared (the record is kept by an onRoute hook), so buildApp declares every route in a plugin
+ * registered after this.
+ */
+export function registerOpenApi (app: FastifyInstance, version: string = packageVersion()): OpenApiState {
+  const state: OpenApiState = { version, routes: [] }
+  app.addHook('onRoute', (route) => {
+    // fastify adds a HEAD route for every GET; @fastify/swagger leaves those out, and the
+    // replay below gets them again from its own GETs.
+    if (route.method === 'HEAD') return
+    state.routes.push({ method: route.method, url: route.url, schema: route.schema, config: route.config })
   })
+  return state
+}
+
+/** Builds the document: the recorded routes and the shared schemas, replayed under @fastify/swagger. */
+async function buildDocument (state: OpenApiState, sharedSchemas: Record<string, unknown>): Promise<string> {
+  const [{ default: Fastify }, { default: swagger }] = await Promise.all([import('fastify'), import('@fastify/swagger')])
+  const scratch = Fastify({ logger: false, schemaController: lazySchemaController() })
+  try {
+    for (const schema of Object.values(sharedSchemas)) scratch.addSchema(schema)
+    await scratch.register(swagger, swaggerOptions(state.version))
+    const handler = async (): Promise<null> => null
+    for (const route of state.routes) {
+      scratch.route({ method: route.method, url: route.url, handler, ...(route.schema === undefined ? {} : { schema: route.schema }), ...(route.config === undefined ? {} : { config: route.config }) })
+    }
+    await scratch.ready()
+    return JSON.stringify(scratch.swagger())
+  } finally {
+    await scratch.close()
+  }
 }
 
 /** Declares GET /openapi.json (inside the routes plugin, so the document lists it too). */
-export function registerOpenApiRoute (api: FastifyInstance): void {
-  let cached: string | null = null
+export function registerOpenApiRoute (api: FastifyInstance, state: OpenApiState): void {
+  let cached: Promise<string> | null = null
   api.get('/openapi.json', {
     schema: {
       summary: 'This OpenAPI document',
@@ -74,7 +124,14 @@ export function registerOpenApiRoute (api: FastifyInstance): void {
     }
   }, async (_request, reply) => {
     // A string is sent as is: the document is serialised once, not through a response schema.
-    cached ??= JSON.stringify(api.swagger())
-    return await reply.type('application/json; charset=utf-8').send(cached)
+    cached ??= buildDocument(state, api.getSchemas())
+    let body: string
+    try {
+      body = await cached
+    } catch (err) {
+      cached = null
+      throw err
+    }
+    return await reply.type('application/json; charset=utf-8').send(body)
   })
 }

@@ -3,7 +3,7 @@ import { X509Certificate } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import tls from 'node:tls'
-import { loadTrustedRoots } from '../../../src/akv/trust-store.ts'
+import { checkExtraCaPems, loadTrustedRoots } from '../../../src/akv/trust-store.ts'
 import { createRootCa } from '../../helpers/test-pki.ts'
 
 const CONFIG = 'ERR_CONFIG_INVALID'
@@ -81,3 +81,12 @@ t.test('memoised per input, and callers cannot poison the memo', async (t) => {
   t.notOk(fingerprints(c).has(rootA.cert.fingerprint256), 'another input is another entry')
   t.ok(loadTrustedRoots().length > 0, 'no options: Node\'s own stores')
 })
+
+t.test('checkExtraCaPems: the same strict check of configured PEMs, without Node\'s stores', async (t) => {
+  t.doesNotThrow(() => { checkExtraCaPems([]) })
+  t.doesNotThrow(() => { checkExtraCaPems([rootA.pem + rootB.pem, rootA.pem]) })
+  t.throws(() => { checkExtraCaPems([rootA.pem, 'not a pem']) }, { code: CONFIG, details: { source: 'extraCaPem[1]' } })
+  t.throws(() => { checkExtraCaPems(['-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----']) }, { code: CONFIG, details: { source: 'extraCaPem[0]', index: 0 } })
+  t.throws(() => { checkExtraCaPems('pem' as unknown as string[]) }, TypeError)
+})
+

@@ -115,6 +115,25 @@ t.test('simulated with LocalTHIM pointed at the IMDS emulator (the demo\'s wirin
   t.equal(imds.thimRequests, 1, 'then cached')
 })
 
+t.test('deferWarmUp: the start-up chain fetch waits for start()', async (t) => {
+  const imds = await startImdsEmulator({ thim: () => thimDocument(sharedChain), tokenIssuer: await createBearerIssuer() })
+  t.teardown(imds.close)
+  const args = JSON.stringify({ certcache: { endpoint_type: 'LocalTHIM', endpoint: `${imds.host}/metadata/THIM/amd/certification` } })
+  const config = loadConfig([], { SKR_ATTESTATION: 'simulated', SKR_SIMULATED_CACHE_DIR: await simulatedCacheDir(), SkrSideCarArgs: args })
+  const built = await buildAttestation(config, { root: await freshDir('root'), deferWarmUp: true })
+  cleanup(built)
+  let ready = false
+  void built.ready.then(() => { ready = true })
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.equal(imds.thimRequests, 0, 'nothing fetched yet')
+  t.equal(ready, false)
+  t.match((await built.service.status()).problems, [/it is fetched on the first request/])
+  await Promise.all([built.start(), built.start()])
+  t.equal(ready, true, 'ready settles with start()')
+  t.equal(imds.thimRequests, 1, 'fetched once')
+  t.same((await built.service.status()).problems, [])
+})
+
 t.test('a THIM that does not answer at start-up is not fatal and is retried on the first request', async (t) => {
   const imds = await startImdsEmulator({ thim: () => thimDocument(sharedChain), tokenIssuer: await createBearerIssuer(), faults: { thimStatus: 404 } })
   t.teardown(imds.close)

@@ -306,3 +306,20 @@ t.test('every settled call is observed once (status or failure class); a caller 
   await t.rejects(pending)
   t.same(seen, [['thim', '200'], ['thim', '404'], ['thim', 'timeout']])
 })
+
+t.test('the Agent is created on the first request; a closed upstream refuses requests, used or not', async (t) => {
+  const s = await serve(t, scripted([200]))
+  const unused = new Upstream({ name: 'kds', ca: s.ca, random: () => 0.5 })
+  await unused.close()
+  await unused.close()
+  await t.rejects(unused.request({ method: 'GET', url: s.url, retry: false }), 'closed before any request: still refused')
+  t.equal(s.hits(), 0)
+
+  const used = new Upstream({ name: 'kds', ca: s.ca, random: () => 0.5 })
+  const [a, b] = await Promise.all([used.request({ method: 'GET', url: s.url }), used.request({ method: 'GET', url: s.url })])
+  t.equal(a.status, 200)
+  t.equal(b.status, 200)
+  await used.close()
+  await t.rejects(used.request({ method: 'GET', url: s.url, retry: false }), 'closed after use: refused')
+  t.equal(s.hits(), 2)
+})

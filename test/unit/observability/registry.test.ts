@@ -84,3 +84,15 @@ t.test('registries are independent (two sidecars in one process)', async t => {
   t.match(await a.render(), 'skr_key_releases_total{outcome="error"} 1')
   t.notMatch(await b.render(), 'outcome="error"')
 })
+
+t.test('default metrics are registered on the first render (or collectDefaultMetrics()), once', async t => {
+  const m = createMetricsRegistry()
+  t.equal(m.registry.getSingleMetric('skr_process_cpu_seconds_total'), undefined, 'not loaded at construction')
+  const first = await m.render()
+  t.ok(series(first, 'skr_process_cpu_seconds_total').length > 0)
+  t.doesNotThrow(() => { m.collectDefaultMetrics() }, 'a second registration is a no-op')
+  t.ok(series(await m.render(), 'skr_process_cpu_seconds_total').length > 0)
+  const off = createMetricsRegistry({ defaultMetrics: false })
+  off.collectDefaultMetrics()
+  t.same(series(await off.render(), 'skr_process_cpu_seconds_total'), [], 'stays off when turned off')
+})

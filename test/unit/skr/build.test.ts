@@ -37,3 +37,24 @@ t.test('a partly configured workload identity is detected (and logged at warn by
   t.same(partialWorkloadIdentity(loadConfig([], { AZURE_CLIENT_ID: 'c', AZURE_TENANT_ID: 't' })), { set: ['AZURE_CLIENT_ID', 'AZURE_TENANT_ID'], missing: ['AZURE_FEDERATED_TOKEN_FILE'] })
   t.same(partialWorkloadIdentity(loadConfig([], { AZURE_FEDERATED_TOKEN_FILE: '/f', AZURE_TENANT_ID: ' ' })), { set: ['AZURE_FEDERATED_TOKEN_FILE'], missing: ['AZURE_CLIENT_ID', 'AZURE_TENANT_ID'] }, 'blank counts as missing')
 })
+
+t.test('a configured CA file without a valid certificate fails the build, before any root is parsed', async t => {
+  const dir = t.testdir({ 'bad.pem': '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n', 'none.pem': 'no pem here\n' })
+  for (const file of ['bad.pem', 'none.pem']) {
+    await t.rejects(buildKeyRelease(loadConfig([], { SKR_EXTRA_CA_CERTS: `${dir}/${file}` }), new FakeAttestationService()),
+      { code: 'ERR_CONFIG_INVALID' }, file)
+  }
+})
+
+t.test('deferWarmUp: the wrapping-key pool fills only after start()', async t => {
+  const depths: number[] = []
+  const metrics = { cacheResult: () => {}, setPoolDepth: (_pool: string, depth: number) => { depths.push(depth) } }
+  const built = await buildKeyRelease(loadConfig([], {}), new FakeAttestationService(), { deferWarmUp: true, keyPoolSize: 1, metrics })
+  t.teardown(built.close)
+  await new Promise(resolve => setTimeout(resolve, 50))
+  t.same(depths, [0], 'nothing generated while deferred')
+  built.start()
+  built.start()
+  for (let i = 0; i < 200 && !depths.includes(1); i++) await new Promise(resolve => setTimeout(resolve, 10))
+  t.ok(depths.includes(1), 'a key is pooled after start()')
+})

@@ -152,6 +152,29 @@ t.test('close drops ready keys and stops refills; later takes generate directly'
   t.equal(waiterPool.depth(), 0)
 })
 
+t.test('deferFill: nothing is generated until start() or the first take()', async (t) => {
+  const gen = manualGenerator()
+  const pool = createKeyPool({ size: 2, concurrency: 2, generate: gen.generate, deferFill: true })
+  t.teardown(pool.close)
+  await tick()
+  t.equal(gen.started(), 0, 'idle until started')
+  pool.start()
+  t.equal(gen.started(), 2, 'start() fills')
+  pool.start()
+  t.equal(gen.started(), 2, 'start() again is a no-op')
+  await settleAll(gen)
+  t.equal(pool.depth(), 2)
+
+  const lazy = manualGenerator()
+  const taken = createKeyPool({ size: 2, concurrency: 1, generate: lazy.generate, deferFill: true })
+  t.teardown(taken.close)
+  const key = taken.take()
+  t.equal(lazy.started(), 1, 'a take() before start() generates for itself')
+  await settleAll(lazy)
+  t.ok((await key).kid)
+  t.equal(taken.depth(), 2, 'and starts the pool too')
+})
+
 t.test('size 0: no pool, every take generates', async (t) => {
   const gen = manualGenerator()
   const depths: number[] = []
