@@ -36,6 +36,10 @@ RUN npm run build:ts && npm prune --omit=dev --no-audit --no-fund
 FROM gcr.io/distroless/nodejs24-debian12:nonroot AS runtime
 WORKDIR /app
 ENV NODE_ENV=production
+# Bound V8's young generation (it grows to 64 MB under load with ~4 MB live) and glibc's malloc
+# arenas: RSS under load drops from ~185 MB to ~130 MB with no measured throughput loss
+# (bench/README.md, `npm run bench -- --node-args=--max-semi-space-size=4`).
+ENV NODE_OPTIONS=--max-semi-space-size=4 MALLOC_ARENA_MAX=2
 COPY --from=build /src/package.json ./package.json
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
