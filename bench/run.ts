@@ -14,7 +14,7 @@ import { defaultEmulatedCacheDir } from '../src/certs/emulated-chain.ts'
 import { buildMirror } from './compile.ts'
 import { runLoad, type LoadResult } from './load.ts'
 import { caveats, formatTables, formatVerdicts, judge, REFERENCE, type ProcessRun, type StartupSample } from './report.ts'
-import { SKR_BIN, spawnSkr, type SkrProcess } from './skr-process.ts'
+import { SKR_BIN, spawnSkr, type SkrProcess, IMAGE_NODE_ARGS } from './skr-process.ts'
 
 /** How much to run: `--quick` is a ~30 s subset (RTT 0 only, 1 and 16 clients, short scenarios). */
 interface Plan {
@@ -25,12 +25,12 @@ interface Plan {
   settleMs: number
   /** Extra start-up-only spawns of the other mode (compiled vs sources), for comparison. */
   otherModeStartups: number
-  /** Node.js options for skr's process (--node-args; default none, as the image runs it). */
+  /** Node.js options for skr's process (--node-args; default the image's, IMAGE_NODE_ARGS). */
   nodeArgs: readonly string[]
 }
 
-const FULL: Plan = { rtts: [0, 20], concurrencies: [1, 16, 64], maxRequests: { 1: 1000, 16: 3000, 64: 3000 }, scenarioMs: 6_000, settleMs: 1_000, otherModeStartups: 3, nodeArgs: [] }
-const QUICK: Plan = { rtts: [0], concurrencies: [1, 16], maxRequests: { 1: 400, 16: 1200 }, scenarioMs: 2_500, settleMs: 300, otherModeStartups: 1, nodeArgs: [] }
+const FULL: Plan = { rtts: [0, 20], concurrencies: [1, 16, 64], maxRequests: { 1: 1000, 16: 3000, 64: 3000 }, scenarioMs: 6_000, settleMs: 1_000, otherModeStartups: 3, nodeArgs: IMAGE_NODE_ARGS }
+const QUICK: Plan = { rtts: [0], concurrencies: [1, 16], maxRequests: { 1: 400, 16: 1200 }, scenarioMs: 2_500, settleMs: 300, otherModeStartups: 1, nodeArgs: IMAGE_NODE_ARGS }
 // One key per client: concurrent releases of one key are coalesced by skr, which would measure
 // the coalescing rather than the release path.
 const KEYS = 64
@@ -121,8 +121,10 @@ async function measureProcess (env: EmulatedEnvironment, plan: Plan, bin: string
 
 async function main (): Promise<number> {
   const { values } = parseArgs({ options: { quick: { type: 'boolean' }, source: { type: 'boolean' }, markdown: { type: 'string' }, 'node-args': { type: 'string' } } })
-  const nodeArgs = (values['node-args'] ?? '').split(/\s+/).filter(a => a !== '')
-  const plan = { ...(values.quick === true ? QUICK : FULL), nodeArgs }
+  const base = values.quick === true ? QUICK : FULL
+  // --node-args replaces the image's flags (IMAGE_NODE_ARGS); --node-args= (empty) runs plain node.
+  const nodeArgs = values['node-args'] === undefined ? base.nodeArgs : values['node-args'].split(/\s+/).filter(a => a !== '')
+  const plan = { ...base, nodeArgs }
   const began = performance.now()
   const mirror = await buildMirror()
   log(`transpiled ${mirror.files} files to ${mirror.bin} in ${mirror.ms.toFixed(0)} ms`)

@@ -94,6 +94,13 @@ async function statusOk (base: string): Promise<boolean> {
  * a temp file with env.extraCa) and resolves once /status answers 200.
  * @throws Error with skr's output when it exits or does not answer in time
  */
+/**
+ * The Dockerfile's `ENV NODE_OPTIONS=--max-semi-space-size=4 MALLOC_ARENA_MAX=2`, applied by default
+ * so the benchmark measures what the image runs; `--node-args=` on the command line overrides the flags.
+ */
+export const IMAGE_NODE_ARGS: readonly string[] = ['--max-semi-space-size=4']
+const IMAGE_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' }
+
 export async function spawnSkr (env: EmulatedEnvironment, options: SpawnSkrOptions = {}): Promise<SkrProcess> {
   const work = await mkdtemp(join(tmpdir(), 'skr-proc-'))
   const caFile = join(work, 'extra-ca.pem')
@@ -108,12 +115,14 @@ export async function spawnSkr (env: EmulatedEnvironment, options: SpawnSkrOptio
     SKR_EXTRA_CA_CERTS: caFile,
     AZURE_POD_IDENTITY_AUTHORITY_HOST: env.imds.url,
     LogLevel: options.logLevel ?? 'warning',
+    // The image's runtime settings (Dockerfile ENV), so memory is measured as deployed.
+    ...IMAGE_ENV,
     ...options.overrides
   }
   const chunks: string[] = []
   const spawnedAt = Date.now()
   const started = performance.now()
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), options.bin ?? SKR_BIN, 'serve'], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? IMAGE_NODE_ARGS), options.bin ?? SKR_BIN, 'serve'], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
   child.stdout.setEncoding('utf8').on('data', (s: string) => { chunks.push(s) })
   child.stderr.setEncoding('utf8').on('data', (s: string) => { chunks.push(s) })
   const exited = new Promise<Exit>(resolve => {
