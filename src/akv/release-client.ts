@@ -155,7 +155,8 @@ export function createReleaseClient (options: ReleaseClientOptions): ReleaseClie
           if (typeof value !== 'string' || value === '') {
             throw new UpstreamResponseInvalid(`AKV ${host}: release answer has no "value" string`, { details })
           }
-          options.log?.info({ akv: host, key: keyId, attempts: res.attempts }, 'key release answered')
+          // The orchestrator logs the outcome at info; this line only helps when tracing retries.
+          options.log?.debug({ akv: host, kid: keyId, attempts: res.attempts }, 'key release answered')
           return value
         }
         case 401:

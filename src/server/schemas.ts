@@ -40,7 +40,7 @@ export const MAX_ACCESS_TOKEN_LENGTH = 16 * 1024
 
 const KID_PATTERN = '^[0-9A-Za-z-]{1,127}(/[0-9A-Za-z]{1,64})?$'
 
-/** Most kids one batch release may carry (the default of SKR_MAX_BATCH; the service enforces the configured value). */
+/** Most kids one batch release may carry (the schema's bound; the service's maxBatch may only be lower). */
 export const MAX_BATCH_KIDS = 16
 
 const runtimeData = {

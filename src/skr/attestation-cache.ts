@@ -119,7 +119,9 @@ export function createAttestationCache (options: AttestationCacheOptions): Attes
   const maxEndpoints = Math.max(1, Math.floor(nonNegative(options.maxEndpoints, 16, 'maxEndpoints')))
   const now = options.now ?? (() => new Date())
   const slots = new Map<string, Slot>()
-  const flights = createSingleFlight<AttestationEntry>()
+  // A cache fill: it must survive its only waiter giving up (deadline, disconnect), or the wrapping
+  // key it took and the attestation it started are wasted and the next request starts over.
+  const flights = createSingleFlight<AttestationEntry>({ abortAbandoned: false })
   let closed = false
 
   async function attest (maaEndpoint: string, signal: AbortSignal | undefined): Promise<AttestationEntry> {

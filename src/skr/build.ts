@@ -33,7 +33,7 @@ export interface BuildKeyReleaseOptions {
   attestationTtlSeconds?: number
   /** Pre-generated wrapping keys (default config.performance.keyPoolSize, else 4; 0: generated when needed). */
   keyPoolSize?: number
-  /** Most kids in one batch release (SKR_MAX_BATCH; default 16). */
+  /** Most kids in one batch release (an embedding option, default and at most MAX_BATCH_KIDS of the route schema). */
   maxBatch?: number
   /** Cache hit/miss and pool depth recording (observability/metrics.ts's Metrics fits); default none. */
   metrics?: {
@@ -128,7 +128,7 @@ export async function buildKeyRelease (
   const performance = config.performance as Partial<Config['performance']> | undefined
   const ttlSeconds = setting(options.attestationTtlSeconds ?? performance?.attestationTtlSeconds, DEFAULT_ATTESTATION_TTL_SECONDS, 'SKR_ATTESTATION_TTL_SECONDS')
   const poolSize = setting(options.keyPoolSize ?? performance?.keyPoolSize, DEFAULT_KEY_POOL_SIZE, 'SKR_KEY_POOL_SIZE')
-  const maxBatch = setting(options.maxBatch, DEFAULT_MAX_BATCH, 'SKR_MAX_BATCH', 1)
+  const maxBatch = setting(options.maxBatch, DEFAULT_MAX_BATCH, 'maxBatch', 1)
   const metrics = options.metrics === undefined ? {} : { metrics: options.metrics }
   const pool = createKeyPool({ size: poolSize, log, deferFill: options.deferWarmUp === true, ...metrics })
   const attestationCache = createAttestationCache({ attestation, wrappingKey: pool.take, ttlMs: ttlSeconds * 1000, log, ...metrics })

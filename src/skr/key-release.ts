@@ -126,7 +126,9 @@ export function createKeyReleaseService (deps: KeyReleaseDeps): KeyReleaseHandle
       })
       const envelope = parseKeyHsm(verified.key.key_hsm)
       // The vault must have wrapped to the key we attested, with the algorithm we asked for.
-      if (envelope.kid !== wrapping.kid) {
+      // header.kid is informational (parseKeyHsm gives '' when absent); a key wrapped to another
+      // key would fail to unwrap anyway, so only a kid that is present must match.
+      if (envelope.kid !== '' && envelope.kid !== wrapping.kid) {
         throw new ReleaseUnverified('key_hsm is not wrapped to this release\'s wrapping key (header.kid differs)', { details: { check: 'key_hsm.kid' } })
       }
       if (envelope.enc !== '' && envelope.enc !== askedEnc) {

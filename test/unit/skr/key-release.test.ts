@@ -231,3 +231,11 @@ t.test('the caller\'s cancellation surfaces unchanged (the route maps it)', asyn
   const other = inStep('release', new KeyReleaseDenied('x'), AbortSignal.abort(reason))
   t.match(other, { code: 'ERR_KEY_RELEASE_DENIED', message: 'release: x' }, 'a real answer that raced the abort keeps its meaning')
 })
+
+t.test('a key_hsm header without kid is accepted (it is informational); a different kid is not', async (t) => {
+  const { service, vault } = setup()
+  vault.faults.headerKid = ''
+  t.same(await service.release({ maaEndpoint: MAA, akvEndpoint: VAULT, kid: 'mykey' }), { k: SECRET.toString('base64url'), key_ops: ['encrypt', 'decrypt'], kty: 'oct' })
+  vault.faults.headerKid = 'another-kid'
+  await t.rejects(service.release({ maaEndpoint: MAA, akvEndpoint: VAULT, kid: 'mykey' }), { code: 'ERR_RELEASE_UNVERIFIED' })
+})

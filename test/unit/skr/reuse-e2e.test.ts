@@ -87,5 +87,5 @@ t.test('concurrent identical releases share one AKV call', async (t) => {
 t.test('settings are checked', async (t) => {
   await t.rejects(buildKeyRelease(config, attestation.service, { attestationTtlSeconds: -1 }), { code: 'ERR_CONFIG_INVALID', message: /SKR_ATTESTATION_TTL_SECONDS/ })
   await t.rejects(buildKeyRelease(config, attestation.service, { keyPoolSize: 1.5 }), { code: 'ERR_CONFIG_INVALID', message: /SKR_KEY_POOL_SIZE/ })
-  await t.rejects(buildKeyRelease(config, attestation.service, { maxBatch: 0 }), { code: 'ERR_CONFIG_INVALID', message: /SKR_MAX_BATCH/ })
+  await t.rejects(buildKeyRelease(config, attestation.service, { maxBatch: 0 }), { code: 'ERR_CONFIG_INVALID', message: /maxBatch/ })
 })
