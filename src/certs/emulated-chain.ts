@@ -304,10 +304,12 @@ export function defaultEmulatedCacheDir (env: Readonly<Record<string, string | u
  */
 export async function loadOrCreateEmulatedChain (options: LoadEmulatedChainOptions = {}): Promise<EmulatedAmdChain> {
   const now = options.now ?? new Date()
-  const { vcekKeyPem, certChainPem } = options
+  // An empty value counts as unset, so the message names the variable that is really missing.
+  const vcekKeyPem = options.vcekKeyPem === '' ? undefined : options.vcekKeyPem
+  const certChainPem = options.certChainPem === '' ? undefined : options.certChainPem
   if (vcekKeyPem !== undefined || certChainPem !== undefined) {
-    if (vcekKeyPem === undefined || vcekKeyPem === '') throw invalid(`${ENV_SOURCE.chain} is set but ${ENV_SOURCE.key} is not; set both or neither`, ENV_SOURCE.key)
-    if (certChainPem === undefined || certChainPem === '') throw invalid(`${ENV_SOURCE.key} is set but ${ENV_SOURCE.chain} is not; set both or neither`, ENV_SOURCE.chain)
+    if (vcekKeyPem === undefined) throw invalid(`${ENV_SOURCE.chain} is set but ${ENV_SOURCE.key} is not; set both or neither`, ENV_SOURCE.key)
+    if (certChainPem === undefined) throw invalid(`${ENV_SOURCE.key} is set but ${ENV_SOURCE.chain} is not; set both or neither`, ENV_SOURCE.chain)
     return emulatedChainFromPem(vcekKeyPem, certChainPem, ENV_SOURCE, now)
   }
   const dir = options.cacheDir ?? defaultEmulatedCacheDir()

@@ -6,8 +6,9 @@ import { createHash } from 'node:crypto'
 import { decodeJwt } from 'jose'
 import { request } from 'undici'
 import { loadConfig } from '../config.ts'
-import { createLogger, type Logger } from '../log.ts'
-import { parseFlags } from './flags.ts'
+import { pino } from 'pino'
+import { loggerOptions, type Logger } from '../log.ts'
+import { FlagError, parseFlags } from './flags.ts'
 import { startSidecar } from '../sidecar.ts'
 import { startEmulatedEnvironment, type EmulatedEnvironment } from '../emulator/environment.ts'
 import { defaultEmulatedCacheDir } from '../certs/emulated-chain.ts'
@@ -54,7 +55,14 @@ export async function run (argv: readonly string[], env: Readonly<Record<string,
     process.stdout.write(`usage: skr demo [--log-level LEVEL] [--json]\n\n${summary}\n`)
     return 0
   }
-  const flags = parseFlags(argv, DEMO_FLAGS).values
+  let flags: Readonly<Record<string, string>>
+  try {
+    flags = parseFlags(argv, DEMO_FLAGS).values
+  } catch (err) {
+    if (!(err instanceof FlagError)) throw err
+    process.stderr.write(`skr demo: ${err.message}\n`)
+    return 2
+  }
   const started = Date.now()
   const out: string[] = []
   const emulated = await startEmulatedEnvironment({ cacheDir: defaultEmulatedCacheDir(env) })
@@ -65,7 +73,8 @@ export async function run (argv: readonly string[], env: Readonly<Record<string,
     // @azure/identity reads the IMDS redirect from the process environment itself.
     process.env.AZURE_POD_IDENTITY_AUTHORITY_HOST = emulated.imds.url
     const config = loadConfig([], { ...emulated.skrEnv(0), LogLevel: flags.loglevel ?? 'warning' })
-    log = createLogger(config.logLevel, null)
+    // The sidecar's log lines go to stderr: stdout is the walk-through (or the --json document).
+    log = pino(loggerOptions(config.logLevel), pino.destination({ dest: 2, sync: false }))
     sidecar = await startSidecar(config, { log, extraCa: [...emulated.extraCa] })
     const base = sidecar.addresses[0] as string
 

@@ -139,7 +139,8 @@ export async function run (argv: readonly string[], env: Env, io: HealthcheckIo 
     return 2
   }
   const result = await probe(target)
-  if (argv.some(a => /^--?json(=true)?$/.test(a))) {
+  // resolveTarget has already parsed (and validated) these flags.
+  if (parseFlags(argv, HEALTHCHECK_FLAGS).values.json === 'true') {
     io.stdout.write(JSON.stringify({ healthy: result.ok, target: describeTarget(target), ...(result.ok ? {} : { reason: result.reason }) }) + '\n')
   }
   if (result.ok) return 0

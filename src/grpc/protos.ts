@@ -18,8 +18,6 @@ export const REFERENCE_SERVICE = 'key_provider.KeyProviderService'
 /** Fully-qualified name of the ocicrypt / confidential-containers service. */
 export const OCICRYPT_SERVICE = 'keyprovider.KeyProviderService'
 
-/** Fully-qualified name of the standard health service. */
-export const HEALTH_SERVICE = 'grpc.health.v1.Health'
 
 /** Directory of skr's .proto files (repo root `proto/`, beside `src/` and `dist/`). */
 export const PROTO_DIR = fileURLToPath(new URL('../../proto/', import.meta.url))

@@ -304,6 +304,8 @@ t.test('PEM input errors name the variable, never its value', async (t) => {
     ['a public key', { vcekKeyPem: chain.vcek.publicKey.export({ type: 'spki', format: 'pem' }).toString(), certChainPem: bundle }, 'SKR_SIMULATED_VCEK_KEY'],
     ['key without chain', { vcekKeyPem: other }, 'SKR_SIMULATED_CERT_CHAIN'],
     ['chain without key', { certChainPem: bundle }, 'SKR_SIMULATED_VCEK_KEY'],
+    ['empty key, no chain', { vcekKeyPem: '', certChainPem: bundle }, 'SKR_SIMULATED_VCEK_KEY'],
+    ['key, empty chain', { vcekKeyPem: other, certChainPem: '' }, 'SKR_SIMULATED_CERT_CHAIN'],
     ['chain of two', { vcekKeyPem: other, certChainPem: chain.vcekPem + chain.ask.toString() }, 'SKR_SIMULATED_CERT_CHAIN'],
     ['chain out of order', { vcekKeyPem: other, certChainPem: chain.chainPem + chain.vcekPem }, 'SKR_SIMULATED_CERT_CHAIN'],
     ['not PEM', { vcekKeyPem: other, certChainPem: 'hello' }, 'SKR_SIMULATED_CERT_CHAIN']

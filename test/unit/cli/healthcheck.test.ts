@@ -153,3 +153,12 @@ t.test('--json prints the verdict on stdout, healthy or not', async t => {
   t.match(JSON.parse(bad.stdout), { healthy: false, reason: /ECONNREFUSED/ })
   t.match(bad.stderr, /failed/)
 })
+
+t.test('--json is read like any boolean flag (=1, -JSON)', async t => {
+  const ok = await serve(t, json(200, { message: 'Status OK' }))
+  for (const flag of ['--json=1', '-JSON', '--json=yes']) {
+    const r = await runCaptured(['--port', String(ok), flag], {})
+    t.equal(JSON.parse(r.stdout).healthy, true, flag)
+  }
+  t.equal((await runCaptured(['--port', String(ok), '--json=false'], {})).stdout, '', '--json=false prints nothing')
+})

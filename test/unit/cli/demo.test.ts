@@ -1,0 +1,33 @@
+// `npm run demo` is the README's main job: run it as a user would (a child process) and check
+// that it released the matching key and was refused the other, and that bad flags exit 2.
+import t from 'tap'
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { repoRoot } from '../../helpers/vectors.ts'
+
+const bin = join(repoRoot, 'bin', 'skr.js')
+const cache = mkdtempSync(join(tmpdir(), 'skr-demo-cache-'))
+t.teardown(() => { rmSync(cache, { recursive: true, force: true }) })
+// A clean environment: the demo sets up everything it needs itself.
+const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: cache, XDG_CACHE_HOME: cache }
+
+t.test('skr demo --json: the bound key is released, the other refused', async t => {
+  const r = spawnSync(process.execPath, [bin, 'demo', '--json'], { env, encoding: 'utf8', timeout: 90_000 })
+  t.equal(r.status, 0, r.stderr)
+  const out = JSON.parse(r.stdout) as { ok: boolean, hostData: string, claims: Record<string, unknown>, released: { status: number, jwk: { kty: string, k: string } }, refused: { status: number, body: { code: string } } }
+  t.equal(out.ok, true)
+  t.equal(out.released.status, 200)
+  t.equal(out.released.jwk.kty, 'oct')
+  t.equal(Buffer.from(out.released.jwk.k, 'base64url').length, 32)
+  t.equal(out.claims['x-ms-sevsnpvm-hostdata'], out.hostData, 'the token carries the simulated HOST_DATA')
+  t.equal(out.refused.status, 403)
+  t.equal(out.refused.body.code, 'ERR_KEY_RELEASE_DENIED')
+})
+
+t.test('skr demo with a bad flag exits 2 with one line', async t => {
+  const r = spawnSync(process.execPath, [bin, 'demo', '--bogus'], { env, encoding: 'utf8', timeout: 30_000 })
+  t.equal(r.status, 2)
+  t.equal(r.stderr.trim(), 'skr demo: unknown flag --bogus')
+})
