@@ -158,6 +158,17 @@ t.test('IMDS token 500: 503 ERR_IDENTITY_UNAVAILABLE (it names the identity), th
   expectKey(t, await s.release(key.name), 'after IMDS recovered')
 })
 
+t.test('IMDS token endpoint hangs: the request ends at its deadline (504), then recovers', async (t) => {
+  t.teardown(clearFaults)
+  const s = await sidecar(t, SHORT)
+  env.imds.faults.delayMs = HANG_MS
+  expectError(t, await s.release(key.name), [503, 504], ['ERR_UPSTREAM_TIMEOUT', 'ERR_IDENTITY_UNAVAILABLE'], 'IMDS hang')
+  clearFaults()
+  // The token fetch already under way finishes after its delay; the next release then succeeds.
+  await new Promise(resolve => setTimeout(resolve, HANG_MS))
+  expectKey(t, await s.release(key.name), 'after the IMDS hang')
+})
+
 t.test('THIM 500 at start-up: skr starts, /status answers, a request recovers once THIM is back', async (t) => {
   t.teardown(clearFaults)
   env.imds.faults.thimStatus = 500
@@ -217,6 +228,15 @@ t.test('AKV faults on one sidecar', async (t) => {
     expectKey(t, await s.release(key.name), 'after 429')
   })
 
+  await t.test('401 (token refused): 403 ERR_ACCESS_DENIED, not retried, then recovery', async (t) => {
+    const seen = env.akv.requests.length
+    env.akv.faults.status = 401
+    expectError(t, await s.release(key.name), 403, 'ERR_ACCESS_DENIED', 'AKV 401')
+    t.equal(env.akv.requests.slice(seen).filter(r => r.status === 401).length, 1, 'one request: a 401 is never retried')
+    clearFaults()
+    expectKey(t, await s.release(key.name), 'after 401')
+  })
+
   await t.test('500 and 503: 503 ERR_UPSTREAM_UNAVAILABLE', async (t) => {
     for (const status of [500, 503]) {
       env.akv.faults.status = status
@@ -253,7 +273,7 @@ t.test('MAA faults (a fresh sidecar each, so the first release must attest; reus
     sidecar(t, { ...PATIENT, SKR_ATTESTATION_TTL_SECONDS: '0' }),
     sidecar(t, { ...SHORT, SKR_ATTESTATION_TTL_SECONDS: '0' })
   ])
-  for (const [status, s] of [[500, s500], [503, s503]] as const) {
+  for (const [status, s] of [[500, s500], [503, s503], [429, s500]] as const) {
     env.maa.faults.status = status
     expectError(t, await s.release(key.name), 503, 'ERR_UPSTREAM_UNAVAILABLE', `MAA ${status}`)
     clearFaults()
