@@ -3,12 +3,10 @@
 // and checked against what was sent (the runtime data's REPORT_DATA and the nonce) before anyone
 // relies on it (docs/wire-protocols.md §1). Transport failures and retries are the Upstream's.
 import { decodeJwt } from 'jose'
-import { parseBundlePem } from '../certs/amd-chain.ts'
-import { AccessDenied, MaaTokenInvalid, ReportUnverified, UpstreamRejected, UpstreamResponseInvalid } from '../errors.ts'
+import { AccessDenied, MaaTokenInvalid, UpstreamRejected, UpstreamResponseInvalid } from '../errors.ts'
 import { parseAzureError } from '../http/azure-error.ts'
 import type { Upstream } from '../http/upstream.ts'
 import { reportDataFor } from '../snp/report-data.ts'
-import { verifyReport } from '../snp/verify.ts'
 import { createJwksCache } from './jwks-cache.ts'
 import type { JwksCache } from './jwks-cache.ts'
 import { buildAttestBody, randomNonce } from './request.ts'
@@ -29,12 +27,6 @@ export interface MaaClientOptions {
   now?: () => Date
   /** Override the nonce source (tests); default randomNonce. */
   nonce?: () => bigint
-  /**
-   * Verify the report (chain to a pinned ARK, signature, VCEK binding, REPORT_DATA binding) before
-   * sending it, so bad evidence fails here with a precise error instead of as MAA's 400. Off by
-   * default: only the caller knows which ARKs it trusts (the simulated chain's, for example).
-   */
-  verifyReport?: false | { trustedArkFingerprints?: readonly string[] }
 }
 
 /** What attest returns: the token text and its (verified, when enabled) claims. */
@@ -109,14 +101,6 @@ function checkBinding (claims: Record<string, unknown>, runtimeData: Buffer, non
   }
 }
 
-function preflight (input: Omit<AttestInput, 'nonce'>, trustedArkFingerprints: readonly string[] | undefined, now: Date): void {
-  const chain = parseBundlePem(input.vcekCertChainPem)
-  const { report } = verifyReport(input.report, chain, { now, ...(trustedArkFingerprints === undefined ? {} : { trustedArkFingerprints }) })
-  if (!report.reportData.equals(reportDataFor(input.runtimeData))) {
-    throw new ReportUnverified('report REPORT_DATA is not sha256(runtime data) followed by 32 zero bytes', { details: { check: 'reportData' } })
-  }
-}
-
 function checkOptions (options: MaaClientOptions): void {
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object')
   if (typeof options.upstream?.request !== 'function') throw new TypeError('options.upstream must be an Upstream')
@@ -137,14 +121,11 @@ export function createMaaClient (options: MaaClientOptions): MaaClient {
     /**
      * Attests `input` at `endpoint` (host[:port]). 200 → the token; 400 → UpstreamRejected naming
      * MAA's error code; 401/403 → AccessDenied; other statuses → UpstreamRejected; a 200 without a
-     * JWT → UpstreamResponseInvalid; a token failing verification → MaaTokenInvalid. With
-     * verifyReport, evidence failing locally throws the SNP verifier's errors and nothing is sent.
+     * JWT → UpstreamResponseInvalid; a token failing verification → MaaTokenInvalid. The
+     * evidence is verified before it gets here (src/attest/attestation-service.ts), not again.
      */
     async attest (endpoint: string, input: Omit<AttestInput, 'nonce'>, signal?: AbortSignal): Promise<MaaAttestResult> {
       const issuer = issuerFor(endpoint)
-      if (options.verifyReport !== undefined && options.verifyReport !== false) {
-        preflight(input, options.verifyReport.trustedArkFingerprints, now())
-      }
       const nonce = nextNonce()
       const body = buildAttestBody({ ...input, nonce })
       const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json' }
