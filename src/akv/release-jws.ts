@@ -2,9 +2,9 @@
 // (wire-protocols §2.2, §2.5). Stricter than the reference sidecar, which checks neither
 // request.kid, enc nor the nonce: a JWS replayed from another key or vault is refused here.
 import { X509Certificate } from 'node:crypto'
-import { compactVerify } from 'jose'
 import { ReleaseUnverified } from '../errors.ts'
 import { hostMatchesCert } from './host-match.ts'
+import { verifyJwsSignature } from './jws-signature.ts'
 import { decodeB64url } from './key-hsm.ts'
 import type { ReleaseEnc } from './key-hsm.ts'
 import type { SignerChainCache } from './signer-chain-cache.ts'
@@ -208,13 +208,12 @@ export async function verifyReleaseJws (jws: string, options: VerifyReleaseOptio
     : options.chainCache.signerFor(ders, options.trustedRoots, now, verifyChain)
   if (!hostMatchesCert(hostname, signer)) throw fail('host', 'signer certificate does not name the vault host')
 
-  let payloadBytes: Uint8Array
-  try {
-    ({ payload: payloadBytes } = await compactVerify(jws, signer.publicKey, { algorithms: [...RELEASE_JWS_ALGS] }))
-  } catch {
-    throw fail('signature', 'signature invalid')
-  }
-  const payload = jsonObject(payloadBytes)
+  // No JWS extension is understood here, so any `crit` must be refused (RFC 7515 §4.1.11).
+  if (header['crit'] !== undefined) throw fail('signature', 'signature invalid')
+  const signingInput = Buffer.from(`${segments[0] as string}.${segments[1] as string}`, 'ascii')
+  const signature = decodeB64url(segments[2] as string)
+  if (signature === null || !verifyJwsSignature(alg, signingInput, signature, signer.publicKey)) throw fail('signature', 'signature invalid')
+  const payload = jsonObject(decodeB64url(segments[1] as string))
   if (payload === null) throw fail('payload', 'payload malformed')
 
   const request = payload['request']
