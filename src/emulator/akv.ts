@@ -208,6 +208,17 @@ export async function startAkvEmulator (options: AkvEmulatorOptions): Promise<Ak
     policy: { maxRetries: 0, connectTimeoutMs: 3000, headersTimeoutMs: 5000, bodyTimeoutMs: 5000, totalTimeoutMs: 10_000, maxResponseBytes: 1024 * 1024 }
   })
   const issuerKeys = createIssuerKeys(upstream, now)
+  // A policy is text that never changes once stored: parse each one once, not per release.
+  const parsedPolicies = new Map<string, ReturnType<typeof parseReleasePolicy>>()
+  const policyOf = (data: string): ReturnType<typeof parseReleasePolicy> => {
+    let policy = parsedPolicies.get(data)
+    if (policy === undefined) {
+      policy = parseReleasePolicy(data)
+      if (parsedPolicies.size >= 256) parsedPolicies.clear()
+      parsedPolicies.set(data, policy)
+    }
+    return policy
+  }
   let untrusted: Promise<SignerChain> | null = null
   let wrongHost: Promise<ReleaseSigner> | null = null
   let endpoint = ''
@@ -288,7 +299,7 @@ export async function startAkvEmulator (options: AkvEmulatorOptions): Promise<Ak
     const key = store.get(name, version)
     if (key === undefined) return keyNotFound(version === undefined ? name : `${name}/${version}`)
     if (!key.exportable || key.releasePolicy === null) return { status: 403, body: NOT_EXPORTABLE }
-    const policy = parseReleasePolicy(key.releasePolicy.data)
+    const policy = policyOf(key.releasePolicy.data)
     const verified = await verifyTarget(target, policyAuthorities(policy))
     if (verified === null) return { status: 403, body: DENIED }
     if (!evaluateReleasePolicy(policy, verified.issuer, verified.claims).allowed) return { status: 403, body: DENIED }
