@@ -87,7 +87,21 @@ function effective (stage: Stage, op: string): string | null {
 const isNonRoot = (user: string | null): boolean => user !== null && !/^(0|root)(:|$)/.test(user)
 
 const build = byName.get('build') as Stage
-const runtimeStages = stages.filter(s => s !== build)
+const compileCache = byName.get('compile-cache') as Stage
+/** The stages the shipped images are made of (the default target, the root target and their bases). */
+const runtimeStages = [...new Set([...lineage(finalStage), ...(byName.has('root') ? lineage(byName.get('root') as Stage) : [])])]
+  .filter(s => s !== build && s !== compileCache)
+
+/** ENV along a stage's lineage, later values winning. */
+function envOf (stage: Stage): Record<string, string> {
+  const env: Record<string, string> = {}
+  for (const s of lineage(stage).reverse()) {
+    for (const ins of s.instructions.filter(i => i.op === 'ENV')) {
+      for (const m of ins.args.matchAll(/([A-Za-z_][A-Za-z0-9_]*)=("[^"]*"|\S+)/g)) env[m[1] as string] = (m[2] as string).replace(/^"|"$/g, '')
+    }
+  }
+  return env
+}
 
 // Produced inside the build stage rather than copied in, and the step that produces each.
 const PRODUCED: Readonly<Record<string, RegExp>> = {
@@ -153,6 +167,11 @@ t.test('every COPY source exists in the context or is produced by an earlier bui
           continue
         }
         const from = byName.get(copy.from)
+        if (from === compileCache && compileCache !== undefined) {
+          t.equal(source, envOf(compileCache).NODE_COMPILE_CACHE, `line ${ins.line}: copies the compile-cache stage's NODE_COMPILE_CACHE`)
+          t.ok(compileCache.instructions.some(i => i.op === 'RUN' && /warm-compile-cache\.mjs/.test(i.args)), `line ${ins.line}: which that stage fills`)
+          continue
+        }
         t.equal(from, build, `line ${ins.line}: copies from the build stage`)
         const path = posix.relative('/src', source)
         const produced = PRODUCED[path]
@@ -261,6 +280,33 @@ t.test('files src/ reads at run time relative to its own location are in the ima
   t.ok(assets.some(a => a.endsWith('build/Release/snp_guest.node')), 'the addon path is among them (the scan works)')
 })
 
+t.test('a compile cache filled per runtime user, with the runtime\'s options, shipped read-only', async t => {
+  t.ok(compileCache, 'a stage named compile-cache')
+  if (compileCache === undefined) return
+  const runtime = lineage(finalStage).find(s => s.instructions.some(i => i.op === 'ENTRYPOINT')) as Stage
+  t.ok(lineage(compileCache).some(s => lineage(runtime).includes(s) && s.instructions.some(i => i.op === 'COPY')), 'it is built on the stage that holds the app files, at the same paths')
+  t.equal(envOf(compileCache).NODE_OPTIONS, envOf(finalStage).NODE_OPTIONS, 'the same NODE_OPTIONS (V8 flags are part of the cache key)')
+  // Node keys the cache directory by uid: every user an image target runs as needs its own fill.
+  const warmUsers: string[] = []
+  let user = effective(byName.get(compileCache.from) ?? compileCache, 'USER')
+  for (const ins of compileCache.instructions) {
+    if (ins.op === 'USER') user = ins.args
+    if (ins.op !== 'RUN') continue
+    t.match(ins.args, /^\["\/nodejs\/bin\/node", "\/warm-compile-cache\.mjs", "\/app"\]$/, `line ${ins.line}: exec form (no shell), the runtime's node, the app's path`)
+    warmUsers.push((user ?? '').split(':')[0] ?? '')
+  }
+  const targets = [finalStage, byName.get('root')].filter((s): s is Stage => s !== undefined)
+  for (const target of targets) {
+    const uid = (effective(target, 'USER') ?? '').split(':')[0] ?? ''
+    t.ok(warmUsers.includes(uid), `target ${target.name ?? 'default'} runs as uid ${uid}, for which the cache is filled`)
+  }
+  const copy = runtime.instructions.filter(i => i.op === 'COPY').map(i => parseCopy(i.args)).find(c => c.from === 'compile-cache')
+  t.ok(copy, 'the runtime copies the cache in')
+  t.equal(copy?.chmod, '0555', 'read-only: nothing in the container can rewrite the code it runs')
+  t.equal(envOf(finalStage).NODE_COMPILE_CACHE, copy?.dest, 'and points NODE_COMPILE_CACHE at it')
+  t.ok(existsSync(join(root, 'deploy/image/warm-compile-cache.mjs')))
+})
+
 t.test('.dockerignore keeps host artefacts out of the context', async t => {
   const patterns = dockerignore()
   for (const name of ['node_modules', '.git', '.cache', 'dist', 'build']) t.ok(patterns.includes(name), name)
@@ -338,9 +384,19 @@ t.test('the image layout, rebuilt in a temp dir, starts', async t => {
     t.comment('src/main.ts does not register `healthcheck` yet: the entrypoint check of `skr healthcheck` is skipped')
   }
 
+  // The compile-cache stage's step, then the runtime's read-only copy of its result.
+  const warmed = join(image, 'home/compile-cache')
+  const warm = await node([join(root, 'deploy/image/warm-compile-cache.mjs'), app], { NODE_COMPILE_CACHE: warmed }, image)
+  t.equal(warm.code, 0, `the compile cache fills\n${warm.stderr}`)
+  t.match(warm.stderr, /skr serve started and stopped; \d+ entries/)
+  cpSync(warmed, join(app, 'compile-cache'), { recursive: true })
+
   // /skr.sh with the reference's environment, simulated attestation: serves, and is healthy.
   const port = await freePort()
-  const serve = spawnClean([join(image, 'skr.sh')], { Port: String(port), LogLevel: 'error', SKR_ATTESTATION: 'simulated' }, image, ['ignore', 'ignore', 'pipe'])
+  const serve = spawnClean([join(image, 'skr.sh')], {
+    Port: String(port), LogLevel: 'error', SKR_ATTESTATION: 'simulated',
+    NODE_COMPILE_CACHE: join(app, 'compile-cache'), NODE_DEBUG_NATIVE: 'COMPILE_CACHE'
+  }, image, ['ignore', 'ignore', 'pipe'])
   let serveErr = ''
   serve.stderr?.on('data', (c: Buffer) => { serveErr += c.toString() })
   const exited = new Promise<number | null>(done => serve.on('close', code => { done(code) }))
@@ -357,4 +413,10 @@ t.test('the image layout, rebuilt in a temp dir, starts', async t => {
   }
   serve.kill('SIGTERM')
   t.equal(await exited, 0, 'SIGTERM shuts it down cleanly')
+  // Node's own account of each module it compiled: the shipped cache served every skr module.
+  const verdicts = [...serveErr.matchAll(/V8 code cache for \S+ (\S+) was (accepted|rejected|not initialized)/g)]
+  const ofDist = verdicts.filter(m => (m[1] ?? '').includes(`${app}/dist/`))
+  t.ok(ofDist.some(m => (m[1] ?? '').endsWith('/dist/main.js') && m[2] === 'accepted'), 'dist/main.js came from the cache')
+  t.ok(ofDist.length > 20, `${ofDist.length} skr modules looked up`)
+  t.same(ofDist.filter(m => m[2] !== 'accepted').map(m => m[1]), [], 'none compiled afresh')
 })
