@@ -6,13 +6,21 @@
 // undici and each Agent (with its TLS context) are created on the first request, not with the
 // Upstream: `skr serve` builds all its upstreams at start-up, and loading undici (~100 files) and
 // parsing the system roots into a TLS context would otherwise delay the first /status answer.
+//
+// Egress proxies: each request is routed by ./proxy.ts (HTTPS_PROXY/HTTP_PROXY/NO_PROXY with Go's
+// semantics, as the reference's net/http applies them) either to the direct Agent or to an undici
+// ProxyAgent for its proxy, both per Upstream and both created on first use. undici is only ever
+// given the proxy's origin; its credentials travel as a Proxy-Authorization value, so no undici
+// error text, log line or error detail can carry them.
 import { setImmediate as nextTick, setTimeout as delay } from 'node:timers/promises'
 import type { Readable } from 'node:stream'
+import type { LookupFunction } from 'node:net'
 import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls'
 import type * as UndiciModule from 'undici'
-import type { Agent } from 'undici'
-import { UpstreamResponseInvalid } from '../errors.ts'
-import { deadlineError, mapTransportError, statusError, type FailureContext } from './errors-map.ts'
+import type { Dispatcher, Pool } from 'undici'
+import { UpstreamResponseInvalid, UpstreamUnavailable } from '../errors.ts'
+import { deadlineError, mapTransportError, statusError, type FailureContext, type TransportFailure } from './errors-map.ts'
+import { proxyFor, proxyFromEnvironment, proxyRefusalStatus, type ProxyServer, type ProxySettings, type UnusableProxy } from './proxy.ts'
 import { isRetryableStatus, retryDelayMs } from './retry.ts'
 import { upstreamFailureStatus } from '../observability/metrics.ts'
 
@@ -53,6 +61,10 @@ export interface UpstreamOptions {
   now?: () => Date
   /** Records each call's outcome and latency (observability/metrics.ts's Metrics fits). */
   metrics?: { observeUpstream: (service: UpstreamName, status: string, seconds: number) => void }
+  /** Egress proxy settings (./proxy.ts); default: HTTPS_PROXY, HTTP_PROXY and NO_PROXY, read once from the environment. */
+  proxy?: ProxySettings
+  /** Name resolution for direct connections and for the proxy's own name; default node:dns lookup (tests map made-up names to loopback). */
+  lookup?: LookupFunction
 }
 
 /** One call; `retry: false` makes exactly one attempt. */
@@ -80,6 +92,33 @@ function checkPolicy (policy: UpstreamPolicy): UpstreamPolicy {
     }
   }
   return Object.freeze({ ...policy })
+}
+
+function attemptsText (n: number): string {
+  return `after ${n} attempt${n === 1 ? '' : 's'}`
+}
+
+// Hints for the refusals an operator meets most; the status itself is always in the message.
+const REFUSAL_HINTS: Record<number, string> = {
+  407: ' (proxy authentication required: credentials missing or wrong in the proxy URL)',
+  403: ' (the proxy\'s policy denies this host)'
+}
+
+/** A proxied attempt's failure: a refused tunnel names the proxy and its status; anything else maps as usual. */
+function mapProxiedFailure (err: unknown, ctx: FailureContext, host: string, proxy: ProxyServer): TransportFailure {
+  const status = proxyRefusalStatus(err)
+  if (status === null) return mapTransportError(err, ctx)
+  // The upstream was never reached, whatever the proxy said; only a transient proxy status is worth another attempt.
+  const error = new UpstreamUnavailable(
+    `${ctx.upstream} ${host}: proxy ${proxy.origin} refused the tunnel with HTTP ${status}${REFUSAL_HINTS[status] ?? ''} ${attemptsText(ctx.attempts)}`,
+    { cause: err, details: { upstream: ctx.upstream, errorCode: 'PROXY_REFUSED', proxyStatus: status, attempts: ctx.attempts } })
+  return { error, retryable: isRetryableStatus(status), errorCode: 'PROXY_REFUSED' }
+}
+
+function unusableProxyError (upstream: UpstreamName, host: string, proxy: UnusableProxy): UpstreamUnavailable {
+  return new UpstreamUnavailable(
+    `${upstream} ${host}: ${proxy.variable} is set but unusable (${proxy.reason}); fix it, unset it, or list the host in NO_PROXY`,
+    { details: { upstream, errorCode: 'PROXY_UNUSABLE', proxyVariable: proxy.variable, attempts: 0 } })
 }
 
 function firstHeader (value: string | string[] | undefined): string | undefined {
@@ -123,9 +162,12 @@ export class Upstream {
   /** The effective (defaulted, frozen) policy. */
   readonly policy: UpstreamPolicy
   readonly #extraCa: readonly string[]
-  #agent: Promise<Agent> | null = null
-  /** undici's request() and the Agent, once both exist (the hot path then awaits neither). */
-  #client: { request: Undici['request'], agent: Agent } | null = null
+  readonly #proxy: ProxySettings
+  readonly #lookup: LookupFunction | null
+  /** undici once loaded (the hot path then awaits nothing). */
+  #undici: Undici | null = null
+  #direct: Dispatcher | null = null
+  readonly #viaProxy = new Map<ProxyServer, Dispatcher>()
   #closed = false
   readonly #sleep: ((ms: number) => Promise<void>) | null
   readonly #random: () => number
@@ -140,27 +182,63 @@ export class Upstream {
     this.#now = options.now ?? (() => new Date())
     this.#metrics = options.metrics ?? null
     this.#extraCa = Object.freeze(options.ca === undefined ? [] : Array.isArray(options.ca) ? [...options.ca] : [options.ca])
+    this.#proxy = options.proxy ?? proxyFromEnvironment()
+    this.#lookup = options.lookup ?? null
   }
 
-  /** undici and the Agent, created on first use; after close() the Agent exists only to refuse requests as a closed Agent does. */
-  async #connect (): Promise<{ request: Undici['request'], agent: Agent }> {
-    this.#agent ??= (async () => {
-      const { Agent } = await loadUndici()
-      const extra = this.#extraCa
-      const agent = new Agent({
-        connect: {
-          timeout: this.policy.connectTimeoutMs,
-          ...(extra.length > 0 ? { secureContext: secureContextFor(extra) } : {})
-        },
-        headersTimeout: this.policy.headersTimeoutMs,
-        bodyTimeout: this.policy.bodyTimeoutMs
-      })
-      if (this.#closed) await agent.close()
-      return agent
-    })()
-    const [{ request }, agent] = await Promise.all([loadUndici(), this.#agent])
-    this.#client = { request, agent }
-    return this.#client
+  async #load (): Promise<Undici> {
+    this.#undici ??= await loadUndici()
+    return this.#undici
+  }
+
+  /** The extra roots, also trusted for an https:// proxy's own certificate (a corporate CA often signs both). */
+  #tls (): { secureContext?: SecureContext } {
+    return this.#extraCa.length > 0 ? { secureContext: secureContextFor(this.#extraCa) } : {}
+  }
+
+  #newDirect (u: Undici): Dispatcher {
+    return new u.Agent({
+      connect: { timeout: this.policy.connectTimeoutMs, ...this.#tls(), ...(this.#lookup === null ? {} : { lookup: this.#lookup }) },
+      headersTimeout: this.policy.headersTimeoutMs,
+      bodyTimeout: this.policy.bodyTimeoutMs
+    })
+  }
+
+  #newViaProxy (u: Undici, proxy: ProxyServer): Dispatcher {
+    const { connectTimeoutMs, headersTimeoutMs, bodyTimeoutMs } = this.policy
+    const token = proxy.authorization()
+    return new u.ProxyAgent({
+      uri: proxy.origin,
+      ...(token === undefined ? {} : { token }),
+      // Plain-http origins are forwarded in absolute form, as Go does (many proxies only allow CONNECT
+      // to 443); https origins always go through a CONNECT tunnel.
+      proxyTunnel: false,
+      proxyTls: { timeout: connectTimeoutMs, ...this.#tls(), ...(this.#lookup === null ? {} : { lookup: this.#lookup }) },
+      requestTls: { timeout: connectTimeoutMs, ...this.#tls() },
+      // Waiting for the CONNECT answer is part of connecting. Only the proxy client's headers timeout
+      // bounds it: undici does not cancel a request still waiting for its connection when its signal fires.
+      clientFactory: (origin, opts) => new u.Pool(origin, { ...(opts as Pool.Options), headersTimeout: connectTimeoutMs }),
+      // The client for forwarded plain-http requests is built here with `connect` only: give it our timeouts.
+      factory: (origin, opts) => new u.Pool(origin, { headersTimeout: headersTimeoutMs, bodyTimeout: bodyTimeoutMs, ...(opts as Pool.Options) }),
+      headersTimeout: headersTimeoutMs,
+      bodyTimeout: bodyTimeoutMs
+    })
+  }
+
+  /** The dispatcher for a route, created on first use; one created after close() is closed at once, so it refuses requests as the others do. */
+  #dispatcher (u: Undici, proxy: ProxyServer | null): Dispatcher {
+    const existing = proxy === null ? this.#direct : this.#viaProxy.get(proxy)
+    if (existing !== null && existing !== undefined) return existing
+    const created = proxy === null ? this.#newDirect(u) : this.#newViaProxy(u, proxy)
+    if (this.#closed) {
+      // close() marks a dispatcher closed synchronously (the promise only reports the sockets gone).
+      // Not kept: a second close() of an undici dispatcher rejects.
+      void created.close()
+      return created
+    }
+    if (proxy === null) this.#direct = created
+    else this.#viaProxy.set(proxy, created)
+    return created
   }
 
   /** Sends the request, retrying transient failures; returns any final status except exhausted 408/429/5xx. */
@@ -179,7 +257,10 @@ export class Upstream {
 
   async #request (req: UpstreamRequest): Promise<UpstreamResponse> {
     const url = typeof req.url === 'string' ? new URL(req.url) : req.url
-    const ctx: FailureContext = { upstream: this.name, host: url.host, attempts: 0 }
+    const route = proxyFor(this.#proxy, url)
+    if (route !== null && route.kind === 'unusable') throw unusableProxyError(this.name, url.host, route)
+    // Every message about a proxied call names the proxy (its origin only: never credentials).
+    const ctx: FailureContext = { upstream: this.name, host: route === null ? url.host : `${url.host} via proxy ${route.origin}`, attempts: 0 }
     const maxAttempts = req.retry === false ? 1 : this.policy.maxRetries + 1
     const started = performance.now()
     const deadline = new AbortController()
@@ -188,7 +269,7 @@ export class Upstream {
     try {
       for (;;) {
         ctx.attempts++
-        const outcome = await this.#attempt(url, req, signal)
+        const outcome = await this.#attempt(url, req, signal, route)
         throwIfAborted(req.signal)
         if (deadline.signal.aborted) throw deadlineError(ctx, this.policy.totalTimeoutMs, outcome.ok ? undefined : outcome.err)
         let failure: Error
@@ -199,7 +280,7 @@ export class Upstream {
           failure = statusError(ctx, res.status, res.body)
           retryAfter = firstHeader(res.headers['retry-after'])
         } else {
-          const mapped = mapTransportError(outcome.err, ctx)
+          const mapped = route === null ? mapTransportError(outcome.err, ctx) : mapProxiedFailure(outcome.err, ctx, url.host, route)
           if (!mapped.retryable) throw mapped.error
           failure = mapped.error
         }
@@ -216,12 +297,14 @@ export class Upstream {
     }
   }
 
-  /** Closes the Agent's connections; further requests fail. */
+  /** Closes every connection (direct and through proxies); further requests fail. Calling it again is harmless. */
   async close (): Promise<void> {
     this.#closed = true
     // Never used: nothing to close, and no reason to load undici now.
-    if (this.#agent === null) return
-    await (await this.#agent).close()
+    const open = [this.#direct, ...this.#viaProxy.values()].filter((d): d is Dispatcher => d !== null)
+    this.#direct = null
+    this.#viaProxy.clear()
+    await Promise.all(open.map(async (d) => { await d.close() }))
   }
 
   async #wait (ms: number, signal: AbortSignal): Promise<void> {
@@ -229,13 +312,17 @@ export class Upstream {
     await delay(ms, undefined, { signal }).catch(() => { /* the caller checks which signal fired */ })
   }
 
-  async #attempt (url: URL, req: UpstreamRequest, signal: AbortSignal): Promise<Attempt> {
+  async #attempt (url: URL, req: UpstreamRequest, signal: AbortSignal, proxy: ProxyServer | null): Promise<Attempt> {
     try {
-      const { request, agent } = this.#client ?? await this.#connect()
-      const res = await request(url, {
-        dispatcher: agent,
+      const u = this.#undici ?? await this.#load()
+      const res = await u.request(url, {
+        dispatcher: this.#dispatcher(u, proxy),
         method: req.method,
-        headers: req.headers,
+        // ProxyAgent writes a Host header into the object it is given, so never hand it the caller's.
+        // And always hand it one: it adds Host only to an existing object, undici derives the TLS
+        // servername from Host, and a request whose servername differs from the last one's drops
+        // the kept-alive tunnel.
+        headers: proxy === null ? req.headers : { ...req.headers },
         body: req.body,
         signal
       })
