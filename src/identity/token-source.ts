@@ -3,7 +3,8 @@
 // Entra), both through @azure/identity (wire-protocols §4, §6.4). On top of the SDK this module
 // adds what a sidecar answering concurrent requests needs:
 // - a per-resource cache until 5 minutes before expiry, single-flight (one fetch however many
-//   callers), and no caching of failures;
+//   callers), and no caching of failures; every lookup counts as a hit or a miss in the
+//   `aad_token` cache metric (a caller that joins a fetch under way is a miss: it waits);
 // - a deadline: the SDK ignores abortSignal on both paths (EXP: a hung IMDS or Entra never
 //   settles), so each HTTP attempt gets a timeout through our own HttpClient and each fetch a
 //   whole-call deadline here;
@@ -28,6 +29,11 @@ export interface TokenSource {
   getToken: (resource: string, signal?: AbortSignal) => Promise<string>
 }
 
+/** The part of the metrics seam (observability/metrics.ts) the token cache uses. */
+export interface TokenCacheMetrics {
+  cacheResult: (cache: string, hit: boolean) => void
+}
+
 /** How to wrap a credential; only `credential` and `kind` are required. */
 export interface TokenSourceOptions {
   credential: Pick<TokenCredential, 'getToken'>
@@ -40,6 +46,8 @@ export interface TokenSourceOptions {
   /** Deadline for one token fetch including the SDK's retries (default 20 s). */
   timeoutMs?: number
   log?: Logger
+  /** Records each token lookup under the cache name 'aad_token'; default none. */
+  metrics?: TokenCacheMetrics
 }
 
 const REFRESH_MARGIN_MS = 5 * 60 * 1000
@@ -152,7 +160,11 @@ export function createTokenSource (options: TokenSourceOptions): TokenSource {
       if (typeof resource !== 'string' || !resource.startsWith('https://')) throw new TypeError('getToken: resource must be an https:// URL')
       const scope = scopeOf(resource)
       const hit = cache.get(scope)
-      if (hit !== undefined && now().getTime() < hit.expiresOn - margin) return hit.token
+      if (hit !== undefined && now().getTime() < hit.expiresOn - margin) {
+        options.metrics?.cacheResult('aad_token', true)
+        return hit.token
+      }
+      options.metrics?.cacheResult('aad_token', false)
       return await flights.run(scope, async () => await fetch(scope), signal)
     }
   }
@@ -211,7 +223,10 @@ export async function createCredential (config: IdentityConfig): Promise<{ crede
 }
 
 /** A TokenSource over the credential `config` selects. */
-export function createIdentityTokenSource (config: IdentityConfig, options: { now?: () => Date, timeoutMs?: number, log?: Logger } = {}): TokenSource {
+export function createIdentityTokenSource (
+  config: IdentityConfig,
+  options: Pick<TokenSourceOptions, 'now' | 'timeoutMs' | 'log' | 'metrics'> = {}
+): TokenSource {
   const { kind, hint } = credentialPlan(config)
   let loading: Promise<TokenCredential> | null = null
   // The SDK credential is built on first use; a failure to build it is reported like any token

@@ -15,7 +15,13 @@ export type UpstreamService = 'maa' | 'akv' | 'imds' | 'thim' | 'kds' | 'azcache
 /** An upstream call's outcome: the final HTTP status ('200', '403', ...), or 'error' / 'timeout' when there was none. */
 export type UpstreamStatus = string
 
-/** Caches skr keeps; free-form for new caches, but always a fixed identifier, never data. */
+/**
+ * Caches skr keeps; free-form for new caches, but always a fixed identifier, never data.
+ * Recorded by: 'aad_token' identity/token-source.ts, 'attestation' skr/attestation-cache.ts,
+ * 'signer_chain' akv/signer-chain-cache.ts. 'vcek_chain' (attest/collateral-store.ts) and
+ * 'maa_keys' (maa/jwks-cache.ts) are the names those caches are to use; they do not record yet.
+ * docs/troubleshooting.md lists the series for operators: keep it in step.
+ */
 export type CacheName = 'aad_token' | 'vcek_chain' | 'maa_keys' | 'attestation' | 'signer_chain' | (string & {})
 
 /** How one key release ended. */

@@ -35,7 +35,10 @@ export interface BuildKeyReleaseOptions {
   keyPoolSize?: number
   /** Most kids in one batch release (an embedding option, default and at most MAX_BATCH_KIDS of the route schema). */
   maxBatch?: number
-  /** Cache hit/miss and pool depth recording (observability/metrics.ts's Metrics fits); default none. */
+  /**
+   * Cache hit/miss (AAD tokens, attestation reuse, signer chains), pool depth and AKV upstream
+   * recording (observability/metrics.ts's Metrics fits); default none.
+   */
   metrics?: {
     cacheResult: (cache: string, hit: boolean) => void
     setPoolDepth: (pool: string, depth: number) => void
@@ -110,7 +113,10 @@ export async function buildKeyRelease (
     // missing service-account label); say so loudly instead of silently using the managed identity.
     log.warn({ set: partial.set, missing: partial.missing }, 'workload identity is only partly configured; using the managed identity instead')
   }
-  const tokens = options.tokens ?? createIdentityTokenSource(identityConfigOf(config, ca), { log })
+  // Every cache this build owns records hits and misses into the same Metrics (the AAD token
+  // cache included); an injected token source (tests) brings its own.
+  const metrics = options.metrics === undefined ? {} : { metrics: options.metrics }
+  const tokens = options.tokens ?? createIdentityTokenSource(identityConfigOf(config, ca), { log, ...metrics })
   // A bad configured CA fails start-up; Node's and the OS's roots (~150 certificates: tens of ms
   // and ~5 MB) are parsed on the first release that needs them, once: every release gets the same
   // array (signer-chain-cache.ts relies on it).
@@ -129,7 +135,6 @@ export async function buildKeyRelease (
   const ttlSeconds = setting(options.attestationTtlSeconds ?? performance?.attestationTtlSeconds, DEFAULT_ATTESTATION_TTL_SECONDS, 'SKR_ATTESTATION_TTL_SECONDS')
   const poolSize = setting(options.keyPoolSize ?? performance?.keyPoolSize, DEFAULT_KEY_POOL_SIZE, 'SKR_KEY_POOL_SIZE')
   const maxBatch = setting(options.maxBatch, DEFAULT_MAX_BATCH, 'maxBatch', 1)
-  const metrics = options.metrics === undefined ? {} : { metrics: options.metrics }
   const pool = createKeyPool({ size: poolSize, log, deferFill: options.deferWarmUp === true, ...metrics })
   const attestationCache = createAttestationCache({ attestation, wrappingKey: pool.take, ttlMs: ttlSeconds * 1000, log, ...metrics })
   const service = createKeyReleaseService({

@@ -47,6 +47,54 @@ t.test('caches per resource until 5 minutes before expiry (injected clock)', asy
   t.same(cred.calls, [`${VAULT}/.default`, `${HSM}/.default`, `${VAULT}/.default`])
 })
 
+/** A cache-metrics double: every cacheResult call as 'cache:hit' or 'cache:miss', in order. */
+function cacheRecorder (): { seen: string[], metrics: { cacheResult: (cache: string, hit: boolean) => void } } {
+  const seen: string[] = []
+  return { seen, metrics: { cacheResult (cache, hit) { seen.push(`${cache}:${hit ? 'hit' : 'miss'}`) } } }
+}
+
+t.test('every lookup is recorded as an aad_token hit or miss: fetch, reuse, refresh, expiry', async (t) => {
+  const c = clock()
+  const cred = fakeCredential(async (_scope, n) => ({ token: `tok${n}`, expiresOnTimestamp: c.now().getTime() + 60 * 60_000 }))
+  const { seen, metrics } = cacheRecorder()
+  const source = createTokenSource({ credential: cred, kind: 'managed identity', now: c.now, metrics })
+  t.equal(await source.getToken(VAULT), 'tok1')
+  t.equal(await source.getToken(VAULT), 'tok1')
+  t.same(seen, ['aad_token:miss', 'aad_token:hit'], 'two requests: one miss (fetched), then one hit')
+  t.equal(await source.getToken(HSM), 'tok2')
+  t.same(seen.slice(2), ['aad_token:miss'], 'another resource is its own miss')
+  c.advance(55 * 60_000)
+  t.equal(await source.getToken(VAULT), 'tok3')
+  t.same(seen.slice(3), ['aad_token:miss'], 'inside the refresh margin: a miss')
+  c.advance(2 * 60 * 60_000)
+  t.equal(await source.getToken(VAULT), 'tok4')
+  t.equal(await source.getToken(VAULT), 'tok4')
+  t.same(seen.slice(4), ['aad_token:miss', 'aad_token:hit'], 'an expired token is a miss, its replacement a hit')
+  t.equal(cred.calls.length, 4, 'one fetch per miss')
+})
+
+t.test('cache metrics: joiners of a fetch under way and failed fetches are misses; bad arguments record nothing', async (t) => {
+  let release: (() => void) | undefined
+  const gate = new Promise<void>((resolve) => { release = resolve })
+  let n = 0
+  const cred = fakeCredential(async () => {
+    if (++n === 1) throw new CredentialUnavailableError('ManagedIdentityCredential: Network unreachable.')
+    await gate
+    return { token: 'tok', expiresOnTimestamp: Date.now() + 3_600_000 }
+  })
+  const { seen, metrics } = cacheRecorder()
+  const source = createTokenSource({ credential: cred, kind: 'managed identity', metrics })
+  await t.rejects(source.getToken(VAULT), { code: 'ERR_IDENTITY_UNAVAILABLE' })
+  t.same(seen, ['aad_token:miss'], 'a failed fetch was a miss')
+  const all = Promise.all([source.getToken(VAULT), source.getToken(VAULT), source.getToken(VAULT)])
+  release?.()
+  t.same(await all, ['tok', 'tok', 'tok'])
+  t.same(seen.slice(1), ['aad_token:miss', 'aad_token:miss', 'aad_token:miss'], 'callers that waited for the shared fetch were not served from the cache')
+  t.equal(cred.calls.length, 2)
+  await t.rejects(source.getToken('http://vault.azure.net'), TypeError)
+  t.equal(seen.length, 4, 'a programming error is no lookup')
+})
+
 t.test('single-flight: concurrent callers share one fetch', async (t) => {
   let release: (() => void) | undefined
   const gate = new Promise<void>((resolve) => { release = resolve })
@@ -185,4 +233,12 @@ t.test('createIdentityTokenSource loads the SDK on first use; a bad configuratio
   t.equal(source.kind, 'workload identity')
   await t.rejects(source.getToken('https://vault.azure.net'), { code: 'ERR_IDENTITY_UNAVAILABLE' })
   t.throws(() => createIdentityTokenSource({ managedIdentityClientId: null, workload: null, authorityHost: 'ftp://x' }), { code: 'ERR_CONFIG_INVALID' }, 'the authority host is still checked at start-up')
+})
+
+t.test('createIdentityTokenSource hands its metrics to the cache', async (t) => {
+  const { seen, metrics } = cacheRecorder()
+  const source = createIdentityTokenSource({ managedIdentityClientId: null, workload: { clientId: 'c', tenantId: 'bad tenant!', tokenFile: '/f' }, authorityHost: null }, { metrics })
+  await t.rejects(source.getToken(VAULT), { code: 'ERR_IDENTITY_UNAVAILABLE' })
+  await t.rejects(source.getToken(VAULT), { code: 'ERR_IDENTITY_UNAVAILABLE' })
+  t.same(seen, ['aad_token:miss', 'aad_token:miss'], 'failures are never cached, so never hits')
 })

@@ -1,6 +1,7 @@
 // The Prometheus registry: skr_ names, the text format 0.0.4, default process metrics, and
 // label values that can never carry a key name, URL or endpoint.
 import t from 'tap'
+import { createTokenSource } from '../../../src/identity/token-source.ts'
 import { createMetricsRegistry, OTHER_LABEL, sanitiseLabel } from '../../../src/observability/registry.ts'
 
 function series (text: string, name: string): string[] {
@@ -95,4 +96,28 @@ t.test('default metrics are registered on the first render (or collectDefaultMet
   const off = createMetricsRegistry({ defaultMetrics: false })
   off.collectDefaultMetrics()
   t.same(series(await off.render(), 'skr_process_cpu_seconds_total'), [], 'stays off when turned off')
+})
+
+t.test('the identity token cache records into skr_cache_lookups_total as cache="aad_token", nothing else', async t => {
+  const m = createMetricsRegistry({ defaultMetrics: false })
+  let now = Date.UTC(2025, 0, 1)
+  const token = 'eyJhbGciOiJub25lIn0.opaque-token-value.'
+  const credential = { getToken: async () => ({ token, expiresOnTimestamp: now + 60 * 60_000 }) }
+  const source = createTokenSource({ credential, kind: 'managed identity', now: () => new Date(now), metrics: m })
+  const resource = 'https://secret-vault-name.vault.azure.net'
+  await source.getToken(resource)
+  await source.getToken(resource)
+  t.same(series(await m.render(), 'skr_cache_lookups_total'), [
+    'skr_cache_lookups_total{cache="aad_token",result="miss"} 1',
+    'skr_cache_lookups_total{cache="aad_token",result="hit"} 1'
+  ], 'two token requests: one miss, then one hit')
+  now += 2 * 60 * 60_000
+  await source.getToken(resource)
+  const text = await m.render()
+  t.same(series(text, 'skr_cache_lookups_total'), [
+    'skr_cache_lookups_total{cache="aad_token",result="miss"} 2',
+    'skr_cache_lookups_total{cache="aad_token",result="hit"} 1'
+  ], 'an expired token is a miss')
+  t.notMatch(text, 'secret-vault-name', 'the resource is no label')
+  t.notMatch(text, 'opaque-token-value')
 })

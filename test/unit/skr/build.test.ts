@@ -1,5 +1,6 @@
 import t from 'tap'
 import { loadConfig } from '../../../src/config.ts'
+import { createMetricsRegistry } from '../../../src/observability/registry.ts'
 import { buildKeyRelease, identityConfigOf } from '../../../src/skr/build.ts'
 import { FakeAttestationService } from '../../doubles/fake-services.ts'
 
@@ -57,4 +58,15 @@ t.test('deferWarmUp: the wrapping-key pool fills only after start()', async t =>
   built.start()
   for (let i = 0; i < 200 && !depths.includes(1); i++) await new Promise(resolve => setTimeout(resolve, 10))
   t.ok(depths.includes(1), 'a key is pooled after start()')
+})
+
+t.test('the built identity records its token cache into the metrics it is given', async t => {
+  const metrics = createMetricsRegistry({ defaultMetrics: false })
+  // A tenant id the SDK refuses: the token request fails offline, after the cache lookup (a miss).
+  const config = loadConfig([], { AZURE_CLIENT_ID: 'c', AZURE_TENANT_ID: 'bad tenant!', AZURE_FEDERATED_TOKEN_FILE: '/nonexistent/token' })
+  const built = await buildKeyRelease(config, new FakeAttestationService(), { keyPoolSize: 0, attestationTtlSeconds: 0, metrics })
+  t.teardown(built.close)
+  await t.rejects(built.release({ maaEndpoint: 'sharedeus.eus.attest.azure.net', akvEndpoint: 'myvault.vault.azure.net', kid: 'mykey' }), { code: 'ERR_IDENTITY_UNAVAILABLE' })
+  const lines = (await metrics.render()).split('\n').filter(line => line.startsWith('skr_cache_lookups_total{cache="aad_token"'))
+  t.same(lines, ['skr_cache_lookups_total{cache="aad_token",result="miss"} 1'])
 })
