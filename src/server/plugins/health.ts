@@ -9,6 +9,7 @@ import type { FastifyInstance } from 'fastify'
 import type { AttestationService } from '../../service/types.ts'
 import type { Lifecycle } from '../lifecycle.ts'
 import { errorRef } from '../schemas.ts'
+import { plainJsonSerializer } from './lazy-schemas.ts'
 
 /** What the identity module reports for /readyz. */
 export interface IdentityStatus {
@@ -49,7 +50,7 @@ export interface LivenessBody {
 const MAX_PROBLEM_LENGTH = 300
 const DEFAULT_CHECK_TIMEOUT_MS = 2000
 
-const readinessSchema = {
+export const readinessSchema = {
   type: 'object',
   required: ['ready', 'checks'],
   properties: {
@@ -63,7 +64,7 @@ const readinessSchema = {
   }
 } as const
 
-const livenessSchema = {
+export const livenessSchema = {
   type: 'object',
   required: ['live'],
   properties: {
@@ -134,7 +135,8 @@ export function registerHealthRoutes (app: FastifyInstance, deps: HealthDeps): v
         '4xx': errorRef,
         '5xx': errorRef
       }
-    }
+    },
+    serializerCompiler: plainJsonSerializer
   }, async (_request, reply): Promise<LivenessBody> => {
     const delay = deps.eventLoopDelayMs()
     if (deps.maxEventLoopDelayMs > 0 && delay > deps.maxEventLoopDelayMs) {
@@ -155,7 +157,8 @@ export function registerHealthRoutes (app: FastifyInstance, deps: HealthDeps): v
         '4xx': errorRef,
         '5xx': errorRef
       }
-    }
+    },
+    serializerCompiler: plainJsonSerializer
   }, async (_request, reply): Promise<ReadinessBody> => {
     const body = await readiness(deps)
     if (!body.ready) reply.code(503)

@@ -2,6 +2,7 @@
 // knows about its attestation backend so a simulated deployment cannot pass unnoticed.
 import type { FastifyInstance } from 'fastify'
 import type { AttestationService } from '../../service/types.ts'
+import { plainJsonSerializer } from '../plugins/lazy-schemas.ts'
 import { errorResponses, statusResponseSchema } from '../schemas.ts'
 
 /** The sentence /status adds while attestation is simulated. */
@@ -22,7 +23,8 @@ export function registerStatusRoute (app: FastifyInstance, attestation: Attestat
       description: 'The reference sidecar\'s status route: `message` is always "Status OK"; skr adds the attestation backend and warns when attestation is simulated.',
       tags: ['reference'],
       response: { 200: statusResponseSchema, ...errorResponses }
-    }
+    },
+    serializerCompiler: plainJsonSerializer
   }, async (): Promise<StatusBody> => {
     const status = await attestation.status()
     // The reference's code sends "Status OK" (its README says "STATUS OK"); clients compare the code's text.
