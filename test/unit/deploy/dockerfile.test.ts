@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join, posix, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { probe } from '../../../src/cli/healthcheck.ts'
+import { IMAGE_NODE_ARGS } from '../../../bench/skr-process.ts'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
 const read = (path: string): string => readFileSync(join(root, path), 'utf8')
@@ -278,6 +279,12 @@ t.test('files src/ reads at run time relative to its own location are in the ima
   }
   walk('src')
   t.ok(assets.some(a => a.endsWith('build/Release/snp_guest.node')), 'the addon path is among them (the scan works)')
+})
+
+t.test('the benchmark runs skr with the image\'s Node options and malloc setting', async t => {
+  const env = envOf(finalStage)
+  t.same((env.NODE_OPTIONS ?? '').split(/\s+/).filter(Boolean), IMAGE_NODE_ARGS, 'bench/skr-process.ts IMAGE_NODE_ARGS = the Dockerfile\'s NODE_OPTIONS')
+  t.match(read('bench/skr-process.ts'), new RegExp(`MALLOC_ARENA_MAX: '${env.MALLOC_ARENA_MAX ?? 'unset'}'`), 'and its MALLOC_ARENA_MAX')
 })
 
 t.test('a compile cache filled per runtime user, with the runtime\'s options, shipped read-only', async t => {
