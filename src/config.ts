@@ -5,10 +5,18 @@
 // the value (SkrSideCarArgs can carry client ids users consider sensitive). Every flag and
 // variable is declared in config/settings.ts, which the README's configuration table is
 // generated from: add a setting there first.
+//
+// The egress-proxy variables (HTTPS_PROXY, HTTP_PROXY, NO_PROXY and their lower-case forms) are
+// parsed here too, from the same environment, into `proxy`, so every upstream the sidecar builds
+// routes by the configuration it was started with. They are standard conventions, not skr
+// settings: settings.ts does not declare them, and a value that cannot be used is not a
+// configuration error (Go's transport fails only the calls that proxy would carry; so does skr's,
+// see http/upstream.ts).
 import { ConfigInvalid } from './errors.ts'
 import { FlagError, parseBool, parseFlags, type FlagSpecs } from './cli/flags.ts'
 import { parseSkrSideCarArgs, type AzureInformation } from './config/sidecar-args.ts'
 import { envName, flagName, serveFlags, type SettingKey } from './config/settings.ts'
+import { parseProxyEnv, type ProxySettings } from './http/proxy.ts'
 
 export type { AzureInformation } from './config/sidecar-args.ts'
 
@@ -45,6 +53,12 @@ export interface Config {
   readonly akv: { readonly apiVersion: string; readonly enc: 'CKM_RSA_AES_KEY_WRAP' | 'RSA_AES_KEY_WRAP_256' | 'RSA_AES_KEY_WRAP_384' | null }
   /** Deadline for one whole API request (attestation, release), in milliseconds. */
   readonly requestTimeoutMs: number
+  /**
+   * Egress proxy settings from HTTPS_PROXY/https_proxy, HTTP_PROXY/http_proxy and NO_PROXY/no_proxy
+   * (http/proxy.ts parseProxyEnv, Go's rules); passed to every Upstream built for serving. Printing
+   * it shows proxy origins only, never credentials.
+   */
+  readonly proxy: ProxySettings
   /** Performance and load settings (issue 6); see docs/security.md for the reuse trade-off. */
   readonly performance: {
     /** How long one wrapping key + MAA token serves releases per MAA endpoint; 0 = the reference's per-release attestation. */
@@ -252,6 +266,7 @@ export function loadConfig (argv: readonly string[], env: Env): Config {
     maa: { apiVersion: fromEnv('maaApiVersion') ?? '2020-10-01', verifyToken },
     akv: { apiVersion: fromEnv('akvApiVersion') ?? '7.4', enc: releaseEnc as Config['akv']['enc'] },
     requestTimeoutMs,
+    proxy: parseProxyEnv(env),
     performance: { attestationTtlSeconds, keyPoolSize, maxInFlight, maxEventLoopDelayMs, maxHeapUsedBytes, maxRssBytes, shutdownGraceMs },
     env: {
       uvmSecurityContextDir: fromEnv('uvmSecurityContextDir'),

@@ -13,9 +13,14 @@ import { ConfigInvalid } from './errors.ts'
 export type { Logger } from 'pino'
 
 // Names whose value is a secret wherever they appear (tokens, assertions, the released key and
-// its JWS, the wrapping key, runtime data).
+// its JWS, the wrapping key, runtime data, the egress proxy's credentials, and the OAuth and
+// password fields an SDK error or a caller's object may carry). Matching is exact and
+// case-sensitive, so each spelling skr or its dependencies use is listed: header names as Node
+// gives them (lower case) and as written in code, and the snake_case and camelCase forms.
 const SECRET_NAMES = [
-  'authorization', 'Authorization', 'access_token', 'accessToken', 'token', 'maaToken', 'maa_token',
+  'authorization', 'Authorization', 'proxy-authorization', 'Proxy-Authorization', 'proxyAuthorization',
+  'access_token', 'accessToken', 'refresh_token', 'refreshToken', 'token', 'maaToken', 'maa_token',
+  'client_secret', 'clientSecret', 'password',
   'target', 'key', 'keyHsm', 'key_hsm', 'privateKey', 'private_key', 'jwk', 'jws', 'value',
   'runtime_data', 'runtimeData', 'assertion', 'client_assertion'
 ]
@@ -30,14 +35,17 @@ export const CENSOR = '[redacted]'
 
 /**
  * pino redact paths: the request's headers and body as pino's `req` serializer leaves them, and
- * the secret keys at the top level. They run after the serializers, as a last net under
- * redactSecrets, which handles every depth. No `*.key` wildcards: with @pinojs/redact (pino 10)
- * a wildcard path runs on every top-level value of every line, and `*.k` for these 27 keys cost
- * 12-24 µs a line (measured on Node 24, ten times the rest of the line), `*.*.*.*.k` up to four
- * levels 65-160 µs; redactSecrets costs 0.1-0.6 µs.
+ * the secret keys at the top level (pino's path syntax takes `proxy-authorization` as one literal
+ * key; the header under `req` needs brackets). They run after the serializers, as a last net
+ * under redactSecrets, which handles every depth, and they are all that covers a child logger's
+ * bindings. No `*.key` wildcards: with @pinojs/redact (pino 10) a wildcard path runs on every
+ * top-level value of every line, and `*.k` for the 27 keys then listed cost 12-24 µs a line
+ * (measured on Node 24, ten times the rest of the line), `*.*.*.*.k` up to four levels
+ * 65-160 µs; redactSecrets costs 0.1-0.6 µs.
  */
 export const REDACT_PATHS: readonly string[] = Object.freeze([
   'req.headers.authorization',
+  'req.headers["proxy-authorization"]',
   'req.headers.cookie',
   'req.body',
   ...SECRET_KEYS

@@ -43,7 +43,7 @@ export async function startSidecar (config: Config, options: SidecarOptions): Pr
   const attestation = await buildAttestation(config, { log: options.log, extraCa, metrics, deferWarmUp: true, ...(options.root === undefined ? {} : { root: options.root }) })
   metrics.setAttestationBackend(attestation.provider?.backend ?? 'none', attestation.provider?.simulated ?? false)
   const built = await buildKeyRelease(config, attestation.service, { log: options.log, extraCa, metrics, deferWarmUp: true })
-  // One instrumented service for every transport, so each release counts once in the metrics.
+  // One instrumented service for every transport, so each release (and each key of a batch) counts once in the metrics.
   const keyRelease = instrumentKeyRelease(built, metrics)
   const p = config.performance
   let closing: Promise<void> | null = null

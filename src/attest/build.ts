@@ -1,7 +1,8 @@
 // The composition root for attestation, used by the serve command and the demo: the security
-// context, the backend, the VCEK chain source and cache, the upstream clients and the MAA client,
-// wired from the frozen Config. A machine without SEV-SNP still gets a service: its calls fail
-// with ERR_SNP_DEVICE_UNAVAILABLE and status() says why, so the server starts and /status answers.
+// context, the backend, the VCEK chain source and cache, the upstream clients (routed by the
+// Config's egress-proxy settings) and the MAA client, wired from the frozen Config. A machine
+// without SEV-SNP still gets a service: its calls fail with ERR_SNP_DEVICE_UNAVAILABLE and
+// status() says why, so the server starts and /status answers.
 import { pino } from 'pino'
 import { checkExtraCaPems } from '../akv/trust-store.ts'
 import { AMD_ARK_FINGERPRINTS } from '../certs/amd-roots.ts'
@@ -27,8 +28,14 @@ export interface BuildAttestationOptions {
   root?: string
   /** Extra PEM roots for every upstream, besides config.extraCaFile (tests point upstreams at local doubles). */
   extraCa?: string[]
-  /** Upstream call outcomes and latency (observability/metrics.ts's Metrics fits). */
-  metrics?: { observeUpstream: (service: UpstreamName, status: string, seconds: number) => void }
+  /**
+   * Upstream call outcomes and latency, and the lookups of the VCEK chain store ('vcek_chain') and
+   * of the MAA signing-key cache ('maa_keys') (observability/metrics.ts's Metrics fits); default none.
+   */
+  metrics?: {
+    observeUpstream: (service: UpstreamName, status: string, seconds: number) => void
+    cacheResult: (cache: string, hit: boolean) => void
+  }
   /**
    * Leave the start-up chain fetch to start() (default false: it begins at once). The sidecar sets
    * it and calls start() once it is listening, so the fetch does not compete with start-up.
@@ -103,7 +110,9 @@ export async function buildAttestation (config: Config, options: BuildAttestatio
     log.error({ code: err.code, err: err.message }, 'no attestation backend: attestation requests will fail until skr runs where one is available')
   }
 
-  const upstream = (name: UpstreamName): Upstream => new Upstream({ name, ...(ca.length === 0 ? {} : { ca }), ...(options.metrics === undefined ? {} : { metrics: options.metrics }) })
+  const metrics = options.metrics === undefined ? {} : { metrics: options.metrics }
+  // The proxy settings loadConfig parsed from the environment skr was started with, not process.env.
+  const upstream = (name: UpstreamName): Upstream => new Upstream({ name, proxy: config.proxy, ...(ca.length === 0 ? {} : { ca }), ...metrics })
   const upstreams = { thim: upstream('thim'), kds: upstream('kds'), azcache: upstream('azcache'), maa: upstream('maa') }
 
   // In simulated mode the host's chain (if any) is for a real chip and can never endorse the
@@ -113,7 +122,8 @@ export async function buildAttestation (config: Config, options: BuildAttestatio
     initial,
     fetch: collateralFetcher({ certcache: config.azure.certcache, upstreams, simulatedChain: chain, log: rootLog }),
     forceMismatch: config.allowTestingMismatchedTcb,
-    log: rootLog
+    log: rootLog,
+    ...metrics
   })
 
   const trustedArkFingerprints = [
@@ -125,7 +135,8 @@ export async function buildAttestation (config: Config, options: BuildAttestatio
     upstream: upstreams.maa,
     apiVersion: config.maa.apiVersion,
     userAgent: config.azure.maaconfig.userAgent ?? MAA_USER_AGENT,
-    verifyToken: config.maa.verifyToken
+    verifyToken: config.maa.verifyToken,
+    ...metrics
   })
 
   const service = createAttestationService({

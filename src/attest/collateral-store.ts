@@ -4,6 +4,12 @@
 // TCB update costs one fetch, and THIM/KDS throttle repeats), never cache a failure, and refresh
 // in the background when the source says how long its answer may be cached (THIM cacheControl,
 // KDS/AzCache Cache-Control max-age), so a chain is not used long after the host replaced it.
+//
+// Lookups count in the `vcek_chain` cache metric with the other caches' rules: forTcb served from
+// the cached chain is a hit; forTcb that refreshes (no chain yet, a TCB mismatch, the test flag's
+// corrupted TCBM), including a caller joining a fetch under way, and an explicit refresh() are
+// misses. The background refresh, current() and lastError() look nothing up and record nothing,
+// nor does a call on a closed store (a TypeError: a programming error).
 import { pino } from 'pino'
 import type { VcekCollateral } from '../certs/collateral-types.ts'
 import type { Logger } from '../log.ts'
@@ -13,6 +19,11 @@ import { createSingleFlight } from '../util/single-flight.ts'
 
 /** Fetches a chain; `report` (when known) lets KDS/AzCache ask for its chip and TCB. */
 export type CollateralFetch = (report: AttestationReport | null, signal?: AbortSignal) => Promise<VcekCollateral>
+
+/** The part of the metrics seam (observability/metrics.ts) the store uses. */
+export interface CollateralStoreMetrics {
+  cacheResult: (cache: string, hit: boolean) => void
+}
 
 /** A cancellable timer handle. */
 export interface TimerHandle { cancel (): void }
@@ -42,6 +53,8 @@ export interface CollateralStoreOptions {
   log?: Logger
   /** config.allowTestingMismatchedTcb: treat the starting chain's TCBM as 0xffffffff (the reference's test flag) until a report-driven refresh. */
   forceMismatch?: boolean
+  /** Records each lookup under the cache name 'vcek_chain' (see the header); default none. */
+  metrics?: CollateralStoreMetrics
 }
 
 /** The TCBM the reference's -allowTestingMismatchedTCB starts with ("ffffffff"). */
@@ -103,7 +116,7 @@ export function createCollateralStore (options: CollateralStoreOptions): Collate
     timer = null
     if (closed) return
     try {
-      await refresh(lastReport)
+      await refreshing(lastReport, undefined, false, false)
     } catch (err) {
       // The old chain stays usable: a THIM hiccup must not take attestation down.
       log.warn({ err: reasonOf(err), source: held?.source ?? null }, 'background VCEK chain refresh failed; keeping the cached chain')
@@ -135,8 +148,10 @@ export function createCollateralStore (options: CollateralStoreOptions): Collate
     }
   }
 
-  async function refreshing (report: AttestationReport | null, signal: AbortSignal | undefined, endsTestMode: boolean): Promise<VcekCollateral> {
+  async function refreshing (report: AttestationReport | null, signal: AbortSignal | undefined, endsTestMode: boolean, lookup: boolean): Promise<VcekCollateral> {
     if (closed) throw new TypeError('the collateral store is closed')
+    // A caller waits for this fetch (its own or one under way): a miss, even if it gives up.
+    if (lookup) options.metrics?.cacheResult('vcek_chain', false)
     signal?.throwIfAborted()
     if (report !== null) lastReport = report
     // One key: there is one chain, whichever report asked for it.
@@ -144,15 +159,18 @@ export function createCollateralStore (options: CollateralStoreOptions): Collate
   }
 
   async function refresh (report: AttestationReport | null, signal?: AbortSignal): Promise<VcekCollateral> {
-    return await refreshing(report, signal, false)
+    return await refreshing(report, signal, false, true)
   }
 
   async function forTcb (reportedTcb: bigint, report: AttestationReport, signal?: AbortSignal): Promise<{ collateral: VcekCollateral, refreshed: boolean }> {
     const cached = current()
-    if (cached !== null && cached.tcbm === reportedTcb) return { collateral: cached, refreshed: false }
+    if (cached !== null && cached.tcbm === reportedTcb) {
+      options.metrics?.cacheResult('vcek_chain', true)
+      return { collateral: cached, refreshed: false }
+    }
     log.info({ reportedTcb: tcbToHex(reportedTcb), tcbm: cached === null ? null : tcbToHex(cached.tcbm), source: cached?.source ?? null },
       cached === null ? 'no VCEK chain yet; fetching one' : 'REPORTED_TCB differs from the cached chain; refreshing it')
-    const collateral = await refreshing(report, signal, cached !== null)
+    const collateral = await refreshing(report, signal, cached !== null, true)
     return { collateral, refreshed: true }
   }
 

@@ -3,7 +3,10 @@
 // upper-case name wins over the lower-case one, a value without a scheme means http://, NO_PROXY
 // takes hosts, domain suffixes, host:port, IPs, CIDRs and `*`, and loopback never goes through a
 // proxy. Parsing and matching only, pure apart from proxyFromEnvironment's one read of process.env;
-// the undici ProxyAgent lives in ./upstream.ts.
+// the undici ProxyAgent lives in ./upstream.ts. The sidecar parses these variables once, in
+// loadConfig (src/config.ts: config.proxy), from the same environment as its own settings, and
+// hands the result to every Upstream it builds; proxyFromEnvironment is the default only for code
+// that has no Config (the CLI's one-shot tools, the emulators).
 //
 // One addition to Go's rules: link-local addresses (169.254.0.0/16, fe80::/10) always go direct.
 // The reference sends its IMDS calls (managed-identity tokens, THIM collateral at 169.254.169.254)
@@ -16,6 +19,9 @@ import { domainToASCII } from 'node:url'
 
 /** The environment variables a proxy can come from (upper case is looked at first, as in Go). */
 export type ProxyVariable = 'HTTPS_PROXY' | 'https_proxy' | 'HTTP_PROXY' | 'http_proxy'
+
+/** Every variable parseProxyEnv reads: standard conventions, not skr settings (config/settings.ts does not declare them). */
+export const PROXY_ENV_VARIABLES: readonly string[] = Object.freeze(['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'NO_PROXY', 'no_proxy'])
 
 /** A usable proxy. Printing it (String, JSON, util.inspect) shows `origin` only, never credentials. */
 export class ProxyServer {
@@ -158,10 +164,10 @@ function parseNoProxy (value: string): readonly NoProxyEntry[] {
   for (const raw of value.split(',')) {
     const entry = raw.trim().toLowerCase()
     if (entry === '') continue
-    if (entry === '*') return Object.freeze([{ kind: 'all' }])
+    if (entry === '*') return Object.freeze([Object.freeze({ kind: 'all' })])
     const cidr = parseCidr(entry)
     if (cidr !== null) {
-      entries.push({ kind: 'ip', list: cidr, port: '' })
+      entries.push(Object.freeze({ kind: 'ip', list: cidr, port: '' }))
       continue
     }
     const [host, port] = splitHostPort(entry) ?? [entry, '']
@@ -170,7 +176,7 @@ function parseNoProxy (value: string): readonly NoProxyEntry[] {
     if (family !== 0) {
       const list = new BlockList()
       list.addAddress(host, family === 4 ? 'ipv4' : 'ipv6')
-      entries.push({ kind: 'ip', list, port })
+      entries.push(Object.freeze({ kind: 'ip', list, port }))
       continue
     }
     // "*.example.com" is ".example.com": subdomains only; "example.com" also matches itself.
@@ -179,7 +185,7 @@ function parseNoProxy (value: string): readonly NoProxyEntry[] {
     const bare = exact ? name : name.slice(1)
     // Request hosts arrive punycoded (WHATWG URL), so Unicode entries are compared the same way.
     const ascii = /^[\u0020-\u007e]*$/.test(bare) ? bare : (domainToASCII(bare) || bare)
-    entries.push({ kind: 'domain', suffix: `.${ascii}`, exact, port })
+    entries.push(Object.freeze({ kind: 'domain', suffix: `.${ascii}`, exact, port }))
   }
   return Object.freeze(entries)
 }
@@ -231,8 +237,9 @@ let fromEnvironment: ProxySettings | undefined
 
 /**
  * The process's proxy settings, read from process.env once on first use (Go's ProxyFromEnvironment
- * caches the same way). They are process-wide conventions rather than skr settings, which is why
- * they are not part of loadConfig.
+ * caches the same way): the Upstream default for callers without a Config (CLI one-shots, the
+ * emulators). The sidecar uses config.proxy instead, parsed by loadConfig from the environment it
+ * was given; they are standard variables rather than skr settings, so settings.ts does not list them.
  */
 export function proxyFromEnvironment (): ProxySettings {
   fromEnvironment ??= parseProxyEnv(process.env)

@@ -61,7 +61,10 @@ export interface UpstreamOptions {
   now?: () => Date
   /** Records each call's outcome and latency (observability/metrics.ts's Metrics fits). */
   metrics?: { observeUpstream: (service: UpstreamName, status: string, seconds: number) => void }
-  /** Egress proxy settings (./proxy.ts); default: HTTPS_PROXY, HTTP_PROXY and NO_PROXY, read once from the environment. */
+  /**
+   * Egress proxy settings (./proxy.ts). The sidecar passes config.proxy (parsed by loadConfig); the
+   * default, for callers without a Config, is HTTPS_PROXY, HTTP_PROXY and NO_PROXY read once from process.env.
+   */
   proxy?: ProxySettings
   /** Name resolution for direct connections and for the proxy's own name; default node:dns lookup (tests map made-up names to loopback). */
   lookup?: LookupFunction
@@ -184,6 +187,11 @@ export class Upstream {
     this.#extraCa = Object.freeze(options.ca === undefined ? [] : Array.isArray(options.ca) ? [...options.ca] : [options.ca])
     this.#proxy = options.proxy ?? proxyFromEnvironment()
     this.#lookup = options.lookup ?? null
+  }
+
+  /** The proxy settings requests are routed by (printing them shows proxy origins, never credentials). */
+  get proxy (): ProxySettings {
+    return this.#proxy
   }
 
   async #load (): Promise<Undici> {

@@ -8,7 +8,7 @@ import { parseAzureError } from '../http/azure-error.ts'
 import type { Upstream } from '../http/upstream.ts'
 import { reportDataFor } from '../snp/report-data.ts'
 import { createJwksCache } from './jwks-cache.ts'
-import type { JwksCache } from './jwks-cache.ts'
+import type { JwksCache, JwksCacheMetrics } from './jwks-cache.ts'
 import { buildAttestBody, randomNonce } from './request.ts'
 import type { AttestInput } from './request.ts'
 import { issuerFor, verifyMaaToken } from './token.ts'
@@ -24,6 +24,8 @@ export interface MaaClientOptions {
   verifyToken: boolean
   /** Key cache for token verification; default: one per client over the same upstream. */
   jwks?: JwksCache
+  /** Where the default key cache records its lookups ('maa_keys'); ignored with `jwks`, which records its own. Default none. */
+  metrics?: JwksCacheMetrics
   now?: () => Date
   /** Override the nonce source (tests); default randomNonce. */
   nonce?: () => bigint
@@ -115,7 +117,7 @@ export function createMaaClient (options: MaaClientOptions): MaaClient {
   const { upstream, apiVersion, userAgent, verifyToken } = options
   const now = options.now ?? (() => new Date())
   const nextNonce = options.nonce ?? randomNonce
-  const jwks = options.jwks ?? createJwksCache({ upstream, now })
+  const jwks = options.jwks ?? createJwksCache({ upstream, now, ...(options.metrics === undefined ? {} : { metrics: options.metrics }) })
 
   return {
     /**

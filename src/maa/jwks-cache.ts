@@ -2,6 +2,9 @@
 // entries carry kid, kty and an x5c chain but no n/e, so the key is the public key of the first
 // x5c certificate. MAA rotates keys rarely; a token naming an unknown kid triggers one refetch, at
 // most every 30 s per issuer, so a flood of forged kids cannot turn into a flood of fetches.
+// Each lookup counts in the `maa_keys` cache metric: a key held and under an hour old is a hit;
+// anything else is a miss (a fetch, a caller joining a fetch under way, an expired key, or an
+// unknown kid inside the 30 s quiet period). Argument errors (TypeError) record nothing.
 import { createPublicKey, X509Certificate } from 'node:crypto'
 import type { KeyObject } from 'node:crypto'
 import { MaaTokenInvalid, UpstreamRejected, UpstreamResponseInvalid } from '../errors.ts'
@@ -13,10 +16,17 @@ export interface JwksCache {
   keyFor: (issuer: string, kid: string, signal?: AbortSignal) => Promise<KeyObject>
 }
 
-/** Where keys come from and the clock that ages them. */
+/** The part of the metrics seam (observability/metrics.ts) the cache uses. */
+export interface JwksCacheMetrics {
+  cacheResult: (cache: string, hit: boolean) => void
+}
+
+/** Where keys come from, the clock that ages them, and where lookups are recorded. */
 export interface JwksCacheOptions {
-  upstream: Upstream
+  upstream: Pick<Upstream, 'request'>
   now?: () => Date
+  /** Records each lookup under the cache name 'maa_keys'; default none. */
+  metrics?: JwksCacheMetrics
 }
 
 const KEY_TTL_MS = 60 * 60 * 1000
@@ -121,6 +131,7 @@ export function createJwksCache (options: JwksCacheOptions): JwksCache {
       if (typeof kid !== 'string') throw new TypeError('kid must be a string')
       const entry = entryFor(issuer)
       const cached = fresh(entry, kid)
+      options.metrics?.cacheResult('maa_keys', cached !== null)
       if (cached !== null) return cached
       if (entry.inflight === null && now().getTime() - entry.fetchedAt >= REFETCH_MIN_MS) {
         const work = fetchInto(issuer, entry).finally(() => { entry.inflight = null })

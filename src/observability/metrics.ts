@@ -7,7 +7,7 @@
 // label would leak deployment details to whoever scrapes /metrics and make cardinality
 // unbounded. The implementation enforces this again (see sanitiseLabel in ./registry.ts).
 import { isSidecarError } from '../errors.ts'
-import type { KeyReleaseService } from '../service/types.ts'
+import type { KeyReleaseBatchResult, KeyReleaseService } from '../service/types.ts'
 
 /** The upstreams skr calls (the same names as src/http/upstream.ts's UpstreamName). */
 export type UpstreamService = 'maa' | 'akv' | 'imds' | 'thim' | 'kds' | 'azcache' | 'entra'
@@ -18,9 +18,11 @@ export type UpstreamStatus = string
 /**
  * Caches skr keeps; free-form for new caches, but always a fixed identifier, never data.
  * Recorded by: 'aad_token' identity/token-source.ts, 'attestation' skr/attestation-cache.ts,
- * 'signer_chain' akv/signer-chain-cache.ts. 'vcek_chain' (attest/collateral-store.ts) and
- * 'maa_keys' (maa/jwks-cache.ts) are the names those caches are to use; they do not record yet.
- * docs/troubleshooting.md lists the series for operators: keep it in step.
+ * 'signer_chain' akv/signer-chain-cache.ts, 'vcek_chain' attest/collateral-store.ts, 'maa_keys'
+ * maa/jwks-cache.ts. All follow one rule: a lookup served a fresh value is a hit; one that fetched,
+ * refreshed, found its entry expired, or joined a fetch already under way is a miss; a
+ * programming error (TypeError) records nothing. docs/troubleshooting.md lists the series for
+ * operators: keep it in step.
  */
 export type CacheName = 'aad_token' | 'vcek_chain' | 'maa_keys' | 'attestation' | 'signer_chain' | (string & {})
 
@@ -65,7 +67,11 @@ export function upstreamFailureStatus (err: unknown): 'timeout' | 'error' {
 
 /**
  * Wraps a KeyReleaseService so every release (HTTP or gRPC, whoever holds the wrapper) counts
- * once in `releaseResult`. The result and the error pass through unchanged.
+ * once in `releaseResult`, and so does every key of a batch (releaseMany): each released key as
+ * 'released', each per-key failure by its own error; a batch that fails as a whole (its
+ * attestation failed, the caller went away) counts each distinct kid it asked for with that
+ * failure's outcome, as that many single releases failing the same way would. The result and the
+ * error pass through unchanged.
  */
 export function instrumentKeyRelease<S extends KeyReleaseService> (service: S, metrics: Metrics): S {
   const release: KeyReleaseService['release'] = async (request, signal) => {
@@ -78,6 +84,25 @@ export function instrumentKeyRelease<S extends KeyReleaseService> (service: S, m
       throw err
     }
   }
+  const members: Pick<KeyReleaseService, 'release' | 'releaseMany'> = { release }
+  const releaseMany = service.releaseMany
+  if (typeof releaseMany === 'function') {
+    members.releaseMany = async (request, signal) => {
+      let result: KeyReleaseBatchResult
+      try {
+        result = await releaseMany.call(service, request, signal)
+      } catch (err) {
+        // Each distinct kid counts once (the route's schema already bounds them: 1 to 16, distinct).
+        const kids = Array.isArray(request.kids) ? new Set(request.kids).size : 0
+        const outcome = releaseOutcomeOf(err)
+        for (let i = 0; i < kids; i++) metrics.releaseResult(outcome)
+        throw err
+      }
+      for (let i = Object.keys(result.keys).length; i > 0; i--) metrics.releaseResult('released')
+      for (const err of Object.values(result.errors)) metrics.releaseResult(releaseOutcomeOf(err))
+      return result
+    }
+  }
   // Keep the service's other members (close(), ...) by delegating through the prototype chain.
-  return Object.assign(Object.create(service) as S, { release })
+  return Object.assign(Object.create(service) as S, members)
 }

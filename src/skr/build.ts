@@ -127,7 +127,8 @@ export async function buildKeyRelease (
     return roots
   }
   const observeUpstream = options.metrics?.observeUpstream?.bind(options.metrics)
-  const upstream = new Upstream({ name: 'akv', ...(ca.length === 0 ? {} : { ca }), ...(observeUpstream === undefined ? {} : { metrics: { observeUpstream } }) })
+  // Routed by the proxy settings loadConfig parsed from the environment skr was started with.
+  const upstream = new Upstream({ name: 'akv', proxy: config.proxy, ...(ca.length === 0 ? {} : { ca }), ...(observeUpstream === undefined ? {} : { metrics: { observeUpstream } }) })
   const release = createReleaseClient({ upstream, apiVersion: config.akv.apiVersion, enc: config.akv.enc, log })
 
   // An explicit option wins over the configuration (tests, embedders); both default as documented.

@@ -1,5 +1,6 @@
 import t from 'tap'
 import { loadConfig, isLoopbackHost, normaliseFingerprint } from '../../src/config.ts'
+import { NO_PROXY_SETTINGS, parseProxyEnv, proxyFor, type ProxyServer } from '../../src/http/proxy.ts'
 
 const b64 = (v: unknown): string => Buffer.from(JSON.stringify(v)).toString('base64')
 
@@ -179,4 +180,27 @@ t.test('environment-only settings land in the frozen config; blank values are ig
   t.throws(() => loadConfig([], { SKR_REQUEST_TIMEOUT_MS: '0' }), { message: /SKR_REQUEST_TIMEOUT_MS must be a positive number/ })
   t.throws(() => loadConfig([], { SKR_MAA_VERIFY_TOKEN: 'perhaps' }), { message: /SKR_MAA_VERIFY_TOKEN must be true or false/ })
   t.throws(() => loadConfig([], { SKR_ALLOW_NON_LOOPBACK: 'perhaps' }), { message: /SKR_ALLOW_NON_LOOPBACK must be true or false/ })
+})
+
+t.test('egress proxy: parsed from the env loadConfig is given, as parseProxyEnv parses it, frozen, never a config error', async t => {
+  const env = { HTTPS_PROXY: 'http://skr-user:s3cr3t@proxy.corp:3128', http_proxy: 'proxy.corp:8080', NO_PROXY: '.internal.example, 10.0.0.0/8,vault.example:8443' }
+  const c = loadConfig([], env)
+  t.same(c.proxy, parseProxyEnv(env), 'the same settings parseProxyEnv gives for that env')
+  const https = c.proxy.https as ProxyServer
+  t.equal(https.kind, 'proxy')
+  t.equal(https.variable, 'HTTPS_PROXY')
+  t.equal(https.origin, 'http://proxy.corp:3128')
+  t.equal(https.authorization(), `Basic ${Buffer.from('skr-user:s3cr3t').toString('base64')}`)
+  t.match(c.proxy.http, { kind: 'proxy', variable: 'http_proxy', origin: 'http://proxy.corp:8080' })
+  t.equal(c.proxy.noProxy.length, 3)
+  t.equal(proxyFor(c.proxy, new URL('https://myvault.vault.azure.net/keys/k')), https)
+  t.equal(proxyFor(c.proxy, new URL('https://akv.internal.example/')), null, 'NO_PROXY suffix')
+  t.equal(proxyFor(c.proxy, new URL('https://10.1.2.3/')), null, 'NO_PROXY CIDR')
+  t.equal(proxyFor(c.proxy, new URL('https://vault.example:8443/')), null, 'NO_PROXY host:port')
+  t.ok(Object.isFrozen(c.proxy) && Object.isFrozen(c.proxy.noProxy) && c.proxy.noProxy.every(Object.isFrozen), 'frozen with the rest')
+  t.notMatch(JSON.stringify(c), /s3cr3t|skr-user/, 'printing the config never shows the proxy credentials')
+
+  t.same(loadConfig([], {}).proxy, NO_PROXY_SETTINGS, 'nothing set: no proxy (process.env is not consulted)')
+  const unusable = loadConfig([], { HTTPS_PROXY: 'socks5://proxy.corp:1080' }).proxy.https
+  t.match(unusable, { kind: 'unusable', variable: 'HTTPS_PROXY' }, 'an unusable value fails the calls it carries, not start-up')
 })

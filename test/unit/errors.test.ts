@@ -2,7 +2,10 @@
 // the code can produce is documented with its HTTP status, and nothing documented is stale.
 import t from 'tap'
 import { readFileSync } from 'node:fs'
+import { createServer, type AddressInfo } from 'node:net'
 import * as errors from '../../src/errors.ts'
+import { parseProxyEnv } from '../../src/http/proxy.ts'
+import { Upstream } from '../../src/http/upstream.ts'
 import { repoRoot } from '../helpers/vectors.ts'
 
 type Ctor = new (message: string) => errors.SidecarError
@@ -47,4 +50,47 @@ t.test('details are frozen and cause is kept', async t => {
   t.same(e.details, { upstream: 'maa', upstreamStatus: 503 })
   t.ok(errors.isSidecarError(e))
   t.notOk(errors.isSidecarError(cause))
+})
+
+/** The row of docs/errors.md for `code`. */
+function docRow (code: string): string {
+  const doc = readFileSync(`${repoRoot}/docs/errors.md`, 'utf8')
+  return doc.split('\n').find(line => line.startsWith(`| \`${code}\` |`)) ?? ''
+}
+
+t.test('the details egress-proxy failures add to ERR_UPSTREAM_UNAVAILABLE are documented', async t => {
+  // A proxy on loopback that refuses every CONNECT with 403; the origin is a made-up name it never resolves.
+  const proxy = createServer(socket => {
+    socket.once('data', () => { socket.end('HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n') })
+    socket.on('error', () => {})
+  })
+  await new Promise<void>(resolve => { proxy.listen(0, '127.0.0.1', resolve) })
+  t.teardown(() => { proxy.close() })
+  const { port } = proxy.address() as AddressInfo
+  const refused = new Upstream({ name: 'akv', proxy: parseProxyEnv({ HTTPS_PROXY: `http://127.0.0.1:${port}` }), policy: { maxRetries: 0 } })
+  const unusable = new Upstream({ name: 'akv', proxy: parseProxyEnv({ HTTPS_PROXY: 'socks5://proxy.example:1080' }) })
+  t.teardown(async () => { await refused.close(); await unusable.close() })
+
+  const failures: errors.SidecarError[] = []
+  for (const upstream of [refused, unusable]) {
+    try {
+      await upstream.request({ method: 'GET', url: 'https://vault.test/keys' })
+      t.fail('the request should fail')
+    } catch (err) {
+      if (!errors.isSidecarError(err)) throw err
+      failures.push(err)
+    }
+  }
+  t.same(failures.map(e => [e.code, e.details['errorCode']]), [
+    ['ERR_UPSTREAM_UNAVAILABLE', 'PROXY_REFUSED'],
+    ['ERR_UPSTREAM_UNAVAILABLE', 'PROXY_UNUSABLE']
+  ])
+  const row = docRow('ERR_UPSTREAM_UNAVAILABLE')
+  for (const err of failures) {
+    t.match(row, `\`${String(err.details['errorCode'])}\``, `${String(err.details['errorCode'])} is documented`)
+    // upstream and attempts are every upstream failure's; the rest is what this failure adds.
+    for (const key of Object.keys(err.details).filter(k => k !== 'upstream' && k !== 'attempts')) {
+      t.match(row, `\`details.${key}\``, `details.${key} of ${String(err.details['errorCode'])} is documented`)
+    }
+  }
 })

@@ -130,6 +130,50 @@ t.test('secrets at depth 1, 2, 3, in arrays and in Error causes never reach the 
   t.match(lineWith(lines, 'child binding'), { access_token: CENSOR, component: 'test' }, 'bindings get the top-level paths')
 })
 
+// Egress-proxy credentials, passwords and OAuth client secrets and refresh tokens: each spelling
+// is censored at depth 1 and 3 by redactSecrets, and at the top level and in a child logger's
+// bindings (which only the literal paths cover), whatever its value.
+const NEW_SECRET_NAMES = [
+  'proxy-authorization', 'Proxy-Authorization', 'proxyAuthorization', 'password',
+  'refresh_token', 'refreshToken', 'client_secret', 'clientSecret'
+]
+
+t.test('proxy credentials, passwords, client secrets and refresh tokens are censored at every depth', async t => {
+  const { log, lines } = capture()
+  const values = new Map<string, string>()
+  for (const name of NEW_SECRET_NAMES) {
+    t.ok(SECRET_KEYS.includes(name), `${name} is a secret key`)
+    t.ok(REDACT_PATHS.includes(name), `${name} is a top-level path`)
+    const v = (label: string): string => {
+      const value = secret(`${label}-${name}-`)
+      values.set(`${label} ${name}`, value)
+      return value
+    }
+    log.info({ [name]: v('d0'), kid: 'k0' }, `${name} depth 0`)
+    log.info({ upstream: { [name]: v('d1'), status: 407 } }, `${name} depth 1`)
+    log.info({ a: { b: { c: { [name]: v('d3'), kept: 'sibling-3' } } } }, `${name} depth 3`)
+    // Short, spaced or numeric values too: these are names, not JWK members judged by their value.
+    log.info({ a: { b: { c: { [name]: 42 } } } }, `${name} number`)
+    log.child({ [name]: v('binding'), component: 'test' }).info(`${name} binding`)
+
+    t.match(lineWith(lines, `${name} depth 0`), { [name]: CENSOR, kid: 'k0' })
+    t.same(at(lineWith(lines, `${name} depth 1`), 'upstream'), { [name]: CENSOR, status: 407 })
+    t.same(at(lineWith(lines, `${name} depth 3`), 'a'), { b: { c: { [name]: CENSOR, kept: 'sibling-3' } } })
+    t.same(at(lineWith(lines, `${name} number`), 'a', 'b', 'c'), { [name]: CENSOR })
+    t.match(lineWith(lines, `${name} binding`), { [name]: CENSOR, component: 'test' })
+    t.same(redactSecrets({ x: { [name]: 'v' }, y: 1 }), { x: { [name]: CENSOR }, y: 1 }, `redactSecrets: *.${name}`)
+  }
+  // The request as fastify's serializer leaves it: a child bound to it gets only the literal path.
+  const header = secret('req-header-')
+  values.set('req.headers', header)
+  t.ok(REDACT_PATHS.includes('req.headers["proxy-authorization"]'))
+  log.child({ req: { method: 'GET', headers: { 'proxy-authorization': `Basic ${header}`, host: 'localhost' } } }).info('req binding')
+  t.same(at(lineWith(lines, 'req binding'), 'req', 'headers'), { 'proxy-authorization': CENSOR, host: 'localhost' })
+
+  const text = lines.join('')
+  for (const [where, value] of values) t.notOk(text.includes(value), `${where}: no byte of the secret is logged`)
+})
+
 t.test('JWK member names deep down: key material and JWKs are censored, ordinary values are not', async t => {
   const material = randomBytes(32).toString('base64url')
   const { log, lines } = capture()

@@ -14,6 +14,7 @@ import { createBearerIssuer } from '../../../src/emulator/bearer.ts'
 import { startImdsEmulator } from '../../../src/emulator/imds.ts'
 import { startMaaEmulator } from '../../../src/emulator/maa.ts'
 import { createLocalPki } from '../../../src/emulator/pki.ts'
+import { createMetricsRegistry } from '../../../src/observability/registry.ts'
 import { parseReport } from '../../../src/snp/abi.ts'
 import { needsVectors, vector } from '../../helpers/vectors.ts'
 
@@ -208,4 +209,42 @@ t.test('SKR_EXTRA_CA_CERTS roots reach the MAA upstream', async (t) => {
   const emulator = await startMaaEmulator({ tls: await pki.issue(['127.0.0.1']), trustedArkFingerprints: [sharedChain.arkFingerprint] })
   t.teardown(emulator.close)
   t.match(await built.service.maaToken(emulator.endpoint, runtimeData), /^[\w-]+\./)
+})
+
+t.test('the metrics given reach the VCEK chain store (vcek_chain) and the MAA signing-key cache (maa_keys)', async (t) => {
+  const metrics = createMetricsRegistry({ defaultMetrics: false })
+  const pki = await createLocalPki()
+  const config = loadConfig([], { SKR_ATTESTATION: 'simulated', SKR_SIMULATED_CACHE_DIR: await simulatedCacheDir() })
+  const built = await buildAttestation(config, { root: await freshDir('root'), extraCa: [pki.caCertPem], metrics })
+  cleanup(built)
+  await built.ready
+  const emulator = await startMaaEmulator({ tls: await pki.issue(['127.0.0.1']), trustedArkFingerprints: [sharedChain.arkFingerprint] })
+  t.teardown(emulator.close)
+  await built.service.combined(runtimeData)
+  await built.service.maaToken(emulator.endpoint, runtimeData)
+  await built.service.maaToken(emulator.endpoint, runtimeData)
+  const lines = (await metrics.render()).split('\n').filter(line => line.startsWith('skr_cache_lookups_total{'))
+  t.same(lines.sort(), [
+    'skr_cache_lookups_total{cache="maa_keys",result="hit"} 1',
+    'skr_cache_lookups_total{cache="maa_keys",result="miss"} 1',
+    'skr_cache_lookups_total{cache="vcek_chain",result="hit"} 3',
+    'skr_cache_lookups_total{cache="vcek_chain",result="miss"} 1'
+  ], 'the start-up fetch missed, every request after it hit; /certs was fetched once')
+})
+
+t.test('every upstream is routed by the configuration\'s proxy settings (config.proxy), not by process.env', async (t) => {
+  const config = loadConfig([], { SKR_ATTESTATION: 'simulated', SKR_SIMULATED_CACHE_DIR: await simulatedCacheDir(), HTTPS_PROXY: 'socks5://proxy.corp:1080' })
+  const built = await buildAttestation(config, { root: await freshDir('root') })
+  cleanup(built)
+  await built.ready
+  t.same(Object.keys(built.upstreams).sort(), ['azcache', 'kds', 'maa', 'thim'])
+  for (const [name, upstream] of Object.entries(built.upstreams)) t.equal(upstream.proxy, config.proxy, `${name} has the config's settings`)
+  // The unusable HTTPS_PROXY fails the MAA call before anything is sent: no network is involved.
+  await t.rejects(built.service.maaToken('sharedeus.eus.attest.azure.net', runtimeData),
+    { code: 'ERR_UPSTREAM_UNAVAILABLE', details: { upstream: 'maa', errorCode: 'PROXY_UNUSABLE', proxyVariable: 'HTTPS_PROXY' } })
+
+  const direct = loadConfig([], { SKR_ATTESTATION: 'simulated', SKR_SIMULATED_CACHE_DIR: await simulatedCacheDir() })
+  const plain = await buildAttestation(direct, { root: await freshDir('root') })
+  cleanup(plain)
+  for (const [name, upstream] of Object.entries(plain.upstreams)) t.equal(upstream.proxy, direct.proxy, `${name}: no proxy variables in the config, none used`)
 })

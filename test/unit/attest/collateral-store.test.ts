@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { CORRUPTED_TCBM, createCollateralStore } from '../../../src/attest/collateral-store.ts'
 import type { CollateralFetch, TimerHandle } from '../../../src/attest/collateral-store.ts'
 import type { VcekCollateral } from '../../../src/certs/collateral-types.ts'
@@ -259,4 +259,68 @@ t.test('misuse', async (t) => {
   t.throws(() => createCollateralStore({ initial: null } as unknown as Parameters<typeof createCollateralStore>[0]), TypeError)
   const store = createCollateralStore({ initial: null, fetch: fakeFetch([new CollateralUnavailable('the AMD source needs a report first')]) })
   await t.rejects(store.refresh(null), { code: 'ERR_COLLATERAL_UNAVAILABLE' })
+})
+
+/** Records cacheResult calls as 'hit'/'miss', with the cache name checked. */
+function cacheRecorder (t: Test): { metrics: { cacheResult: (cache: string, hit: boolean) => void }, results: string[] } {
+  const results: string[] = []
+  return {
+    results,
+    metrics: {
+      cacheResult (cache, hit) {
+        t.equal(cache, 'vcek_chain')
+        results.push(hit ? 'hit' : 'miss')
+      }
+    }
+  }
+}
+
+t.test('every lookup records vcek_chain: a matching chain is a hit, a refresh (or joining one) a miss', async (t) => {
+  const { metrics, results } = cacheRecorder(t)
+  const timers = fakeTimers()
+  const gate = deferred<VcekCollateral>()
+  const fetch = fakeFetch([gate, new UpstreamUnavailable('thim: 503'), collateral(TCB_B, { cacheControlSeconds: 60 }), collateral(TCB_B)])
+  const store = createCollateralStore({ initial: collateral(TCB_A), fetch, setTimer: timers.setTimer, metrics })
+
+  await store.forTcb(TCB_A, report(TCB_A))
+  t.same(results, ['hit'], 'the cached chain matches')
+
+  const waiting = Array.from({ length: 3 }, async () => await store.forTcb(TCB_B, report(TCB_B)))
+  await settle()
+  t.same(results, ['hit', 'miss', 'miss', 'miss'], 'a mismatch, and each caller joining its fetch, is a miss')
+  gate.resolve(collateral(TCB_A))
+  await Promise.all(waiting)
+
+  await t.rejects(store.forTcb(TCB_B, report(TCB_B)), { code: 'ERR_UPSTREAM_UNAVAILABLE' })
+  t.same(results.slice(4), ['miss'], 'a failed refresh is a miss')
+  await store.forTcb(TCB_B, report(TCB_B))
+  await store.forTcb(TCB_B, report(TCB_B))
+  t.same(results.slice(5), ['miss', 'hit'], 'refreshed, then served from the cache')
+
+  live(timers)[0]?.fn()
+  await settle()
+  t.equal(fetch.calls.length, 4, 'the background refresh ran')
+  t.equal(store.current()?.tcbm, TCB_B)
+  t.equal(store.lastError(), null)
+  t.same(results.slice(7), [], 'the background refresh, current() and lastError() record nothing')
+
+  const aborted = new AbortController()
+  aborted.abort(new Error('gone'))
+  await t.rejects(store.refresh(null, aborted.signal), { message: 'gone' })
+  t.same(results.slice(7), ['miss'], 'an explicit refresh is a miss, even when its caller has given up')
+
+  store.close()
+  await t.rejects(store.forTcb(TCB_A, report(TCB_A)), TypeError)
+  await t.rejects(store.refresh(null), TypeError)
+  t.same(results.slice(8), [], 'misuse of a closed store records nothing')
+  t.same(await store.forTcb(TCB_B, report(TCB_B)), { collateral: collateral(TCB_B), refreshed: false }, 'a matching chain is still handed out')
+  t.same(results.slice(8), ['hit'])
+})
+
+t.test('forceMismatch: the corrupted starting TCBM makes the first lookup a miss', async (t) => {
+  const { metrics, results } = cacheRecorder(t)
+  const store = createCollateralStore({ initial: collateral(TCB_A), fetch: fakeFetch([collateral(TCB_A)]), forceMismatch: true, metrics })
+  await store.forTcb(TCB_A, report(TCB_A))
+  await store.forTcb(TCB_A, report(TCB_A))
+  t.same(results, ['miss', 'hit'])
 })

@@ -59,6 +59,18 @@ t.test('attests a simulated report at the emulator and verifies the token', asyn
   t.same(again, claims)
 })
 
+t.test('the default key cache records its lookups into the metrics given; an injected cache records its own', async (t) => {
+  const results: string[] = []
+  const metrics = { cacheResult: (cache: string, hit: boolean) => { results.push(`${cache} ${hit ? 'hit' : 'miss'}`) } }
+  const c = client({ metrics })
+  await c.attest(emulator.endpoint, input)
+  await c.attest(emulator.endpoint, input)
+  t.same(results, ['maa_keys miss', 'maa_keys hit'], 'one fetch of /certs, then the cached key')
+  await client({ metrics, jwks: createJwksCache({ upstream }) }).attest(emulator.endpoint, input)
+  await client({ metrics, verifyToken: false }).attest(emulator.endpoint, input)
+  t.equal(results.length, 2, 'nothing more: the injected cache has no metrics, and an unverified token looks up no key')
+})
+
 t.test('verifyToken false still decodes the claims; the nonce reaches MAA with 64 bits', async (t) => {
   const { claims } = await client({ verifyToken: false, nonce: () => 18446744073709551615n }).attest(emulator.endpoint, input)
   t.equal(claims.nonce, '18446744073709551615')

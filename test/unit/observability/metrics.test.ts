@@ -1,5 +1,5 @@
 // The domain-facing Metrics seam: the no-op default, outcome classification, and the release
-// wrapper that counts every release once without changing its result.
+// wrapper that counts every release (and every key of a batch) once without changing its result.
 import t from 'tap'
 import { AccessDenied, KeyNotFound, KeyReleaseDenied, UpstreamTimeout, UpstreamUnavailable } from '../../../src/errors.ts'
 import {
@@ -10,7 +10,7 @@ import {
   type Metrics,
   type ReleaseOutcome
 } from '../../../src/observability/metrics.ts'
-import type { KeyReleaseRequest, KeyReleaseService } from '../../../src/service/types.ts'
+import type { KeyReleaseBatchRequest, KeyReleaseBatchResult, KeyReleaseRequest, KeyReleaseService } from '../../../src/service/types.ts'
 
 function recorder (): { metrics: Metrics; outcomes: ReleaseOutcome[] } {
   const outcomes: ReleaseOutcome[] = []
@@ -70,4 +70,41 @@ t.test('instrumentKeyRelease counts each release once and passes results and err
   t.same(outcomes, ['released', 'denied', 'error'])
   await wrapped.close()
   t.equal(closed, 1, 'other members still work')
+})
+
+t.test('instrumentKeyRelease counts each key of a batch with its own outcome, and passes the result through', async t => {
+  const { metrics, outcomes } = recorder()
+  const BATCH: KeyReleaseBatchRequest = { maaEndpoint: 'm.attest.azure.net', akvEndpoint: 'v.vault.azure.net', kids: ['a', 'b', 'c', 'd', 'e'] }
+  let answer: KeyReleaseBatchResult | Error = {
+    keys: { a: { kty: 'oct', k: 'AAAA' }, d: { kty: 'oct', k: 'BBBB' } },
+    errors: { b: new KeyReleaseDenied('policy not met'), c: new UpstreamUnavailable('akv down'), e: new KeyNotFound('no key') }
+  }
+  const seen: Array<{ self: unknown, signal: AbortSignal | undefined }> = []
+  const service: KeyReleaseService = {
+    async release () { return { kty: 'oct', k: 'AAAA' } },
+    async releaseMany (_request, signal) {
+      seen.push({ self: this, signal })
+      if (answer instanceof Error) throw answer
+      return answer
+    }
+  }
+  const releaseMany = instrumentKeyRelease(service, metrics).releaseMany
+  if (releaseMany === undefined) throw new Error('the wrapper lost releaseMany')
+  const signal = new AbortController().signal
+  const result = await releaseMany(BATCH, signal)
+  t.equal(result, answer, 'the result passes through untouched')
+  t.equal(seen[0]?.self, service, 'called on the service')
+  t.equal(seen[0]?.signal, signal, 'the signal reaches the service')
+  t.same(outcomes.sort(), ['denied', 'denied', 'error', 'released', 'released'], 'one count per key, by its own outcome')
+
+  outcomes.length = 0
+  answer = new UpstreamUnavailable('attestation: maa down')
+  await t.rejects(async () => { await releaseMany(BATCH) }, answer)
+  t.same(outcomes, ['error', 'error', 'error', 'error', 'error'], 'a batch failing as a whole counts each of its keys')
+  outcomes.length = 0
+  answer = new AccessDenied('attestation: MAA refused our credentials')
+  await t.rejects(async () => { await releaseMany({ ...BATCH, kids: ['a', 'a'] }) }, answer)
+  t.same(outcomes, ['denied'], 'each distinct kid once')
+
+  t.equal(instrumentKeyRelease<KeyReleaseService>({ release: service.release }, metrics).releaseMany, undefined, 'no batch support is kept as none (the route answers 400)')
 })

@@ -1,11 +1,13 @@
 // GET /metrics: the Prometheus text format, requests labelled by route pattern (never the URL),
 // domain metrics recorded into the same registry, and no key names or endpoints anywhere.
 import t from 'tap'
-import { KeyReleaseDenied } from '../../../src/errors.ts'
+import { KeyNotFound, KeyReleaseDenied, UpstreamUnavailable } from '../../../src/errors.ts'
+import type { SidecarError } from '../../../src/errors.ts'
 import { instrumentKeyRelease } from '../../../src/observability/metrics.ts'
 import { createMetricsRegistry } from '../../../src/observability/registry.ts'
 import { buildApp } from '../../../src/server/app.ts'
-import { FakeAttestationService, FakeKeyReleaseService, testConfig } from '../../doubles/fake-services.ts'
+import type { KeyReleaseBatchRequest, KeyReleaseBatchResult } from '../../../src/service/types.ts'
+import { FAKE_JWK, FakeAttestationService, FakeKeyReleaseService, testConfig } from '../../doubles/fake-services.ts'
 
 const KEY = { maa_endpoint: 'sharedeus.eus.attest.azure.net', akv_endpoint: 'secretvault.vault.azure.net', kid: 'top-secret-key-name' }
 
@@ -74,4 +76,48 @@ t.test('domain modules record into the registry the app serves', async t => {
   t.same(lines(text, 'skr_upstream_request_duration_seconds_count'), ['skr_upstream_request_duration_seconds_count{service="akv",status="200"} 1'])
   t.same(lines(text, 'skr_cache_lookups_total'), ['skr_cache_lookups_total{cache="maa_keys",result="hit"} 1'])
   t.same(lines(text, 'skr_pool_depth'), ['skr_pool_depth{pool="wrapping_keys"} 2'])
+})
+
+/** A release service with batch release: kids named in `errors` fail with that error, the rest are released. */
+class FakeBatchService extends FakeKeyReleaseService {
+  errors = new Map<string, SidecarError>()
+  batchFailure: SidecarError | null = null
+
+  async releaseMany (request: KeyReleaseBatchRequest): Promise<KeyReleaseBatchResult> {
+    if (this.batchFailure !== null) throw this.batchFailure
+    const keys: Record<string, Record<string, unknown>> = {}
+    const errors: Record<string, SidecarError> = {}
+    for (const kid of request.kids) {
+      const err = this.errors.get(kid)
+      if (err === undefined) keys[kid] = { ...FAKE_JWK, kid }
+      else errors[kid] = err
+    }
+    return { keys, errors }
+  }
+}
+
+t.test('a batch release through the app counts each key by its outcome; key names never become labels', async t => {
+  const metrics = createMetricsRegistry({ defaultMetrics: false })
+  const fake = new FakeBatchService()
+  const app = buildApp({ config: testConfig(), attestation: new FakeAttestationService(), keyRelease: instrumentKeyRelease(fake, metrics), metrics })
+  t.teardown(() => app.close())
+  const endpoints = { maa_endpoint: KEY.maa_endpoint, akv_endpoint: KEY.akv_endpoint }
+  fake.errors.set('top-secret-denied', new KeyReleaseDenied('policy of top-secret-denied not met'))
+  fake.errors.set('top-secret-missing', new KeyNotFound('no key top-secret-missing'))
+  fake.errors.set('top-secret-broken', new UpstreamUnavailable('akv down'))
+  const mixed = await app.inject({ method: 'POST', url: '/key/release', payload: { ...endpoints, kids: ['top-secret-a', 'top-secret-b', 'top-secret-denied', 'top-secret-missing', 'top-secret-broken'] } })
+  t.equal(mixed.statusCode, 200)
+  fake.batchFailure = new UpstreamUnavailable('attestation: maa down')
+  const failed = await app.inject({ method: 'POST', url: '/key/release', payload: { ...endpoints, kids: ['top-secret-c', 'top-secret-d'] } })
+  t.equal(failed.statusCode, 503)
+  fake.batchFailure = null
+  await app.inject({ method: 'POST', url: '/key/release', payload: KEY })
+
+  const text = (await app.inject({ method: 'GET', url: '/metrics' })).body
+  t.same(lines(text, 'skr_key_releases_total'), [
+    'skr_key_releases_total{outcome="released"} 3',
+    'skr_key_releases_total{outcome="denied"} 2',
+    'skr_key_releases_total{outcome="error"} 3'
+  ], 'two released, two refused and one failed in the batch; two failed with the whole batch; one single release')
+  t.notMatch(text, 'top-secret')
 })

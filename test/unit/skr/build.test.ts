@@ -70,3 +70,13 @@ t.test('the built identity records its token cache into the metrics it is given'
   const lines = (await metrics.render()).split('\n').filter(line => line.startsWith('skr_cache_lookups_total{cache="aad_token"'))
   t.same(lines, ['skr_cache_lookups_total{cache="aad_token",result="miss"} 1'])
 })
+
+t.test('the AKV upstream is routed by the configuration\'s proxy settings (config.proxy)', async t => {
+  const config = loadConfig([], { HTTPS_PROXY: 'socks5://proxy.corp:1080' })
+  const tokens = { kind: 'managed identity' as const, getToken: async () => 'aad-token' }
+  const built = await buildKeyRelease(config, new FakeAttestationService(), { tokens, keyPoolSize: 0, attestationTtlSeconds: 0 })
+  t.teardown(built.close)
+  // The unusable HTTPS_PROXY fails the vault call before anything is sent: no network is involved.
+  await t.rejects(built.release({ maaEndpoint: 'sharedeus.eus.attest.azure.net', akvEndpoint: 'myvault.vault.azure.net', kid: 'mykey' }),
+    { code: 'ERR_UPSTREAM_UNAVAILABLE', details: { upstream: 'akv', errorCode: 'PROXY_UNUSABLE', proxyVariable: 'HTTPS_PROXY' } })
+})
