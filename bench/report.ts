@@ -24,6 +24,13 @@ export interface StartupSample {
   rssIdleBytes: number | null
 }
 
+/** The stack floor (bench/floor-server.mjs) measured like skr, at 0 ms RTT over the same scenarios. */
+export interface FloorRun {
+  startupMs: number
+  rssIdleBytes: number | null
+  rssLoadMaxBytes: number | null
+}
+
 /** One target of issue 6 and whether this run met it (null: not measured in this run). */
 export interface Verdict {
   target: string
@@ -98,8 +105,12 @@ export function median (values: readonly number[]): number | null {
   return sorted.length === 0 ? null : sorted[Math.floor((sorted.length - 1) / 2)] ?? null
 }
 
+function aboveFloor (bytes: number, floorBytes: number | null | undefined): string {
+  return floorBytes === null || floorBytes === undefined ? '' : ` (stack floor ${mb(floorBytes)} MB, skr's own ${mb(bytes - floorBytes)} MB)`
+}
+
 /** Judges the issue-6 targets against the runs (reuse on unless the target says otherwise). */
-export function judge (runs: readonly ProcessRun[]): Verdict[] {
+export function judge (runs: readonly ProcessRun[], floor: FloorRun | null = null): Verdict[] {
   const on0c1 = find(runs, 'on', 0, 1)
   const on20c1 = find(runs, 'on', 20, 1)
   const on0c16 = find(runs, 'on', 0, 16)
@@ -112,8 +123,8 @@ export function judge (runs: readonly ProcessRun[]): Verdict[] {
     verdict('>= 400 releases/s with 16 clients (0 ms RTT)', on0c16?.okPerSecond, v => v >= 400, v => `${v.toFixed(0)}/s`),
     verdict('p99 <= 50 ms with 16 clients (0 ms RTT)', on0c16?.p99Ms, v => v <= 50, v => `${ms(v)} ms`),
     verdict('start-up (spawn to /status 200) <= 250 ms (median of runs)', median(runs.map(r => r.startupMs)), v => v <= 250, v => `${ms(v)} ms`),
-    verdict('RSS idle <= 60 MB (largest of runs)', rssIdle.length === 0 ? null : Math.max(...rssIdle), v => v <= 60 * MB, v => `${mb(v)} MB`),
-    verdict('RSS under load <= 120 MB (largest of runs)', rssLoad.length === 0 ? null : Math.max(...rssLoad), v => v <= 120 * MB, v => `${mb(v)} MB`)
+    verdict('RSS idle <= 60 MB (largest of runs)', rssIdle.length === 0 ? null : Math.max(...rssIdle), v => v <= 60 * MB, v => `${mb(v)} MB${aboveFloor(v, floor?.rssIdleBytes)}`),
+    verdict('RSS under load <= 120 MB (largest of runs)', rssLoad.length === 0 ? null : Math.max(...rssLoad), v => v <= 120 * MB, v => `${mb(v)} MB${aboveFloor(v, floor?.rssLoadMaxBytes)}`)
   ]
   for (const rtt of [...new Set(runs.map(r => r.rttMs))]) {
     for (const [c, ref] of [[1, REFERENCE.c1], [16, REFERENCE.c16]] as const) {
@@ -135,8 +146,11 @@ export function formatVerdicts (verdicts: readonly Verdict[], markdown = false):
 }
 
 /** Things that make numbers mean less than they seem (e.g. a setting skr does not honour yet). */
-export function caveats (runs: readonly ProcessRun[], startups: readonly StartupSample[]): string[] {
+export function caveats (runs: readonly ProcessRun[], startups: readonly StartupSample[], floor: FloorRun | null = null): string[] {
   const out: string[] = []
+  if (floor !== null) {
+    out.push(`stack floor (bench/floor-server.mjs: the same Node and options, fastify + pino, undici with a TLS context, one HTTPS call upstream per request, nothing else): RSS idle ${mb(floor.rssIdleBytes)} MB, under the same load ${mb(floor.rssLoadMaxBytes)} MB, start-up ${ms(floor.startupMs)} ms`)
+  }
   for (const r of runs) {
     if (r.reuse !== 'off') continue
     const attesting = r.scenarios.filter(s => s.requests > 0 && s.maaCallsPerRelease < 0.5)

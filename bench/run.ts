@@ -13,8 +13,11 @@ import { startEmulatedEnvironment, type EmulatedEnvironment } from '../src/emula
 import { defaultEmulatedCacheDir } from '../src/certs/emulated-chain.ts'
 import { buildMirror } from './compile.ts'
 import { runLoad, type LoadResult } from './load.ts'
-import { caveats, formatTables, formatVerdicts, judge, REFERENCE, type ProcessRun, type StartupSample } from './report.ts'
+import { caveats, formatTables, formatVerdicts, judge, REFERENCE, type FloorRun, type ProcessRun, type StartupSample } from './report.ts'
 import { SKR_BIN, spawnSkr, type SkrProcess, IMAGE_NODE_ARGS } from './skr-process.ts'
+
+/** The stack floor (bench/floor-server.mjs): skr's stack doing one TLS call per request and nothing else. */
+const FLOOR_SERVER = new URL('./floor-server.mjs', import.meta.url).pathname
 
 /** How much to run: `--quick` is a ~30 s subset (RTT 0 only, 1 and 16 clients, short scenarios). */
 interface Plan {
@@ -25,12 +28,15 @@ interface Plan {
   settleMs: number
   /** Extra start-up-only spawns of the other mode (compiled vs sources), for comparison. */
   otherModeStartups: number
+  /** Unrecorded releases before the scenarios (16 clients), and the time cap on them. */
+  warmupRequests: number
+  warmupMs: number
   /** Node.js options for skr's process (--node-args; default the image's, IMAGE_NODE_ARGS). */
   nodeArgs: readonly string[]
 }
 
-const FULL: Plan = { rtts: [0, 20], concurrencies: [1, 16, 64], maxRequests: { 1: 1000, 16: 3000, 64: 3000 }, scenarioMs: 6_000, settleMs: 1_000, otherModeStartups: 3, nodeArgs: IMAGE_NODE_ARGS }
-const QUICK: Plan = { rtts: [0], concurrencies: [1, 16], maxRequests: { 1: 400, 16: 1200 }, scenarioMs: 2_500, settleMs: 300, otherModeStartups: 1, nodeArgs: IMAGE_NODE_ARGS }
+const FULL: Plan = { rtts: [0, 20], concurrencies: [1, 16, 64], maxRequests: { 1: 1000, 16: 3000, 64: 3000 }, scenarioMs: 6_000, settleMs: 1_000, otherModeStartups: 3, warmupRequests: 1000, warmupMs: 5_000, nodeArgs: IMAGE_NODE_ARGS }
+const QUICK: Plan = { rtts: [0], concurrencies: [1, 16], maxRequests: { 1: 400, 16: 1200 }, scenarioMs: 2_500, settleMs: 300, otherModeStartups: 1, warmupRequests: 500, warmupMs: 3_000, nodeArgs: IMAGE_NODE_ARGS }
 // One key per client: concurrent releases of one key are coalesced by skr, which would measure
 // the coalescing rather than the release path.
 const KEYS = 64
@@ -92,7 +98,10 @@ async function measureProcess (env: EmulatedEnvironment, plan: Plan, bin: string
     await res.body.dump()
     const cold = { ms: performance.now() - sent, status: res.statusCode }
     // Warm-up (not recorded): JIT, connection pools, the token and attestation caches.
-    await runLoad({ base: skr.base, path: '/key/release', concurrency: 4, maxRequests: 40, maxMs: 3_000, body })
+    // Warm-up, not recorded: enough releases for V8 to have optimised the release path (a fresh
+    // process runs it in the interpreter at first), as in a sidecar that has been serving a while.
+    // 40 releases left the 20 ms RTT scenario (~40 releases/s with one client) still warming up.
+    await runLoad({ base: skr.base, path: '/key/release', concurrency: 16, maxRequests: plan.warmupRequests, maxMs: plan.warmupMs, body })
 
     const scenarios: ProcessRun['scenarios'] = []
     for (const concurrency of plan.concurrencies) {
@@ -119,6 +128,30 @@ async function measureProcess (env: EmulatedEnvironment, plan: Plan, bin: string
   }
 }
 
+/**
+ * The stack floor, measured like skr: RSS after the same settle time, then the same closed-loop
+ * scenarios (at 0 ms RTT) while RSS is sampled. What skr uses above it is skr's own.
+ */
+async function measureFloor (env: EmulatedEnvironment, plan: Plan): Promise<FloorRun> {
+  setRtt(env, 0)
+  const floor = await spawnSkr(env, { bin: FLOOR_SERVER, nodeArgs: plan.nodeArgs })
+  try {
+    await new Promise(resolve => setTimeout(resolve, plan.settleMs))
+    const rssIdleBytes = await floor.rssBytes()
+    const body = (worker: number): string => JSON.stringify({ maa_endpoint: env.maa.endpoint, akv_endpoint: env.akv.endpoint, kid: `bench-${worker % KEYS}` })
+    const rss = sampleRss(floor)
+    for (const concurrency of plan.concurrencies) {
+      const result = await runLoad({ base: floor.base, path: '/key/release', concurrency, maxRequests: plan.maxRequests[concurrency] ?? 1000, maxMs: plan.scenarioMs, body })
+      if (result.ok !== result.requests) throw new Error(`stack floor: ${result.requests - result.ok} of ${result.requests} requests failed: ${JSON.stringify(result.errors)}`)
+    }
+    const rssLoadMaxBytes = await rss.stop()
+    log(`stack floor: RSS idle ${((rssIdleBytes ?? NaN) / 1048576).toFixed(1)} MB, under load ${((rssLoadMaxBytes ?? NaN) / 1048576).toFixed(1)} MB`)
+    return { startupMs: floor.startupMs, rssIdleBytes, rssLoadMaxBytes }
+  } finally {
+    await floor.stop()
+  }
+}
+
 async function main (): Promise<number> {
   const { values } = parseArgs({ options: { quick: { type: 'boolean' }, source: { type: 'boolean' }, markdown: { type: 'string' }, 'node-args': { type: 'string' } } })
   const base = values.quick === true ? QUICK : FULL
@@ -133,6 +166,7 @@ async function main (): Promise<number> {
   const env = await startEmulatedEnvironment({ cacheDir: defaultEmulatedCacheDir(process.env) })
   const runs: ProcessRun[] = []
   const startups: StartupSample[] = []
+  let floor: FloorRun
   try {
     await createKeys(env)
     for (const rttMs of plan.rtts) {
@@ -148,6 +182,8 @@ async function main (): Promise<number> {
       log(`start-up only (${other})`)
       startups.push(await measureStartup(env, plan, other === 'source' ? SKR_BIN : mirror.bin, other))
     }
+    log('stack floor (bench/floor-server.mjs)')
+    floor = await measureFloor(env, plan)
   } finally {
     setRtt(env, 0)
     await env.close()
@@ -157,7 +193,7 @@ async function main (): Promise<number> {
   const cpu = cpus()
   const machine = `${cpu.length} × ${cpu[0]?.model.trim() ?? 'unknown CPU'}, ${(totalmem() / 1024 ** 3).toFixed(0)} GiB, Node ${process.version}, ${process.platform}`
   const seconds = (performance.now() - began) / 1000
-  const verdicts = judge(runs)
+  const verdicts = judge(runs, floor)
   const lines = [
     `skr benchmark ${when} (${values.quick === true ? 'quick' : 'full'}, ${seconds.toFixed(0)} s)`,
     `machine: ${machine}; skr (${mode === 'compiled' ? 'compiled JavaScript, as in the image' : 'TypeScript sources'}${nodeArgs.length === 0 ? '' : `, node ${nodeArgs.join(' ')}`}), the emulators and the load generator all share it, on loopback`,
@@ -167,21 +203,21 @@ async function main (): Promise<number> {
     '',
     ...formatVerdicts(verdicts),
     '',
-    ...caveats(runs, startups).map(c => `note: ${c}`)
+    ...caveats(runs, startups, floor).map(c => `note: ${c}`)
   ]
   process.stdout.write(lines.join('\n') + '\n')
   if (values.markdown !== undefined) {
     const md = [
       `# skr benchmark results`, '',
       `Recorded ${when} with \`npm run bench${values.quick === true ? ' -- --quick' : ''}\` (${seconds.toFixed(0)} s).`, '',
-      `Machine: ${machine}. skr runs in its own process (${mode === 'compiled' ? 'compiled JavaScript, as in the image' : 'TypeScript sources'}); the MAA, IMDS and AKV emulators and the load generator run in the benchmark process and share the same cores, all on loopback.`, '',
+      `Machine: ${machine}. skr runs in its own process (${mode === 'compiled' ? 'compiled JavaScript, as in the image' : 'TypeScript sources'}${nodeArgs.length === 0 ? '' : `, \`node ${nodeArgs.join(' ')}\``}, \`MALLOC_ARENA_MAX=2\`); the MAA, IMDS and AKV emulators and the load generator run in the benchmark process and share the same cores, all on loopback.`, '',
       ...formatTables(runs, true), '',
       ...formatVerdicts(verdicts, true), '',
-      ...caveats(runs, startups).map(c => `- ${c}`), ''
+      ...caveats(runs, startups, floor).map(c => `- ${c}`), ''
     ]
     await writeFile(values.markdown, md.join('\n'))
   }
-  process.stdout.write(`BENCH_JSON ${JSON.stringify({ date: when, quick: values.quick === true, machine, seconds, reference: REFERENCE, runs, startups, verdicts })}\n`)
+  process.stdout.write(`BENCH_JSON ${JSON.stringify({ date: when, quick: values.quick === true, machine, seconds, reference: REFERENCE, runs, startups, floor, verdicts })}\n`)
   return 0
 }
 
