@@ -2,12 +2,17 @@
 // The one skr binary. Runs the compiled dist/ when present (production image), else the
 // TypeScript sources directly (Node >= 22.18 strips types natively).
 import { existsSync } from 'node:fs'
+import { homedir } from 'node:os'
+import { join } from 'node:path'
 import module from 'node:module'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 
 // Cache compiled bytecode on disk (Node >= 22.1): start-up after the first run skips most of the
 // parse and compile work of skr's dependencies. Best effort: an unwritable cache dir is ignored.
-module.enableCompileCache?.()
+// NODE_COMPILE_CACHE (the image's read-only cache) wins; otherwise the cache lives under the
+// user's home, not Node's default in the shared os.tmpdir(): V8 runs cached code as found, so a
+// cache another local user can write is a way to run code inside a process that releases keys.
+if (process.env.NODE_COMPILE_CACHE === undefined) module.enableCompileCache?.(join(homedir(), '.cache', 'skr', 'compile-cache'))
 
 const compiled = fileURLToPath(new URL('../dist/main.js', import.meta.url))
 const source = fileURLToPath(new URL('../src/main.ts', import.meta.url))

@@ -1,0 +1,47 @@
+// Where bin/skr.js keeps Node's compile cache: NODE_COMPILE_CACHE when set (the image's read-only
+// cache), else under the user's home, never in the shared temp directory, where another local
+// user could plant code that V8 would run inside skr.
+import t from 'tap'
+import { spawnSync } from 'node:child_process'
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const bin = resolve(dirname(fileURLToPath(import.meta.url)), '../../../bin/skr.js')
+
+/** `skr --help` with only the given environment (env -i: the test runner's NODE_OPTIONS hooks stay out). */
+function help (env: Record<string, string>): number | null {
+  const vars = Object.entries({ PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }).map(([k, v]) => `${k}=${v}`)
+  return spawnSync('/usr/bin/env', ['-i', ...vars, process.execPath, bin, '--help'], { encoding: 'utf8', timeout: 60_000 }).status
+}
+
+const entries = (dir: string): string[] => existsSync(dir) ? readdirSync(dir) : []
+
+t.test('without NODE_COMPILE_CACHE: under $HOME/.cache/skr, not in the temp directory', async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'skr-cc-'))
+  t.teardown(() => { rmSync(root, { recursive: true, force: true }) })
+  const home = join(root, 'home')
+  const tmp = join(root, 'tmp')
+  t.equal(help({ HOME: home, TMPDIR: tmp }), 0)
+  t.ok(entries(join(home, '.cache/skr/compile-cache')).some(d => d.startsWith('v')), 'a cache for this Node under the home directory')
+  t.notOk(existsSync(join(tmp, 'node-compile-cache')), 'nothing in the temp directory')
+})
+
+t.test('NODE_COMPILE_CACHE wins', async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'skr-cc-'))
+  t.teardown(() => { rmSync(root, { recursive: true, force: true }) })
+  const home = join(root, 'home')
+  const chosen = join(root, 'chosen')
+  t.equal(help({ HOME: home, NODE_COMPILE_CACHE: chosen }), 0)
+  t.ok(entries(chosen).some(d => d.startsWith('v')), 'the cache is where NODE_COMPILE_CACHE says')
+  t.notOk(existsSync(join(home, '.cache/skr')), 'and not under the home directory')
+})
+
+t.test('NODE_DISABLE_COMPILE_CACHE turns it off', async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'skr-cc-'))
+  t.teardown(() => { rmSync(root, { recursive: true, force: true }) })
+  const home = join(root, 'home')
+  t.equal(help({ HOME: home, NODE_DISABLE_COMPILE_CACHE: '1' }), 0)
+  t.notOk(existsSync(join(home, '.cache/skr/compile-cache')), 'no cache written')
+})
