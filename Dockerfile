@@ -66,9 +66,11 @@ RUN ["/nodejs/bin/node", "/warm-compile-cache.mjs", "/app"]
 
 # ---- runtime ---------------------------------------------------------------------------------
 FROM app AS runtime
-# Read-only and root-owned: part of the measured image layers like the code it caches; skr's
-# attempts to add entries at exit fail quietly (Node treats the cache as best effort).
-COPY --from=compile-cache --chmod=0555 /home/nonroot/compile-cache /app/compile-cache
+# Read-only and root-owned (--chown: a copy between stages keeps the source's owners, and the
+# 65532 fill would stay 65532's, free to chmod it writable): part of the measured image layers like
+# the code it caches. As 65532, skr's attempts to add entries at exit fail quietly (Node treats the
+# cache as best effort); root ignores the mode (see docs/security.md).
+COPY --from=compile-cache --chown=0:0 --chmod=0555 /home/nonroot/compile-cache /app/compile-cache
 ENV NODE_COMPILE_CACHE=/app/compile-cache
 # No EXPOSE: the API listens on loopback only and is reached from inside the pod.
 USER 65532:65532

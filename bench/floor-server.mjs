@@ -8,10 +8,13 @@
 // image does not.
 import { readFileSync } from 'node:fs'
 import module from 'node:module'
+import { homedir } from 'node:os'
+import { join } from 'node:path'
 import { createSecureContext, rootCertificates } from 'node:tls'
 
-// With Node's compile cache, as bin/skr.js runs skr (so the imports below come after it).
-module.enableCompileCache?.()
+// With a compile cache under the home directory, as bin/skr.js runs skr (so the imports below
+// come after it).
+module.enableCompileCache?.(join(homedir(), '.cache', 'skr', 'floor-compile-cache'))
 const { default: Fastify } = await import('fastify')
 const { Agent, request } = await import('undici')
 

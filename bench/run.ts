@@ -97,11 +97,12 @@ async function measureProcess (env: EmulatedEnvironment, plan: Plan, bin: string
     const res = await request(`${skr.base}/key/release`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: body(0) })
     await res.body.dump()
     const cold = { ms: performance.now() - sent, status: res.statusCode }
-    // Warm-up (not recorded): JIT, connection pools, the token and attestation caches.
-    // Warm-up, not recorded: enough releases for V8 to have optimised the release path (a fresh
-    // process runs it in the interpreter at first), as in a sidecar that has been serving a while.
-    // 40 releases left the 20 ms RTT scenario (~40 releases/s with one client) still warming up.
-    await runLoad({ base: skr.base, path: '/key/release', concurrency: 16, maxRequests: plan.warmupRequests, maxMs: plan.warmupMs, body })
+    // Warm-up, not recorded: connection pools, the token and attestation caches, and enough
+    // releases for V8 to have optimised the release path (a fresh process runs it in the
+    // interpreter at first), as in a sidecar that has been serving a while. 40 releases left the
+    // 20 ms RTT scenario (~40 releases/s with one client) still warming up.
+    const warm = await runLoad({ base: skr.base, path: '/key/release', concurrency: 16, maxRequests: plan.warmupRequests, maxMs: plan.warmupMs, body })
+    if (warm.ok !== warm.requests) log(`warm-up: ${warm.requests - warm.ok} of ${warm.requests} releases failed: ${JSON.stringify(warm.errors)}`)
 
     const scenarios: ProcessRun['scenarios'] = []
     for (const concurrency of plan.concurrencies) {

@@ -3,7 +3,7 @@
 // TypeScript sources directly (Node >= 22.18 strips types natively).
 import { existsSync } from 'node:fs'
 import { homedir } from 'node:os'
-import { join } from 'node:path'
+import { isAbsolute, join } from 'node:path'
 import module from 'node:module'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 
@@ -12,7 +12,13 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 // NODE_COMPILE_CACHE (the image's read-only cache) wins; otherwise the cache lives under the
 // user's home, not Node's default in the shared os.tmpdir(): V8 runs cached code as found, so a
 // cache another local user can write is a way to run code inside a process that releases keys.
-if (process.env.NODE_COMPILE_CACHE === undefined) module.enableCompileCache?.(join(homedir(), '.cache', 'skr', 'compile-cache'))
+// No usable home (HOME empty or relative, or an unnamed uid without HOME): no cache, rather than a
+// crash (os.homedir() throws) or a cache relative to the working directory.
+if (process.env.NODE_COMPILE_CACHE === undefined) {
+  let home = ''
+  try { home = homedir() } catch { /* an unnamed uid without HOME */ }
+  if (isAbsolute(home)) module.enableCompileCache?.(join(home, '.cache', 'skr', 'compile-cache'))
+}
 
 const compiled = fileURLToPath(new URL('../dist/main.js', import.meta.url))
 const source = fileURLToPath(new URL('../src/main.ts', import.meta.url))

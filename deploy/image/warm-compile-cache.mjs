@@ -14,8 +14,9 @@
 // once per user the image runs as, with the runtime's NODE_OPTIONS. Exits 1 (failing the image
 // build) when serve does not start and stop cleanly or nothing was cached.
 import { spawn } from 'node:child_process'
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { request } from 'node:http'
+import module from 'node:module'
 import { createServer } from 'node:net'
 import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -40,10 +41,11 @@ async function freePort () {
   })
 }
 
-async function get (port, path) {
+async function get (port, path, body) {
   return await new Promise((done) => {
-    const req = request({ host: '127.0.0.1', port, path, timeout: 2000 }, (res) => { res.resume().once('end', () => { done(res.statusCode ?? 0) }) })
-    req.once('timeout', () => { req.destroy() }).once('error', () => { done(0) }).end()
+    const options = { host: '127.0.0.1', port, path, timeout: 2000, ...(body === undefined ? {} : { method: 'POST', headers: { 'content-type': 'application/json' } }) }
+    const req = request(options, (res) => { res.resume().once('end', () => { done(res.statusCode ?? 0) }) })
+    req.once('timeout', () => { req.destroy() }).once('error', () => { done(0) }).end(body)
   })
 }
 
@@ -68,6 +70,9 @@ async function serveOnce (port, work) {
     if (!up) await new Promise(done => setTimeout(done, 50))
   }
   if (up) for (const path of ['/livez', '/readyz', '/metrics', '/openapi.json']) await get(port, path)
+  // An empty release request is refused by its body schema (400), which loads and compiles the
+  // validator (Ajv, ~100 modules) that the first real release would otherwise compile on the spot.
+  if (up) await get(port, '/key/release', '{}')
   child.kill('SIGTERM')
   const timer = setTimeout(() => { child.kill('SIGKILL') }, 15_000)
   const end = await exited
@@ -78,6 +83,14 @@ async function serveOnce (port, work) {
 async function main () {
   if (cacheDir === undefined || cacheDir === '') {
     say('NODE_COMPILE_CACHE is not set: nothing to fill')
+    return 1
+  }
+  // This user's directory (Node's tag: version, V8 flags, uid), where `skr serve` with the same
+  // environment writes too. Only its entries count: the fill for a second uid must not pass on
+  // the first one's.
+  const ownDir = module.getCompileCacheDir()
+  if (ownDir === undefined) {
+    say(`the compile cache is not enabled at ${cacheDir} (unusable directory, or NODE_DISABLE_COMPILE_CACHE)`)
     return 1
   }
   const dist = join(app, 'dist')
@@ -99,13 +112,12 @@ async function main () {
     rmSync(work, { recursive: true, force: true })
   }
   // This process's own entries (step 1) are written when it exits, after this count.
-  const dirs = readdirSync(cacheDir).filter(d => statSync(join(cacheDir, d)).isDirectory())
-  const entries = dirs.reduce((n, d) => n + readdirSync(join(cacheDir, d)).length, 0)
+  const entries = readdirSync(ownDir).length
   if (entries === 0) {
-    say(`no cache entries under ${cacheDir}`)
+    say(`skr serve left no cache entries in ${ownDir}`)
     return 1
   }
-  say(`${imported} modules of ${relative(app, dist)}/ imported; skr serve started and stopped; ${entries} entries in ${dirs.join(', ')}`)
+  say(`${imported} modules of ${relative(app, dist)}/ imported; skr serve started and stopped; ${entries} entries in ${relative(cacheDir, ownDir)}`)
   return 0
 }
 

@@ -3,7 +3,7 @@
 // user could plant code that V8 would run inside skr.
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -11,9 +11,10 @@ import { fileURLToPath } from 'node:url'
 const bin = resolve(dirname(fileURLToPath(import.meta.url)), '../../../bin/skr.js')
 
 /** `skr --help` with only the given environment (env -i: the test runner's NODE_OPTIONS hooks stay out). */
-function help (env: Record<string, string>): number | null {
+function help (env: Record<string, string>, cwd?: string, asUser: string[] = []): number | null {
   const vars = Object.entries({ PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }).map(([k, v]) => `${k}=${v}`)
-  return spawnSync('/usr/bin/env', ['-i', ...vars, process.execPath, bin, '--help'], { encoding: 'utf8', timeout: 60_000 }).status
+  const command = [...asUser, '/usr/bin/env', '-i', ...vars, process.execPath, bin, '--help']
+  return spawnSync(command[0] as string, command.slice(1), { encoding: 'utf8', timeout: 60_000, ...(cwd === undefined ? {} : { cwd }) }).status
 }
 
 const entries = (dir: string): string[] => existsSync(dir) ? readdirSync(dir) : []
@@ -44,4 +45,27 @@ t.test('NODE_DISABLE_COMPILE_CACHE turns it off', async (t) => {
   const home = join(root, 'home')
   t.equal(help({ HOME: home, NODE_DISABLE_COMPILE_CACHE: '1' }), 0)
   t.notOk(existsSync(join(home, '.cache/skr/compile-cache')), 'no cache written')
+})
+
+t.test('HOME empty: no cache, and none relative to the working directory', async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'skr-cc-'))
+  t.teardown(() => { rmSync(root, { recursive: true, force: true }) })
+  t.equal(help({ HOME: '' }, root), 0)
+  t.notOk(existsSync(join(root, '.cache')), 'nothing under the working directory')
+})
+
+// os.homedir() throws for a uid with no passwd entry and no HOME; only root can switch to one.
+const UNNAMED_UID = 54321
+const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find(p => existsSync(p))
+const canSwitch = process.getuid?.() === 0 && setpriv !== undefined && spawnSync('getent', ['passwd', String(UNNAMED_UID)]).status === 2
+
+t.test('a uid with no passwd entry and no HOME: starts, without a cache', {
+  skip: canSwitch ? false : `needs root, setpriv and getent, and uid ${UNNAMED_UID} without a passwd entry`
+}, async (t) => {
+  const uid = UNNAMED_UID
+  const root = mkdtempSync(join(tmpdir(), 'skr-cc-'))
+  t.teardown(() => { rmSync(root, { recursive: true, force: true }) })
+  chmodSync(root, 0o777)
+  t.equal(help({}, root, [setpriv as string, `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups']), 0, 'skr --help exits 0')
+  t.same(readdirSync(root), [], 'and wrote nothing')
 })

@@ -45,20 +45,22 @@ function parseDockerfile (text: string): Stage[] {
   return stages
 }
 
-interface Copy { from: string | null; chmod: string | null; sources: string[]; dest: string }
+interface Copy { from: string | null; chmod: string | null; chown: string | null; sources: string[]; dest: string }
 
 function parseCopy (args: string): Copy {
   const words = args.split(/\s+/)
   let from: string | null = null
   let chmod: string | null = null
+  let chown: string | null = null
   while (words[0]?.startsWith('--') === true) {
     const flag = words.shift() as string
     if (flag.startsWith('--from=')) from = flag.slice(7)
     else if (flag.startsWith('--chmod=')) chmod = flag.slice(8)
+    else if (flag.startsWith('--chown=')) chown = flag.slice(8)
     else throw new Error(`unexpected COPY flag ${flag}`)
   }
   const dest = words.pop() as string
-  return { from, chmod, sources: words, dest }
+  return { from, chmod, chown, sources: words, dest }
 }
 
 const stages = parseDockerfile(read('Dockerfile'))
@@ -310,6 +312,9 @@ t.test('a compile cache filled per runtime user, with the runtime\'s options, sh
   const copy = runtime.instructions.filter(i => i.op === 'COPY').map(i => parseCopy(i.args)).find(c => c.from === 'compile-cache')
   t.ok(copy, 'the runtime copies the cache in')
   t.equal(copy?.chmod, '0555', 'read-only: nothing in the container can rewrite the code it runs')
+  // A copy between stages keeps the source's owners (BuildKit, moby/moby#38599): without --chown
+  // the 65532 fill would stay owned by 65532, which could make it writable again with chmod.
+  t.equal(copy?.chown, '0:0', 'and root-owned: --chown=0:0, as a copy between stages keeps the fill\'s uid 65532')
   t.equal(envOf(finalStage).NODE_COMPILE_CACHE, copy?.dest, 'and points NODE_COMPILE_CACHE at it')
   t.ok(existsSync(join(root, 'deploy/image/warm-compile-cache.mjs')))
 })
@@ -396,6 +401,10 @@ t.test('the image layout, rebuilt in a temp dir, starts', async t => {
   const warm = await node([join(root, 'deploy/image/warm-compile-cache.mjs'), app], { NODE_COMPILE_CACHE: warmed }, image)
   t.equal(warm.code, 0, `the compile cache fills\n${warm.stderr}`)
   t.match(warm.stderr, /skr serve started and stopped; \d+ entries/)
+  // A fill that caches nothing for its own uid fails, even where another uid's entries exist.
+  const none = await node([join(root, 'deploy/image/warm-compile-cache.mjs'), app], { NODE_COMPILE_CACHE: warmed, NODE_DISABLE_COMPILE_CACHE: '1' }, image)
+  t.equal(none.code, 1, `a fill that caches nothing for its uid fails the build\n${none.stderr}`)
+  t.match(none.stderr, /compile cache is not enabled/)
   cpSync(warmed, join(app, 'compile-cache'), { recursive: true })
 
   // /skr.sh with the reference's environment, simulated attestation: serves, and is healthy.
