@@ -37,7 +37,10 @@ function keyFits (spec: AlgSpec, key: KeyObject): boolean {
   if (key.type !== 'public') return false
   const details = key.asymmetricKeyDetails
   if (spec.kind === 'ec') return key.asymmetricKeyType === 'ec' && details?.namedCurve === spec.curve
-  // An RSA-PSS-only key (id-RSASSA-PSS) may sign PS* but never RS*.
+  // An RSA-PSS-only key (id-RSASSA-PSS) may sign PS* but never RS*, and only when the hash its
+  // parameters fix (OpenSSL then applies them) is the algorithm's for the digest and MGF1 both
+  // (RFC 7518 §3.5): a key restricted to MGF1-SHA1 would otherwise verify a PS256 that is not one.
+  if (key.asymmetricKeyType === 'rsa-pss' && [details?.hashAlgorithm, details?.mgf1HashAlgorithm].some(h => h !== undefined && h !== spec.hash)) return false
   const rsa = key.asymmetricKeyType === 'rsa' || (spec.kind === 'rsa-pss' && key.asymmetricKeyType === 'rsa-pss')
   return rsa && (details?.modulusLength ?? 0) >= MIN_RSA_BITS
 }

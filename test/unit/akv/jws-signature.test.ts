@@ -64,6 +64,19 @@ t.test('an algorithm only with the key it names', async (t) => {
   t.notOk(verifyJwsSignature('RS256', rs.input, pssSig, pss.publicKey), 'but is never used for RS256')
 })
 
+t.test('an RSA-PSS key whose parameters fix another hash is refused (RFC 7518 §3.5: MGF1 with the same SHA-2)', async (t) => {
+  const input = Buffer.from('eyJhbGciOiJQUzI1NiJ9.eyJyZXF1ZXN0Ijp7fX0', 'ascii')
+  const pssOptions = { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }
+  const mgf1Sha1 = generateKeyPairSync('rsa-pss', { modulusLength: 2048, hashAlgorithm: 'sha256', mgf1HashAlgorithm: 'sha1' }) as Pair
+  const sig = sign('sha256', input, { key: mgf1Sha1.privateKey, ...pssOptions })
+  t.ok(verify('sha256', input, { key: mgf1Sha1.publicKey, ...pssOptions }, sig), '(OpenSSL verifies it with the key\'s MGF1-SHA1)')
+  t.notOk(verifyJwsSignature('PS256', input, sig, mgf1Sha1.publicKey), 'PS256 refuses a key restricted to MGF1-SHA1')
+  const sha384 = generateKeyPairSync('rsa-pss', { modulusLength: 2048, hashAlgorithm: 'sha384', mgf1HashAlgorithm: 'sha384' }) as Pair
+  const sig384 = sign('sha384', input, { key: sha384.privateKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 48 })
+  t.ok(verifyJwsSignature('PS384', input, sig384, sha384.publicKey), 'a key restricted to SHA-384 verifies PS384')
+  t.notOk(verifyJwsSignature('PS256', input, sig, sha384.publicKey), 'and nothing else')
+})
+
 t.test('unknown and inherited names are not algorithms', async (t) => {
   const { input, signature } = await signed('RS256', rsa.privateKey)
   for (const alg of ['none', 'HS256', 'rs256', 'EdDSA', 'toString', '__proto__', 'constructor', '']) {
