@@ -34,16 +34,17 @@ export const SECRET_KEYS: readonly string[] = Object.freeze([...SECRET_NAMES, ..
 export const CENSOR = '[redacted]'
 
 /**
- * pino redact paths: the request's headers and body as pino's `req` serializer leaves them, and
- * the secret keys at the top level (pino's path syntax takes `proxy-authorization` as one literal
- * key; the header under `req` needs brackets). They run after the serializers, as a last net
- * under redactSecrets, which handles every depth, and they are all that covers a child logger's
- * bindings. No `*.key` wildcards: with @pinojs/redact (pino 10) a wildcard path runs on every
- * top-level value of every line, and `*.k` for the 27 keys then listed cost 12-24 µs a line
- * (measured on Node 24, ten times the rest of the line), `*.*.*.*.k` up to four levels
- * 65-160 µs; redactSecrets costs 0.1-0.6 µs.
+ * pino redact paths: the request's URL (its query string: see censor), headers and body as a
+ * `req` serializer leaves them, and the secret keys at the top level (pino's path syntax takes
+ * `proxy-authorization` as one literal key; the header under `req` needs brackets). They run
+ * after the serializers, as a last net under redactSecrets, which handles every depth, and they
+ * are all that covers a child logger's bindings. No `*.key` wildcards: with @pinojs/redact (pino
+ * 10) a wildcard path runs on every top-level value of every line, and `*.k` for the 27 keys then
+ * listed cost 12-24 µs a line (measured on Node 24, ten times the rest of the line), `*.*.*.*.k`
+ * up to four levels 65-160 µs; redactSecrets costs 0.1-0.6 µs.
  */
 export const REDACT_PATHS: readonly string[] = Object.freeze([
+  'req.url',
   'req.headers.authorization',
   'req.headers["proxy-authorization"]',
   'req.headers.cookie',
@@ -191,12 +192,23 @@ export function redactSecrets (value: unknown): unknown {
   return state.budget < 0 ? TOO_LARGE : redacted
 }
 
+// The censor of every redact path but one: fastify logs each request (`incoming request`, at
+// info) with `req.url` as sent, query string included. skr's routes read no query, so a query only
+// ever carries what a caller put there (`?access_token=…`): the URL keeps its path, for operators.
+function censor (value: unknown, path: string[]): unknown {
+  if (typeof value === 'string' && path.length === 2 && path[0] === 'req' && path[1] === 'url') {
+    const query = value.indexOf('?')
+    return query === -1 ? value : `${value.slice(0, query)}?${CENSOR}`
+  }
+  return CENSOR
+}
+
 /** pino options shared by the server (fastify's `logger`) and the CLI. */
 export function loggerOptions (level: LogLevel): LoggerOptions {
   return {
     level,
     base: { service: 'skr' },
-    redact: { paths: [...REDACT_PATHS], censor: CENSOR },
+    redact: { paths: [...REDACT_PATHS], censor },
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: {
       level: (label) => ({ level: label }),
@@ -229,8 +241,29 @@ function openLogFile (logFile: string): number {
   }
 }
 
+/**
+ * Makes `logger` and every logger derived from it walk child bindings through redactSecrets. pino
+ * gives child bindings neither `formatters.log` nor a bindings formatter (children reset it), only
+ * the literal redact paths, so a secret nested in a binding would otherwise be printed on every
+ * line of that child. The walk runs once per child (fastify makes one per request: ~0.2 µs).
+ */
+export function redactChildBindings (logger: Logger): Logger {
+  const child = logger.child
+  // An own property of the root, inherited by every child (pino builds them with Object.create).
+  Object.defineProperty(logger, 'child', {
+    configurable: true,
+    writable: true,
+    value: function (this: Logger, bindings: Record<string, unknown>, options?: Parameters<Logger['child']>[1]) {
+      const redacted = redactSecrets(bindings)
+      const safe = typeof redacted === 'object' && redacted !== null ? redacted as Record<string, unknown> : { redaction: redacted }
+      return child.call(this, safe, options)
+    }
+  })
+  return logger
+}
+
 /** Creates the process logger: stdout, or LogFile appended (created 0644, like the reference). */
 export function createLogger (level: LogLevel, logFile: string | null): Logger {
   const destination = pino.destination({ dest: logFile === null ? 1 : openLogFile(logFile), sync: false })
-  return pino(loggerOptions(level), destination)
+  return redactChildBindings(pino(loggerOptions(level), destination))
 }

@@ -7,7 +7,7 @@ import { decodeJwt } from 'jose'
 import { request } from 'undici'
 import { loadConfig } from '../config.ts'
 import { pino } from 'pino'
-import { loggerOptions, type Logger } from '../log.ts'
+import { loggerOptions, redactChildBindings, type Logger } from '../log.ts'
 import { FlagError, parseFlags } from './flags.ts'
 import { startSidecar } from '../sidecar.ts'
 import { startEmulatedEnvironment, type EmulatedEnvironment } from '../emulator/environment.ts'
@@ -74,7 +74,7 @@ export async function run (argv: readonly string[], env: Readonly<Record<string,
     process.env.AZURE_POD_IDENTITY_AUTHORITY_HOST = emulated.imds.url
     const config = loadConfig([], { ...emulated.skrEnv(0), LogLevel: flags.loglevel ?? 'warning' })
     // The sidecar's log lines go to stderr: stdout is the walk-through (or the --json document).
-    log = pino(loggerOptions(config.logLevel), pino.destination({ dest: 2, sync: false }))
+    log = redactChildBindings(pino(loggerOptions(config.logLevel), pino.destination({ dest: 2, sync: false })))
     sidecar = await startSidecar(config, { log, extraCa: [...emulated.extraCa] })
     const base = sidecar.addresses[0] as string
 

@@ -5,7 +5,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pino, type Logger } from 'pino'
 import { IdentityUnavailable } from '../../src/errors.ts'
-import { CENSOR, createLogger, loggerOptions, REDACT_LIMITS, REDACT_PATHS, redactSecrets, SECRET_KEYS } from '../../src/log.ts'
+import { CENSOR, createLogger, loggerOptions, REDACT_LIMITS, REDACT_PATHS, redactChildBindings, redactSecrets, SECRET_KEYS } from '../../src/log.ts'
+import { createMetricsRegistry } from '../../src/observability/registry.ts'
+import { buildApp } from '../../src/server/app.ts'
+import { FakeAttestationService, FakeKeyReleaseService, testConfig } from '../doubles/fake-services.ts'
 
 // The destination writes asynchronously; flush() can call back before a write queued by another
 // logger on the same file lands, so wait (boundedly) for the text instead of trusting the callback.
@@ -32,6 +35,9 @@ t.test('LogFile is appended to, created 0644, parent directories made', async t 
   const again = createLogger('info', file)
   again.info('second')
   t.match(await fileContains(file, /second/), /hello[\s\S]*second/, 'appended, not truncated')
+  again.child({ ctx: { access_token: 'nested-binding-secret' } }).info('child of the process logger')
+  const withChild = await fileContains(file, /child of the process logger/)
+  t.notMatch(withChild, /nested-binding-secret/, 'the process logger walks child bindings (redactChildBindings)')
 })
 
 t.test('an unwritable LogFile is ERR_CONFIG_INVALID, not a crash', { skip: process.getuid?.() === 0 ? 'root can write anywhere; the directory case below still runs' : false }, async t => {
@@ -227,4 +233,46 @@ t.test('redactSecrets copies on write, and fails closed past its bounds', async 
 
   log.info({ kid: 'k4', get broken (): string { throw new Error('getter') } }, 'throwing getter')
   t.equal(lineWith(lines, 'throwing getter')['redaction'], '[redacted: unreadable]', 'a throwing getter does not break logging')
+})
+
+t.test('fastify logs each request\'s path, never its query string (a caller\'s token may be there)', async t => {
+  const token = secret('QS')
+  const { log, lines } = capture()
+  const app = buildApp({ config: testConfig(), attestation: new FakeAttestationService(), keyRelease: new FakeKeyReleaseService(), logger: log, metrics: createMetricsRegistry({ defaultMetrics: false }) })
+  t.teardown(() => app.close())
+  const body = { maa_endpoint: 'sharedeus.eus.attest.azure.net', akv_endpoint: 'myvault.vault.azure.net', kid: 'mykey' }
+  t.equal((await app.inject({ method: 'POST', url: `/key/release?access_token=${token}`, payload: body })).statusCode, 200)
+  t.equal((await app.inject({ method: 'GET', url: `/status?token=${token}&x=1` })).statusCode, 200)
+  t.equal((await app.inject({ method: 'GET', url: `/no/such/route?code=${token}` })).statusCode, 404)
+  t.equal((await app.inject({ method: 'GET', url: '/status' })).statusCode, 200)
+
+  t.notOk(lines.join('').includes(token), 'no byte of the query string is logged')
+  const urls = lines.map(line => at(JSON.parse(line), 'req', 'url')).filter(url => url !== undefined)
+  t.same(urls, ['/key/release?[redacted]', '/status?[redacted]', '/no/such/route?[redacted]', '/status'], 'the path is kept, and that there was a query')
+  // The same path covers a `req` logged by anyone with these options (a binding included).
+  log.child({ req: { method: 'GET', url: `/x?${token}` } }).info({ req: { method: 'GET', url: `/y?${token}` } }, 'req with a query')
+  t.notOk(lines.join('').includes(token))
+  t.match(lineWith(lines, 'req with a query'), { req: { method: 'GET', url: '/y?[redacted]' } })
+})
+
+t.test('child bindings: nested secrets censored, through every generation, other bindings kept', async (t) => {
+  const lines: string[] = []
+  const root = redactChildBindings(pino(loggerOptions('trace'), { write (line: string) { lines.push(line) } }))
+  const token = secret('nested-binding')
+  const deep = secret('grandchild-binding')
+  const child = root.child({ component: 'outer', ctx: { upstream: { access_token: token, status: 200 } } })
+  child.info('child line')
+  child.child({ reqId: 'r-1', more: { a: { client_secret: deep } } }).info('grandchild line')
+  const text = lines.join('')
+  t.notOk(text.includes(token), 'no byte of a nested binding secret')
+  t.notOk(text.includes(deep), 'nor of a grandchild\'s')
+  t.same(at(lineWith(lines, 'child line'), 'ctx'), { upstream: { access_token: CENSOR, status: 200 } })
+  const grand = lineWith(lines, 'grandchild line')
+  t.match(grand, { component: 'outer', reqId: 'r-1', service: 'skr' }, 'a grandchild keeps its parents\' bindings')
+  t.same(at(grand, 'more'), { a: { client_secret: CENSOR } })
+  t.same(at(grand, 'ctx'), { upstream: { access_token: CENSOR, status: 200 } })
+  // Without it (a plain pino logger with the same options) the nested value is printed: the reason for the wrapper.
+  const plain: string[] = []
+  pino(loggerOptions('trace'), { write (line: string) { plain.push(line) } }).child({ ctx: { access_token: token } }).info('plain')
+  t.ok(plain.join('').includes(token), 'pino alone does not walk bindings')
 })
