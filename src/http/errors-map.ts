@@ -41,7 +41,9 @@ const KNOWN: Record<string, { kind: Kind, what: string }> = {
   ENETUNREACH: { kind: 'network', what: 'network unreachable' },
   EPIPE: { kind: 'network', what: 'connection closed while sending' },
   UND_ERR_SOCKET: { kind: 'network', what: 'connection closed by the server' },
-  UND_ERR_RES_CONTENT_LENGTH_MISMATCH: { kind: 'network', what: 'response shorter than its Content-Length' }
+  UND_ERR_RES_CONTENT_LENGTH_MISMATCH: { kind: 'network', what: 'response shorter than its Content-Length' },
+  // undici's ProxyAgent wraps an https:// proxy's ERR_TLS_CERT_ALTNAME_INVALID in this code.
+  UND_ERR_PRX_TLS: { kind: 'tls', what: 'TLS certificate of the proxy does not match its name' }
 }
 
 // A certificate problem will not fix itself on the next attempt, and retrying hides it.

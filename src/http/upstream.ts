@@ -17,7 +17,7 @@ import type { Readable } from 'node:stream'
 import type { LookupFunction } from 'node:net'
 import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls'
 import type * as UndiciModule from 'undici'
-import type { Dispatcher, Pool } from 'undici'
+import type { buildConnector, Dispatcher, Pool } from 'undici'
 import { UpstreamResponseInvalid, UpstreamUnavailable } from '../errors.ts'
 import { deadlineError, mapTransportError, statusError, type FailureContext, type TransportFailure } from './errors-map.ts'
 import { proxyFor, proxyFromEnvironment, proxyRefusalStatus, type ProxyServer, type ProxySettings, type UnusableProxy } from './proxy.ts'
@@ -135,6 +135,40 @@ function throwIfAborted (signal: AbortSignal | undefined): void {
 
 type Attempt = { ok: true, response: UpstreamResponse } | { ok: false, err: unknown }
 
+// `pending`, or the signal's reason as soon as it fires (also if it already has). undici notices an
+// abort only once the request has a connection; until then it only records it, and aborts the
+// request when connected (or fails it with its own timeout): nothing is left unhandled.
+async function unlessAborted<T> (pending: Promise<T>, signal: AbortSignal): Promise<T> {
+  let onAbort = (): void => {}
+  const aborted = new Promise<never>((_resolve, reject) => {
+    onAbort = () => { reject(signal.reason) }
+    if (signal.aborted) onAbort()
+    else signal.addEventListener('abort', onAbort, { once: true })
+  })
+  try {
+    return await Promise.race([pending, aborted])
+  } finally {
+    signal.removeEventListener('abort', onAbort)
+  }
+}
+
+// undici takes a CONNECT that the proxy closed without answering (UND_ERR_SOCKET) for a recoverable
+// socket error: it reconnects at once, without end, and never fails the requests waiting for the
+// tunnel (thousands of CONNECTs a second, the call stuck until its deadline and the loop going on
+// after it). Reported as a reset, it fails them, and the call's own bounded retries take over.
+function failClosedTunnel (connect: buildConnector.connector): buildConnector.connector {
+  return (options, callback) => {
+    connect(options, (...args) => {
+      const [err] = args
+      if (err !== null && (err as { code?: unknown }).code === 'UND_ERR_SOCKET') {
+        callback(Object.assign(new Error('the proxy closed the connection without answering CONNECT', { cause: err }), { code: 'ECONNRESET' }), null)
+      } else {
+        callback(...args)
+      }
+    })
+  }
+}
+
 type Undici = typeof UndiciModule
 
 let undici: Promise<Undici> | undefined
@@ -215,19 +249,29 @@ export class Upstream {
   #newViaProxy (u: Undici, proxy: ProxyServer): Dispatcher {
     const { connectTimeoutMs, headersTimeoutMs, bodyTimeoutMs } = this.policy
     const token = proxy.authorization()
+    // undici checks an https:// proxy's certificate against the URL's hostname, which for IPv6 is
+    // "[::1]", a name no certificate holds: give it the address itself.
+    const host = new URL(proxy.origin).hostname
+    const servername = host.startsWith('[') ? { servername: host.slice(1, -1) } : {}
     return new u.ProxyAgent({
       uri: proxy.origin,
       ...(token === undefined ? {} : { token }),
       // Plain-http origins are forwarded in absolute form, as Go does (many proxies only allow CONNECT
       // to 443); https origins always go through a CONNECT tunnel.
       proxyTunnel: false,
-      proxyTls: { timeout: connectTimeoutMs, ...this.#tls(), ...(this.#lookup === null ? {} : { lookup: this.#lookup }) },
+      proxyTls: { timeout: connectTimeoutMs, ...servername, ...this.#tls(), ...(this.#lookup === null ? {} : { lookup: this.#lookup }) },
       requestTls: { timeout: connectTimeoutMs, ...this.#tls() },
       // Waiting for the CONNECT answer is part of connecting. Only the proxy client's headers timeout
-      // bounds it: undici does not cancel a request still waiting for its connection when its signal fires.
+      // bounds it: undici does not cancel a request still waiting for its connection when its signal
+      // fires (the call itself stops waiting then: unlessAborted).
       clientFactory: (origin, opts) => new u.Pool(origin, { ...(opts as Pool.Options), headersTimeout: connectTimeoutMs }),
-      // The client for forwarded plain-http requests is built here with `connect` only: give it our timeouts.
-      factory: (origin, opts) => new u.Pool(origin, { headersTimeout: headersTimeoutMs, bodyTimeout: bodyTimeoutMs, ...(opts as Pool.Options) }),
+      // The client for forwarded plain-http requests is built here with `connect` only: give it our
+      // timeouts. The client of each origin reached through a tunnel is built here too.
+      factory: (origin, opts) => {
+        const options = opts as Pool.Options
+        const connect = typeof options.connect === 'function' ? { connect: failClosedTunnel(options.connect) } : {}
+        return new u.Pool(origin, { headersTimeout: headersTimeoutMs, bodyTimeout: bodyTimeoutMs, ...options, ...connect })
+      },
       headersTimeout: headersTimeoutMs,
       bodyTimeout: bodyTimeoutMs
     })
@@ -323,7 +367,10 @@ export class Upstream {
   async #attempt (url: URL, req: UpstreamRequest, signal: AbortSignal, proxy: ProxyServer | null): Promise<Attempt> {
     try {
       const u = this.#undici ?? await this.#load()
-      const res = await u.request(url, {
+      // Getting a connection through a proxy takes up to three connect timeouts (the proxy, its
+      // CONNECT answer, the origin's TLS), and undici ignores the signal until it has one: the
+      // deadline and the caller's abort must not wait for that.
+      const res = await unlessAborted(u.request(url, {
         dispatcher: this.#dispatcher(u, proxy),
         method: req.method,
         // ProxyAgent writes a Host header into the object it is given, so never hand it the caller's.
@@ -333,7 +380,7 @@ export class Upstream {
         headers: proxy === null ? req.headers : { ...req.headers },
         body: req.body,
         signal
-      })
+      }), signal)
       const body = await this.#readBody(res.body, res.headers['content-length'], url)
       // undici ends the body stream a tick before it marks the connection idle; a request sent in
       // between would open a second connection instead of reusing this one.

@@ -37,8 +37,16 @@ interface ProxyScript {
   status?: number
   /** Accept the TCP connection, then never answer the CONNECT. */
   hang?: boolean
+  /** Answer the CONNECT with 200, then never carry a byte (the origin's TLS handshake stalls). */
+  stall?: boolean
+  /** Close the connection on a CONNECT without answering it. */
+  close?: boolean
+  /** Called when a CONNECT arrives, before it is answered. */
+  onTunnel?: () => void
   /** Serve the proxy itself over TLS (an https:// proxy URL). */
   tls?: { cert: string, key: string }
+  /** The address to listen on (default 127.0.0.1). */
+  address?: string
 }
 
 interface TestProxy {
@@ -49,11 +57,13 @@ interface TestProxy {
   forwards: string[]
   /** The Proxy-Authorization header of every CONNECT or forwarded request. */
   auths: Array<string | undefined>
+  /** Drops every connection it holds (a hung CONNECT then fails at once). */
+  drop: () => void
 }
 
 async function startProxy (t: Test, script: ProxyScript = {}): Promise<TestProxy> {
-  const proxy: TestProxy = { port: 0, tunnels: [], forwards: [], auths: [] }
   const sockets = new Set<Duplex>()
+  const proxy: TestProxy = { port: 0, tunnels: [], forwards: [], auths: [], drop: () => { for (const s of sockets) s.destroy() } }
   const track = (s: Duplex): void => {
     sockets.add(s)
     s.on('close', () => sockets.delete(s))
@@ -86,7 +96,16 @@ async function startProxy (t: Test, script: ProxyScript = {}): Promise<TestProxy
     track(socket)
     proxy.tunnels.push(req.url ?? '')
     proxy.auths.push(req.headers['proxy-authorization'])
+    script.onTunnel?.()
     if (script.hang === true) return
+    if (script.close === true) {
+      socket.destroy()
+      return
+    }
+    if (script.stall === true) {
+      socket.write('HTTP/1.1 200 Connection Established\r\n\r\n')
+      return
+    }
     const status = refusal(req.headers['proxy-authorization'])
     if (status !== null) {
       const extra = status === 407 ? 'Proxy-Authenticate: Basic realm="test"\r\n' : ''
@@ -103,11 +122,11 @@ async function startProxy (t: Test, script: ProxyScript = {}): Promise<TestProxy
     track(upstream)
     upstream.on('error', () => { socket.destroy() })
   })
-  await new Promise<void>((resolve) => { server.listen(0, '127.0.0.1', resolve) })
+  await new Promise<void>((resolve) => { server.listen(0, script.address ?? '127.0.0.1', resolve) })
   proxy.port = (server.address() as net.AddressInfo).port
   t.teardown(async () => {
     // Tunnelled sockets have left the http server: closeAllConnections does not see them.
-    for (const s of sockets) s.destroy()
+    proxy.drop()
     server.closeAllConnections()
     await new Promise<void>((resolve) => { server.close(() => { resolve() }) })
   })
@@ -260,6 +279,90 @@ t.test('a proxy that never answers CONNECT times out within the connect timeout'
   t.equal(proxy.tunnels.length, 1)
 })
 
+t.test('a proxy that closes the connection on CONNECT: a reset, retried within the budget, no reconnect loop', async (t) => {
+  const origin = await startOrigin(t)
+  const proxy = await startProxy(t, { close: true })
+  const started = performance.now()
+  const err = await upstream(t, { HTTPS_PROXY: `http://${USERINFO}@127.0.0.1:${proxy.port}` }, { ca: origin.ca, policy: { maxRetries: 2, totalTimeoutMs: 5_000 } })
+    .request({ method: 'GET', url: `https://vault.test:${origin.port}/` }).catch((e: unknown) => e)
+  t.ok(performance.now() - started < 2_500, 'at once, not at the deadline')
+  t.match(err, { code: 'ERR_UPSTREAM_UNAVAILABLE', details: { errorCode: 'ECONNRESET', attempts: 3 } })
+  t.equal((err as Error).message, `akv vault.test:${origin.port} via proxy http://127.0.0.1:${proxy.port}: connection reset (ECONNRESET) after 3 attempts`)
+  assertNoSecrets(t, printed(err))
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  t.equal(proxy.tunnels.length, 3, 'one CONNECT per attempt, none after the call')
+})
+
+t.test('the whole-call deadline and the caller\'s abort do not wait for a CONNECT that is never answered', async (t) => {
+  const origin = await startOrigin(t)
+  const proxy = await startProxy(t, { hang: true })
+  // The connect timeout (which bounds the CONNECT answer) is far beyond what either wait may take.
+  // undici itself still waits for it: drop the proxy's connections so that close() need not.
+  const policy = { connectTimeoutMs: 20_000, totalTimeoutMs: 300, maxRetries: 0 }
+  let started = performance.now()
+  const err = await upstream(t, { HTTPS_PROXY: `http://127.0.0.1:${proxy.port}` }, { ca: origin.ca, policy })
+    .request({ method: 'GET', url: `https://vault.test:${origin.port}/` }).catch((e: unknown) => e)
+  t.ok(performance.now() - started < 10_000, 'the 300 ms deadline, not the 20 s connect timeout')
+  t.match(err, { code: 'ERR_UPSTREAM_TIMEOUT', details: { errorCode: 'TOTAL_DEADLINE', attempts: 1 } })
+  proxy.drop()
+
+  const caller = new AbortController()
+  const reason = new Error('the caller went away')
+  const waiting = await startProxy(t, { hang: true, onTunnel: () => { caller.abort(reason) } })
+  started = performance.now()
+  const err2 = await upstream(t, { HTTPS_PROXY: `http://127.0.0.1:${waiting.port}` }, { ca: origin.ca, policy: { ...policy, totalTimeoutMs: 30_000 } })
+    .request({ method: 'GET', url: `https://vault.test:${origin.port}/`, signal: caller.signal }).catch((e: unknown) => e)
+  t.ok(performance.now() - started < 10_000, 'the caller\'s abort, not the 20 s connect timeout')
+  t.equal(err2, reason, 'the caller\'s own reason, unchanged')
+  waiting.drop()
+})
+
+t.test('a tunnel that carries nothing times out within the connect timeout (the origin\'s TLS handshake)', async (t) => {
+  const origin = await startOrigin(t)
+  const proxy = await startProxy(t, { stall: true })
+  const err = await upstream(t, { HTTPS_PROXY: `http://127.0.0.1:${proxy.port}` }, { ca: origin.ca, policy: { connectTimeoutMs: 200, maxRetries: 0 } })
+    .request({ method: 'GET', url: `https://vault.test:${origin.port}/` }).catch((e: unknown) => e)
+  t.match(err, { code: 'ERR_UPSTREAM_TIMEOUT', details: { errorCode: 'UND_ERR_CONNECT_TIMEOUT', attempts: 1 } })
+  t.equal(proxy.tunnels.length, 1)
+})
+
+t.test('through the tunnel the origin\'s certificate is still verified: its roots and its name', async (t) => {
+  const origin = await startOrigin(t)
+  const proxy = await startProxy(t)
+  const env = { HTTPS_PROXY: `http://127.0.0.1:${proxy.port}` }
+  const untrusted = await upstream(t, env, { policy: { maxRetries: 2 } })
+    .request({ method: 'GET', url: `https://vault.test:${origin.port}/` }).catch((e: unknown) => e)
+  t.match(untrusted, { code: 'ERR_UPSTREAM_UNAVAILABLE', details: { errorCode: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', attempts: 1 } }, 'without the extra CA: rejected, not retried')
+  const other = await createLocalPki()
+  const wrongRoot = await upstream(t, env, { ca: other.caCertPem })
+    .request({ method: 'GET', url: `https://vault.test:${origin.port}/` }).catch((e: unknown) => e)
+  t.match(wrongRoot, { code: 'ERR_UPSTREAM_UNAVAILABLE', details: { errorCode: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' } }, 'an unrelated extra CA does not help')
+  const wrongName = await upstream(t, env, { ca: origin.ca, policy: { maxRetries: 2 } })
+    .request({ method: 'GET', url: `https://elsewhere.test:${origin.port}/` }).catch((e: unknown) => e)
+  t.match(wrongName, { code: 'ERR_UPSTREAM_UNAVAILABLE', details: { errorCode: 'ERR_TLS_CERT_ALTNAME_INVALID', attempts: 1 } }, 'the name in the URL is checked')
+  t.same(proxy.tunnels, [`vault.test:${origin.port}`, `vault.test:${origin.port}`, `elsewhere.test:${origin.port}`])
+})
+
+t.test('an https:// proxy\'s own certificate is verified: its roots and its name', async (t) => {
+  const origin = await startOrigin(t)
+  const other = await createLocalPki()
+  const untrusted = await startProxy(t, { tls: await other.issue(['proxy.test']).then(({ certPem, keyPem }) => ({ cert: certPem, key: keyPem })) })
+  const err = await upstream(t, { HTTPS_PROXY: `https://${USERINFO}@proxy.test:${untrusted.port}` }, { ca: origin.ca, policy: { maxRetries: 2 } })
+    .request({ method: 'GET', url: `https://vault.test:${origin.port}/` }).catch((e: unknown) => e)
+  t.match(err, { code: 'ERR_UPSTREAM_UNAVAILABLE', details: { errorCode: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', attempts: 1 } })
+  t.same(untrusted.tunnels, [], 'no CONNECT (and no credentials) sent to an unverified proxy')
+  assertNoSecrets(t, printed(err))
+
+  const misnamed = await startProxy(t, { tls: await pki.issue(['elsewhere.test']).then(({ certPem, keyPem }) => ({ cert: certPem, key: keyPem })) })
+  const err2 = await upstream(t, { HTTPS_PROXY: `https://${USERINFO}@proxy.test:${misnamed.port}` }, { ca: origin.ca, policy: { maxRetries: 2 } })
+    .request({ method: 'GET', url: `https://vault.test:${origin.port}/` }).catch((e: unknown) => e)
+  t.match(err2, { code: 'ERR_UPSTREAM_UNAVAILABLE', details: { errorCode: 'UND_ERR_PRX_TLS', attempts: 1 } })
+  t.equal((err2 as Error).message,
+    `akv vault.test:${origin.port} via proxy https://proxy.test:${misnamed.port}: TLS certificate of the proxy does not match its name (UND_ERR_PRX_TLS) after 1 attempt`)
+  t.same(misnamed.tunnels, [])
+  assertNoSecrets(t, printed(err2))
+})
+
 t.test('an https:// proxy: TLS to the proxy (trusting the extra CA), then the tunnel', async (t) => {
   const origin = await startOrigin(t)
   const { certPem, keyPem } = await pki.issue(['proxy.test'])
@@ -269,6 +372,19 @@ t.test('an https:// proxy: TLS to the proxy (trusting the extra CA), then the tu
   t.equal(res.status, 200)
   t.same(proxy.tunnels, [`vault.test:${origin.port}`])
   t.same(proxy.auths, [BASIC])
+})
+
+const hasIpv6Loopback = await new Promise<boolean>((resolve) => {
+  const probe = net.createServer().once('error', () => { resolve(false) }).listen(0, '::1', () => { probe.close(() => { resolve(true) }) })
+})
+
+t.test('an https:// proxy at an IPv6 address: its certificate is checked against that address', { skip: hasIpv6Loopback ? false : 'no IPv6 loopback on this machine' }, async (t) => {
+  const origin = await startOrigin(t)
+  const { certPem, keyPem } = await pki.issue(['::1'])
+  const proxy = await startProxy(t, { tls: { cert: certPem, key: keyPem }, address: '::1' })
+  const up = upstream(t, { HTTPS_PROXY: `https://[::1]:${proxy.port}` }, { ca: origin.ca })
+  t.equal((await up.request({ method: 'GET', url: `https://vault.test:${origin.port}/` })).status, 200)
+  t.same(proxy.tunnels, [`vault.test:${origin.port}`])
 })
 
 t.test('an unusable proxy variable fails the calls it would carry, naming the variable, not the value', async (t) => {
