@@ -12,9 +12,12 @@ import type {
   AttestationService,
   AttestationStatus,
   CombinedEvidence,
+  KeyReleaseBatchRequest,
+  KeyReleaseBatchResult,
   KeyReleaseRequest,
   KeyReleaseService
 } from '../../src/service/types.ts'
+import type { SidecarError } from '../../src/errors.ts'
 
 /** How an operation behaves: answer, throw `error`, or never settle (optionally rejecting on abort). */
 export type FakeMode =
@@ -112,6 +115,26 @@ export class FakeKeyReleaseService implements KeyReleaseService {
   async release (request: KeyReleaseRequest, signal?: AbortSignal): Promise<Record<string, unknown>> {
     this.calls.push({ op: 'release', request, signal })
     return await run(this.mode, signal, () => this.jwk)
+  }
+}
+
+/** A KeyReleaseService with batch release: kids named in `errors` fail with that error, the rest are released; `batchFailure` fails a whole batch. */
+export class FakeBatchKeyReleaseService extends FakeKeyReleaseService {
+  readonly batches: Array<{ request: KeyReleaseBatchRequest, signal: AbortSignal | undefined }> = []
+  errors = new Map<string, SidecarError>()
+  batchFailure: SidecarError | null = null
+
+  async releaseMany (request: KeyReleaseBatchRequest, signal?: AbortSignal): Promise<KeyReleaseBatchResult> {
+    this.batches.push({ request, signal })
+    if (this.batchFailure !== null) throw this.batchFailure
+    const keys: Record<string, Record<string, unknown>> = {}
+    const errors: Record<string, SidecarError> = {}
+    for (const kid of request.kids) {
+      const err = this.errors.get(kid)
+      if (err === undefined) keys[kid] = { ...FAKE_JWK, kid }
+      else errors[kid] = err
+    }
+    return { keys, errors }
   }
 }
 

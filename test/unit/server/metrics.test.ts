@@ -2,12 +2,10 @@
 // domain metrics recorded into the same registry, and no key names or endpoints anywhere.
 import t from 'tap'
 import { KeyNotFound, KeyReleaseDenied, UpstreamUnavailable } from '../../../src/errors.ts'
-import type { SidecarError } from '../../../src/errors.ts'
 import { instrumentKeyRelease } from '../../../src/observability/metrics.ts'
 import { createMetricsRegistry } from '../../../src/observability/registry.ts'
 import { buildApp } from '../../../src/server/app.ts'
-import type { KeyReleaseBatchRequest, KeyReleaseBatchResult } from '../../../src/service/types.ts'
-import { FAKE_JWK, FakeAttestationService, FakeKeyReleaseService, testConfig } from '../../doubles/fake-services.ts'
+import { FakeAttestationService, FakeBatchKeyReleaseService, FakeKeyReleaseService, testConfig } from '../../doubles/fake-services.ts'
 
 const KEY = { maa_endpoint: 'sharedeus.eus.attest.azure.net', akv_endpoint: 'secretvault.vault.azure.net', kid: 'top-secret-key-name' }
 
@@ -78,27 +76,9 @@ t.test('domain modules record into the registry the app serves', async t => {
   t.same(lines(text, 'skr_pool_depth'), ['skr_pool_depth{pool="wrapping_keys"} 2'])
 })
 
-/** A release service with batch release: kids named in `errors` fail with that error, the rest are released. */
-class FakeBatchService extends FakeKeyReleaseService {
-  errors = new Map<string, SidecarError>()
-  batchFailure: SidecarError | null = null
-
-  async releaseMany (request: KeyReleaseBatchRequest): Promise<KeyReleaseBatchResult> {
-    if (this.batchFailure !== null) throw this.batchFailure
-    const keys: Record<string, Record<string, unknown>> = {}
-    const errors: Record<string, SidecarError> = {}
-    for (const kid of request.kids) {
-      const err = this.errors.get(kid)
-      if (err === undefined) keys[kid] = { ...FAKE_JWK, kid }
-      else errors[kid] = err
-    }
-    return { keys, errors }
-  }
-}
-
 t.test('a batch release through the app counts each key by its outcome; key names never become labels', async t => {
   const metrics = createMetricsRegistry({ defaultMetrics: false })
-  const fake = new FakeBatchService()
+  const fake = new FakeBatchKeyReleaseService()
   const app = buildApp({ config: testConfig(), attestation: new FakeAttestationService(), keyRelease: instrumentKeyRelease(fake, metrics), metrics })
   t.teardown(() => app.close())
   const endpoints = { maa_endpoint: KEY.maa_endpoint, akv_endpoint: KEY.akv_endpoint }

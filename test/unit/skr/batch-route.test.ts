@@ -3,32 +3,13 @@
 import t from 'tap'
 import { pino } from 'pino'
 import { KeyNotFound, KeyReleaseDenied, UpstreamUnavailable } from '../../../src/errors.ts'
-import type { SidecarError } from '../../../src/errors.ts'
 import { buildApp } from '../../../src/server/app.ts'
-import type { KeyReleaseBatchRequest, KeyReleaseBatchResult, KeyReleaseRequest } from '../../../src/service/types.ts'
-import { FAKE_JWK, FakeAttestationService, FakeKeyReleaseService, testConfig } from '../../doubles/fake-services.ts'
+import type { KeyReleaseRequest } from '../../../src/service/types.ts'
+import { FAKE_JWK, FakeAttestationService, FakeBatchKeyReleaseService, FakeKeyReleaseService, testConfig } from '../../doubles/fake-services.ts'
 
 const BASE = { maa_endpoint: 'https://sharedeus.eus.attest.azure.net/', akv_endpoint: 'myvault.vault.azure.net' }
 
-/** A KeyReleaseService with releaseMany: kids named in `errors` fail with that error. */
-class FakeBatchService extends FakeKeyReleaseService {
-  readonly batches: Array<{ request: KeyReleaseBatchRequest, signal: AbortSignal | undefined }> = []
-  errors = new Map<string, SidecarError>()
-
-  async releaseMany (request: KeyReleaseBatchRequest, signal?: AbortSignal): Promise<KeyReleaseBatchResult> {
-    this.batches.push({ request, signal })
-    const keys: Record<string, Record<string, unknown>> = {}
-    const errors: Record<string, SidecarError> = {}
-    for (const kid of request.kids) {
-      const err = this.errors.get(kid)
-      if (err === undefined) keys[kid] = { ...FAKE_JWK, kid }
-      else errors[kid] = err
-    }
-    return { keys, errors }
-  }
-}
-
-function setup (keyRelease: FakeKeyReleaseService = new FakeBatchService()): { app: ReturnType<typeof buildApp>, keyRelease: FakeKeyReleaseService, logs: string[] } {
+function setup (keyRelease: FakeKeyReleaseService = new FakeBatchKeyReleaseService()): { app: ReturnType<typeof buildApp>, keyRelease: FakeKeyReleaseService, logs: string[] } {
   const logs: string[] = []
   const logger = pino({ level: 'trace' }, { write: (line: string) => { logs.push(line) } })
   const app = buildApp({ config: testConfig(), attestation: new FakeAttestationService(), keyRelease, logger })
@@ -38,7 +19,7 @@ function setup (keyRelease: FakeKeyReleaseService = new FakeBatchService()): { a
 
 t.test('mixed success and failure: 200 with per-kid keys (JWK strings) and errors ({error, code})', async (t) => {
   const { app, keyRelease, logs } = setup()
-  const service = keyRelease as FakeBatchService
+  const service = keyRelease as FakeBatchKeyReleaseService
   service.errors.set('b/0123456789abcdef0123456789abcdef', new KeyNotFound('release: AKV has no key b/0123456789abcdef0123456789abcdef: KeyNotFound'))
   service.errors.set('c', new UpstreamUnavailable('release: akv internal.host.example: HTTP 503 after 4 attempts'))
   const res = await app.inject({ method: 'POST', url: '/key/release', payload: { ...BASE, kids: ['a', 'b/0123456789abcdef0123456789abcdef', 'c'], access_token: 'caller' } })
@@ -63,7 +44,7 @@ t.test('mixed success and failure: 200 with per-kid keys (JWK strings) and error
 
 t.test('nothing released: the first kid\'s error, in the usual error shape and status', async (t) => {
   const { app, keyRelease } = setup()
-  const service = keyRelease as FakeBatchService
+  const service = keyRelease as FakeBatchKeyReleaseService
   service.errors.set('a', new KeyReleaseDenied('release: AKV denied the key release: Forbidden'))
   service.errors.set('b', new UpstreamUnavailable('release: HTTP 503'))
   const res = await app.inject({ method: 'POST', url: '/key/release', payload: { ...BASE, kids: ['a', 'b'] } })
@@ -87,7 +68,7 @@ t.test('shape validation', async (t) => {
     t.equal(res.statusCode, 400, name)
     t.match(res.json(), { error, code: 'ERR_REQUEST_INVALID' }, name)
   }
-  t.equal((keyRelease as FakeBatchService).batches.length, 0)
+  t.equal((keyRelease as FakeBatchKeyReleaseService).batches.length, 0)
   t.equal(keyRelease.calls.length, 0)
 })
 
