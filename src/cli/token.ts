@@ -148,7 +148,7 @@ export async function run (argv: readonly string[], env: CommandEnv, io: TokenIo
     if (partial !== null) {
       io.stderr(`skr token: warning: workload identity is only partly configured (${partial.missing.join(', ')} missing); using the managed identity instead, as the sidecar would\n`)
     }
-    const identity = identityConfigOf(config, await readExtraCa(config))
+    const identity = { ...identityConfigOf(config, await readExtraCa(config)), proxy: config.proxy }
     const source = hooks.tokenSource === undefined ? createIdentityTokenSource(identity) : await hooks.tokenSource(identity)
     const kind: IdentityKind = source.kind
     let token: string

@@ -12,8 +12,8 @@
 // The reference sends its IMDS calls (managed-identity tokens, THIM collateral at 169.254.169.254)
 // through the proxy unless NO_PROXY lists the address. A link-local address is only meaningful on
 // this VM's own link, so a proxy elsewhere either cannot reach it or reaches its own host's IMDS
-// and hands back that host's identity and collateral. (Token requests go through @azure/identity,
-// whose own proxy rules have no such exception: docs/compatibility.md says what to set.)
+// and hands back that host's identity and collateral. Token requests follow the same rules: the
+// identity SDK's HTTP goes through an Upstream too (src/identity/sdk-http-client.ts).
 import { BlockList, isIP } from 'node:net'
 import { domainToASCII } from 'node:url'
 

@@ -78,6 +78,8 @@ export interface UpstreamRequest {
   body?: string | Buffer
   signal?: AbortSignal
   retry?: boolean
+  /** Return a 408/429/5xx answer left after the last attempt instead of throwing (callers with their own retry policy: the Azure SDK's pipeline). */
+  returnAnyStatus?: boolean
 }
 
 /** The final answer: status, headers, the whole (capped) body and how many attempts it took. */
@@ -293,7 +295,7 @@ export class Upstream {
     return created
   }
 
-  /** Sends the request, retrying transient failures; returns any final status except exhausted 408/429/5xx. */
+  /** Sends the request, retrying transient failures; returns any final status except exhausted 408/429/5xx (unless `returnAnyStatus`). */
   async request (req: UpstreamRequest): Promise<UpstreamResponse> {
     const started = performance.now()
     try {
@@ -328,7 +330,7 @@ export class Upstream {
         let retryAfter: string | undefined
         if (outcome.ok) {
           const res = outcome.response
-          if (!isRetryableStatus(res.status)) return { ...res, attempts: ctx.attempts }
+          if (!isRetryableStatus(res.status) || (req.returnAnyStatus === true && ctx.attempts >= maxAttempts)) return { ...res, attempts: ctx.attempts }
           failure = statusError(ctx, res.status, res.body)
           retryAfter = firstHeader(res.headers['retry-after'])
         } else {

@@ -1,39 +1,37 @@
 // The @azure/identity credential for skr's identity configuration. Kept apart from
 // ./token-source.ts so that the SDK (the heaviest module skr loads) is imported on the first
-// token request, not at start-up.
-import tls from 'node:tls'
+// token request, not at start-up. Its HTTP goes through skr's own Upstream (./sdk-http-client.ts):
+// skr's proxy rules, extra CA roots, per-attempt timeouts and upstream metrics; the SDK ignores
+// abortSignal on both identity paths (a hung IMDS or Entra never settles), so that per-attempt
+// timeout is what ends a hung attempt, and token-source.ts bounds the whole fetch.
 import { ManagedIdentityCredential, WorkloadIdentityCredential } from '@azure/identity'
 import type { TokenCredential, TokenCredentialOptions } from '@azure/identity'
-// A dependency of @azure/identity itself: the SDK's own HTTP client, wrapped to add per-attempt timeouts.
-import { createDefaultHttpClient } from '@azure/core-rest-pipeline'
-import type { HttpClient } from '@azure/core-rest-pipeline'
 import { ConfigInvalid } from '../errors.ts'
+import type { UpstreamOptions } from '../http/upstream.ts'
+import { createSdkHttpClient } from './sdk-http-client.ts'
 import type { IdentityConfig } from './token-source.ts'
-
-// The SDK ignores abortSignal on both identity paths (a hung IMDS or Entra never settles), so
-// each HTTP attempt gets a timeout here; token-source.ts bounds the whole fetch.
-function httpClientWithTimeout (attemptTimeoutMs: number): HttpClient {
-  const inner = createDefaultHttpClient()
-  return {
-    sendRequest: async (request) => {
-      if (request.timeout === 0 || request.timeout > attemptTimeoutMs) request.timeout = attemptTimeoutMs
-      return await inner.sendRequest(request)
-    }
-  }
-}
 
 /**
  * Builds the SDK credential: workload identity when configured, else managed identity.
  * @param authorityHost already validated (https) by credentialPlan, or null
+ * @param metrics records each token request under 'imds' or 'entra'
  */
-export function sdkCredential (config: IdentityConfig, authorityHost: string | null, defaultAttemptTimeoutMs: number): TokenCredential {
-  const extra = config.extraCa ?? []
-  // `ca` replaces Node's roots, so the defaults (incl. NODE_EXTRA_CA_CERTS where Node exposes them) come first.
-  const defaults = (tls as { getCACertificates?: (which: 'default') => string[] }).getCACertificates?.('default') ?? [...tls.rootCertificates]
+export function sdkCredential (
+  config: IdentityConfig,
+  authorityHost: string | null,
+  defaultAttemptTimeoutMs: number,
+  metrics?: UpstreamOptions['metrics']
+): TokenCredential {
   const common: TokenCredentialOptions = {
-    httpClient: httpClientWithTimeout(config.attemptTimeoutMs ?? defaultAttemptTimeoutMs),
-    retryOptions: { maxRetries: 2, retryDelayInMs: 500, maxRetryDelayInMs: 4000 },
-    ...(extra.length > 0 ? { tlsOptions: { ca: [...defaults, ...extra] } } : {})
+    // One Upstream per service for this credential's lifetime; the SDK's own proxy and TLS
+    // options would only set an Agent on the request, which this client does not use.
+    httpClient: createSdkHttpClient({
+      attemptTimeoutMs: config.attemptTimeoutMs ?? defaultAttemptTimeoutMs,
+      ...(config.extraCa === undefined ? {} : { ca: config.extraCa }),
+      ...(config.proxy === undefined ? {} : { proxy: config.proxy }),
+      ...(metrics === undefined ? {} : { metrics })
+    }),
+    retryOptions: { maxRetries: 2, retryDelayInMs: 500, maxRetryDelayInMs: 4000 }
   }
   try {
     const wi = config.workload

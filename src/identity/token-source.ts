@@ -6,8 +6,9 @@
 //   callers), and no caching of failures; every lookup counts as a hit or a miss in the
 //   `aad_token` cache metric (a caller that joins a fetch under way is a miss: it waits);
 // - a deadline: the SDK ignores abortSignal on both paths (EXP: a hung IMDS or Entra never
-//   settles), so each HTTP attempt gets a timeout through our own HttpClient and each fetch a
-//   whole-call deadline here;
+//   settles), so each HTTP attempt gets a timeout through our own HttpClient (./sdk-http-client.ts:
+//   skr's Upstream, so token requests also follow skr's proxy rules and extra CA roots, and are
+//   timed under the 'imds' and 'entra' upstream metrics) and each fetch a whole-call deadline here;
 // - one error: every failure is IdentityUnavailable (503) naming the identity, who answered what,
 //   and what to check. Tokens never appear in messages or logs.
 //
@@ -15,6 +16,8 @@
 // it is the heaviest module skr depends on, and /status must answer without it.
 import type { AccessToken, TokenCredential } from '@azure/identity'
 import { ConfigInvalid, IdentityUnavailable } from '../errors.ts'
+import type { ProxySettings } from '../http/proxy.ts'
+import type { UpstreamOptions } from '../http/upstream.ts'
 import type { Logger } from '../log.ts'
 import { createSingleFlight } from '../util/single-flight.ts'
 import { scopeOf } from './resource.ts'
@@ -32,6 +35,11 @@ export interface TokenSource {
 /** The part of the metrics seam (observability/metrics.ts) the token cache uses. */
 export interface TokenCacheMetrics {
   cacheResult: (cache: string, hit: boolean) => void
+}
+
+/** The token cache's metrics plus, optionally, the upstream metric every token request is timed in ('imds', 'entra'). */
+export interface IdentityMetrics extends TokenCacheMetrics {
+  observeUpstream?: NonNullable<UpstreamOptions['metrics']>['observeUpstream']
 }
 
 /** How to wrap a credential; only `credential` and `kind` are required. */
@@ -180,6 +188,8 @@ export interface IdentityConfig {
   authorityHost: string | null
   /** Extra PEM roots for Entra's TLS (IMDS is plain http). */
   extraCa?: readonly string[]
+  /** Egress proxy settings for token requests (config.proxy); default: read once from process.env. Link-local and loopback always go direct. */
+  proxy?: ProxySettings
   /** Timeout of one HTTP attempt (default 5 s). */
   attemptTimeoutMs?: number
 }
@@ -216,24 +226,29 @@ export function credentialPlan (config: IdentityConfig): { kind: IdentityKind, h
 }
 
 /** Builds the SDK credential for a configuration (loads @azure/identity), with what to check when it fails. */
-export async function createCredential (config: IdentityConfig): Promise<{ credential: TokenCredential, kind: IdentityKind, hint: string }> {
+export async function createCredential (
+  config: IdentityConfig,
+  metrics?: UpstreamOptions['metrics']
+): Promise<{ credential: TokenCredential, kind: IdentityKind, hint: string }> {
   const plan = credentialPlan(config)
   const { sdkCredential } = await import('./sdk-credential.ts')
-  return { credential: sdkCredential(config, plan.authorityHost, ATTEMPT_TIMEOUT_MS), kind: plan.kind, hint: plan.hint }
+  return { credential: sdkCredential(config, plan.authorityHost, ATTEMPT_TIMEOUT_MS, metrics), kind: plan.kind, hint: plan.hint }
 }
 
 /** A TokenSource over the credential `config` selects. */
 export function createIdentityTokenSource (
   config: IdentityConfig,
-  options: Pick<TokenSourceOptions, 'now' | 'timeoutMs' | 'log' | 'metrics'> = {}
+  options: Pick<TokenSourceOptions, 'now' | 'timeoutMs' | 'log'> & { metrics?: IdentityMetrics } = {}
 ): TokenSource {
   const { kind, hint } = credentialPlan(config)
+  const observeUpstream = options.metrics?.observeUpstream?.bind(options.metrics)
+  const upstreamMetrics = observeUpstream === undefined ? undefined : { observeUpstream }
   let loading: Promise<TokenCredential> | null = null
   // The SDK credential is built on first use; a failure to build it is reported like any token
   // failure (and retried on the next request) rather than cached.
   const credential: Pick<TokenCredential, 'getToken'> = {
     getToken: async (scopes, opts) => {
-      loading ??= createCredential(config).then(c => c.credential, (err: unknown) => { loading = null; throw err })
+      loading ??= createCredential(config, upstreamMetrics).then(c => c.credential, (err: unknown) => { loading = null; throw err })
       return await (await loading).getToken(scopes, opts)
     }
   }

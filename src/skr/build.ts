@@ -116,7 +116,8 @@ export async function buildKeyRelease (
   // Every cache this build owns records hits and misses into the same Metrics (the AAD token
   // cache included); an injected token source (tests) brings its own.
   const metrics = options.metrics === undefined ? {} : { metrics: options.metrics }
-  const tokens = options.tokens ?? createIdentityTokenSource(identityConfigOf(config, ca), { log, ...metrics })
+  // Token requests follow the same proxy settings as every other upstream (IMDS always goes direct).
+  const tokens = options.tokens ?? createIdentityTokenSource({ ...identityConfigOf(config, ca), proxy: config.proxy }, { log, ...metrics })
   // A bad configured CA fails start-up; Node's and the OS's roots (~150 certificates: tens of ms
   // and ~5 MB) are parsed on the first release that needs them, once: every release gets the same
   // array (signer-chain-cache.ts relies on it).
