@@ -1,6 +1,7 @@
 // The `key_hsm` envelope a vault puts in a release response, and the names of the wrapping
 // algorithms it may use. wire-protocols §2.3: key_hsm = unpadded b64url of
 // {"schema_version":"1.0","header":{"kid","alg":"dir","enc"},"ciphertext":"<unpadded b64url>"}.
+import { decodeBase64Url } from '../encoding/base64.ts'
 import { KeyUnwrapFailed } from '../errors.ts'
 
 /** A wrapping algorithm a vault may use for a release (the request's `enc`). */
@@ -50,18 +51,6 @@ export interface KeyHsmEnvelope {
   ciphertext: Buffer
 }
 
-const B64URL = /^[A-Za-z0-9_-]*={0,2}$/
-
-/** Decodes b64url strictly (Buffer.from silently skips junk); padding is tolerated. Null when malformed. */
-export function decodeB64url (text: string): Buffer | null {
-  if (!B64URL.test(text)) return null
-  const bare = text.replace(/=+$/, '')
-  // A lone trailing sextet cannot encode a byte, and padding must complete a quantum.
-  if (bare.length % 4 === 1) return null
-  if (bare.length !== text.length && text.length % 4 !== 0) return null
-  return Buffer.from(bare, 'base64url')
-}
-
 function fail (step: string): KeyUnwrapFailed {
   return new KeyUnwrapFailed(`key_hsm envelope malformed: ${step}`, { details: { step } })
 }
@@ -84,7 +73,7 @@ function optionalString (obj: Record<string, unknown>, name: string, step: strin
  */
 export function parseKeyHsm (keyHsm: string): KeyHsmEnvelope {
   if (typeof keyHsm !== 'string' || keyHsm === '') throw fail('key_hsm')
-  const json = decodeB64url(keyHsm)
+  const json = decodeBase64Url(keyHsm)
   if (json === null) throw fail('key_hsm base64url')
   let doc: unknown
   try {
@@ -98,7 +87,7 @@ export function parseKeyHsm (keyHsm: string): KeyHsmEnvelope {
   if (!isObject(header)) throw fail('header')
   const ciphertextText = doc['ciphertext']
   if (typeof ciphertextText !== 'string' || ciphertextText === '') throw fail('ciphertext')
-  const ciphertext = decodeB64url(ciphertextText)
+  const ciphertext = decodeBase64Url(ciphertextText)
   if (ciphertext === null || ciphertext.length === 0) throw fail('ciphertext base64url')
   return {
     schemaVersion,

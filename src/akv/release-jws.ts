@@ -2,10 +2,10 @@
 // (wire-protocols §2.2, §2.5). Stricter than the reference sidecar, which checks neither
 // request.kid, enc nor the nonce: a JWS replayed from another key or vault is refused here.
 import { X509Certificate } from 'node:crypto'
+import { decodeBase64Url } from '../encoding/base64.ts'
 import { ReleaseUnverified } from '../errors.ts'
 import { hostMatchesCert } from './host-match.ts'
 import { verifyJwsSignature } from './jws-signature.ts'
-import { decodeB64url } from './key-hsm.ts'
 import type { ReleaseEnc } from './key-hsm.ts'
 import type { SignerChainCache } from './signer-chain-cache.ts'
 
@@ -191,7 +191,7 @@ export async function verifyReleaseJws (jws: string, options: VerifyReleaseOptio
   const segments = jws.split('.')
   if (segments.length !== 3 || !segments.every((s) => SEGMENT.test(s))) throw fail('compact', 'is not a compact JWS')
 
-  const header = jsonObject(decodeB64url(segments[0] as string))
+  const header = jsonObject(decodeBase64Url(segments[0] as string))
   if (header === null) throw fail('header', 'protected header malformed')
   const alg = header['alg']
   if (typeof alg !== 'string' || !RELEASE_JWS_ALGS.includes(alg)) throw fail('alg', 'alg not allowed')
@@ -211,9 +211,9 @@ export async function verifyReleaseJws (jws: string, options: VerifyReleaseOptio
   // No JWS extension is understood here, so any `crit` must be refused (RFC 7515 §4.1.11).
   if (header['crit'] !== undefined) throw fail('signature', 'signature invalid')
   const signingInput = Buffer.from(`${segments[0] as string}.${segments[1] as string}`, 'ascii')
-  const signature = decodeB64url(segments[2] as string)
+  const signature = decodeBase64Url(segments[2] as string)
   if (signature === null || !verifyJwsSignature(alg, signingInput, signature, signer.publicKey)) throw fail('signature', 'signature invalid')
-  const payload = jsonObject(decodeB64url(segments[1] as string))
+  const payload = jsonObject(decodeBase64Url(segments[1] as string))
   if (payload === null) throw fail('payload', 'payload malformed')
 
   const request = payload['request']

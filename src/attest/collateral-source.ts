@@ -92,7 +92,8 @@ function kdsFetcher (certcache: CertCacheConfig, upstream: Upstream): Collateral
       chipId: report.chipId,
       // The URL's SPLs follow the product's byte layout, which tee_type may override.
       tcb: decodeTcb(report.reportedTcb, product),
-      reportedTcb: report.reportedTcb
+      reportedTcb: report.reportedTcb,
+      signal
     })
   }
 }
@@ -109,7 +110,8 @@ function azCacheFetcher (certcache: CertCacheConfig, upstream: Upstream): Collat
       chipId: report.chipId,
       reportedTcb: report.reportedTcb,
       ...(apiVersion === undefined ? {} : { apiVersion }),
-      ...(clientId === undefined ? {} : { clientId })
+      ...(clientId === undefined ? {} : { clientId }),
+      signal
     })
   }
 }
@@ -117,7 +119,7 @@ function azCacheFetcher (certcache: CertCacheConfig, upstream: Upstream): Collat
 function thimFetcher (endpoint: string, upstream: Upstream): CollateralFetch {
   return async (_report, signal) => {
     signal?.throwIfAborted()
-    return await fetchThim(upstream, { endpoint })
+    return await fetchThim(upstream, { endpoint, signal })
   }
 }
 

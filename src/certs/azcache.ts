@@ -38,9 +38,10 @@ export async function fetchAzCache (upstream: Upstream, options: {
   reportedTcb: bigint
   apiVersion?: string
   clientId?: string
+  signal?: AbortSignal
 }): Promise<VcekCollateral> {
   const url = new URL(azCacheUrl(options.base ?? DEFAULT_AZCACHE_BASE, options.chipId, options.reportedTcb, options))
-  const res = await upstream.request({ method: 'GET', url, headers: { Accept: 'application/x-pem-file, text/plain' } })
+  const res = await upstream.request({ method: 'GET', url, headers: { Accept: 'application/x-pem-file, text/plain' }, signal: options.signal })
   const ctx = { upstream: upstream.name, host: url.host, attempts: res.attempts }
   if (res.status !== 200) throw statusError(ctx, res.status, res.body, 'the VCEK bundle')
   const invalid = (message: string, cause?: unknown): UpstreamResponseInvalid =>

@@ -63,8 +63,8 @@ function invalid (upstream: Upstream, host: string, message: string, cause?: unk
   return new UpstreamResponseInvalid(`${upstream.name} ${host}: ${message}`, { cause, details: { upstream: upstream.name } })
 }
 
-async function get (upstream: Upstream, url: URL, accept: string, what: string): Promise<UpstreamResponse> {
-  const res = await upstream.request({ method: 'GET', url, headers: { Accept: accept } })
+async function get (upstream: Upstream, url: URL, accept: string, what: string, signal: AbortSignal | undefined): Promise<UpstreamResponse> {
+  const res = await upstream.request({ method: 'GET', url, headers: { Accept: accept }, signal })
   if (res.status !== 200) throw statusError({ upstream: upstream.name, host: url.host, attempts: res.attempts }, res.status, res.body, what)
   return res
 }
@@ -100,13 +100,14 @@ export async function fetchKds (upstream: Upstream, options: {
   chipId: Buffer
   tcb: TcbParts
   reportedTcb: bigint
+  signal?: AbortSignal
 }): Promise<VcekCollateral> {
   const base = options.base ?? DEFAULT_KDS_BASE
   const vcekUrl = new URL(kdsVcekUrl(base, options.product, options.chipId, options.tcb))
   const chainUrl = new URL(kdsCertChainUrl(base, options.product))
   const [vcekRes, chainRes] = await Promise.all([
-    get(upstream, vcekUrl, 'application/pkix-cert, application/octet-stream', 'the VCEK'),
-    get(upstream, chainUrl, 'application/x-pem-file, text/plain', 'the cert_chain')
+    get(upstream, vcekUrl, 'application/pkix-cert, application/octet-stream', 'the VCEK', options.signal),
+    get(upstream, chainUrl, 'application/x-pem-file, text/plain', 'the cert_chain', options.signal)
   ])
   return {
     vcekPem: parseVcekDer(upstream, vcekUrl.host, vcekRes.body),

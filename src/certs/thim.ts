@@ -60,9 +60,9 @@ function endpointUrl (endpoint: string): string {
 }
 
 /** Fetches the host's VCEK collateral from THIM (`Metadata: true`); 4xx → UpstreamRejected, bad body → UpstreamResponseInvalid. */
-export async function fetchThim (upstream: Upstream, options: { endpoint?: string } = {}): Promise<VcekCollateral> {
+export async function fetchThim (upstream: Upstream, options: { endpoint?: string, signal?: AbortSignal } = {}): Promise<VcekCollateral> {
   const url = new URL(endpointUrl(options.endpoint ?? DEFAULT_THIM_ENDPOINT))
-  const res = await upstream.request({ method: 'GET', url, headers: { Metadata: 'true', Accept: 'application/json' } })
+  const res = await upstream.request({ method: 'GET', url, headers: { Metadata: 'true', Accept: 'application/json' }, signal: options.signal })
   const ctx = { upstream: upstream.name, host: url.host, attempts: res.attempts }
   if (res.status !== 200) throw statusError(ctx, res.status, res.body, 'the THIM certification')
   let json: unknown

@@ -8,7 +8,7 @@
 import { Metadata, status } from '@grpc/grpc-js'
 import type { StatusObject } from '@grpc/grpc-js'
 import { InternalError, isSidecarError, type SidecarError } from '../errors.ts'
-import { publicServerMessage } from '../server/error-handler.ts'
+import { publicMessage } from '../server/error-handler.ts'
 
 /** The trailer carrying the SidecarError code. */
 export const ERROR_CODE_TRAILER = 'skr-error-code'
@@ -56,11 +56,6 @@ export interface GrpcFailure {
 /** Normalises anything thrown into a SidecarError (unknown errors become a generic InternalError). */
 export function toSidecarError (err: unknown): SidecarError {
   return isSidecarError(err) ? err : new InternalError('internal error', { cause: err })
-}
-
-/** The client-facing text for an error: its message for caller mistakes, a fixed sentence otherwise. */
-export function publicMessage (err: SidecarError): string {
-  return err.statusCode >= 500 ? publicServerMessage(err.code) : err.message
 }
 
 /** Builds the status object grpc-js sends for `err`. */

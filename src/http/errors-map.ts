@@ -77,7 +77,8 @@ function classify (code: string): { kind: Kind, what: string } | null {
   return null
 }
 
-function attemptsText (n: number): string {
+/** "after N attempt(s)": how upstream failure messages end. */
+export function attemptsText (n: number): string {
   return `after ${n} attempt${n === 1 ? '' : 's'}`
 }
 

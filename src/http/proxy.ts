@@ -87,6 +87,16 @@ ALWAYS_DIRECT.addSubnet('127.0.0.0', 8, 'ipv4')
 ALWAYS_DIRECT.addAddress('::1', 'ipv6')
 ALWAYS_DIRECT.addSubnet('169.254.0.0', 16, 'ipv4')
 ALWAYS_DIRECT.addSubnet('fe80::', 10, 'ipv6')
+const LINK_LOCAL = new BlockList()
+LINK_LOCAL.addSubnet('169.254.0.0', 16, 'ipv4')
+LINK_LOCAL.addSubnet('fe80::', 10, 'ipv6')
+
+/** True for a link-local IP literal (169.254.0.0/16, fe80::/10; brackets allowed): IMDS's addresses. */
+export function isLinkLocal (host: string): boolean {
+  const bare = host.replace(/^\[(.*)\]$/, '$1')
+  const family = isIP(bare)
+  return family !== 0 && LINK_LOCAL.check(bare, family === 6 ? 'ipv6' : 'ipv4')
+}
 
 const DEFAULT_PORT: Record<string, string> = { 'http:': '80', 'https:': '443' }
 

@@ -19,7 +19,7 @@ import { createSecureContext, rootCertificates, type SecureContext } from 'node:
 import type * as UndiciModule from 'undici'
 import type { buildConnector, Dispatcher, Pool } from 'undici'
 import { UpstreamResponseInvalid, UpstreamUnavailable } from '../errors.ts'
-import { deadlineError, mapTransportError, statusError, type FailureContext, type TransportFailure } from './errors-map.ts'
+import { attemptsText, deadlineError, mapTransportError, statusError, type FailureContext, type TransportFailure } from './errors-map.ts'
 import { proxyFor, proxyFromEnvironment, proxyRefusalStatus, type ProxyServer, type ProxySettings, type UnusableProxy } from './proxy.ts'
 import { isRetryableStatus, retryDelayMs } from './retry.ts'
 import { upstreamFailureStatus } from '../observability/metrics.ts'
@@ -97,10 +97,6 @@ function checkPolicy (policy: UpstreamPolicy): UpstreamPolicy {
     }
   }
   return Object.freeze({ ...policy })
-}
-
-function attemptsText (n: number): string {
-  return `after ${n} attempt${n === 1 ? '' : 's'}`
 }
 
 // Hints for the refusals an operator meets most; the status itself is always in the message.

@@ -11,11 +11,10 @@
 // whose `request` is the request, so its retry strategies and MSAL's network_error handling apply
 // unchanged; a cancelled request rejects with an error named AbortError. The RestError's message is
 // Upstream's (upstream, host, what happened, the proxy's origin): never a body, header or token.
-import { BlockList, isIP } from 'node:net'
 import { Readable } from 'node:stream'
 import { createHttpHeaders, RestError } from '@azure/core-rest-pipeline'
 import type { HttpClient, PipelineRequest, PipelineResponse } from '@azure/core-rest-pipeline'
-import type { ProxySettings } from '../http/proxy.ts'
+import { isLinkLocal, type ProxySettings } from '../http/proxy.ts'
 import { Upstream, type UpstreamName, type UpstreamOptions } from '../http/upstream.ts'
 
 /** How to build the client; only `attemptTimeoutMs` is required. */
@@ -30,16 +29,9 @@ export interface SdkHttpClientOptions {
   metrics?: UpstreamOptions['metrics']
 }
 
-const LINK_LOCAL = new BlockList()
-LINK_LOCAL.addSubnet('169.254.0.0', 16, 'ipv4')
-LINK_LOCAL.addSubnet('fe80::', 10, 'ipv6')
-
 /** Which upstream a token request goes to: 'imds' for plain http or a link-local host, else 'entra'. */
 export function identityServiceOf (url: URL): 'imds' | 'entra' {
-  const host = url.hostname.replace(/^\[(.*)\]$/, '$1')
-  const family = isIP(host)
-  const linkLocal = family !== 0 && LINK_LOCAL.check(host, family === 6 ? 'ipv6' : 'ipv4')
-  return url.protocol === 'http:' || linkLocal ? 'imds' : 'entra'
+  return url.protocol === 'http:' || isLinkLocal(url.hostname) ? 'imds' : 'entra'
 }
 
 // What the SDK's retry strategy knows as a system error (ETIMEDOUT, ECONNRESET, ...) for the

@@ -67,10 +67,14 @@ export function toSidecarError (err: unknown): SidecarError {
   return new InternalError('internal error', { cause: err })
 }
 
+/** The client-facing text for an error (HTTP and gRPC): its message for caller mistakes, a fixed sentence for 5xx. */
+export function publicMessage (err: SidecarError): string {
+  return err.statusCode >= 500 ? publicServerMessage(err.code) : err.message
+}
+
 /** Builds the client-facing body for an error (fixed text for 5xx). */
 export function errorBody (err: SidecarError, requestId: string): ErrorBody {
-  const error = err.statusCode >= 500 ? publicServerMessage(err.code) : err.message
-  return { error, code: err.code, requestId }
+  return { error: publicMessage(err), code: err.code, requestId }
 }
 
 // Load shedding is expected under load: one warn line per refusal, not an error-level flood.

@@ -5,6 +5,7 @@
 // json.Unmarshal, which ignores unknown fields, and drop-in clients may send extras. Only
 // the known fields are type-checked. Response schemas are the accidental-disclosure guard:
 // fastify's serializer emits only the properties declared here.
+import { DEFAULT_MAX_BATCH } from '../skr/batch.ts'
 
 /** Body of POST /attest/raw and /attest/combined. */
 export interface RuntimeDataBody {
@@ -41,7 +42,7 @@ export const MAX_ACCESS_TOKEN_LENGTH = 16 * 1024
 const KID_PATTERN = '^[0-9A-Za-z-]{1,127}(/[0-9A-Za-z]{1,64})?$'
 
 /** Most kids one batch release may carry (the schema's bound; the service's maxBatch may only be lower). */
-export const MAX_BATCH_KIDS = 16
+export const MAX_BATCH_KIDS = DEFAULT_MAX_BATCH
 
 const runtimeData = {
   type: 'string',

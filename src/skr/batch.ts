@@ -9,6 +9,9 @@ import type { KeyReleaseBatchRequest, KeyReleaseBatchResult } from '../service/t
 import type { AttestationLease } from './attestation-cache.ts'
 
 /** How a batch reaches the orchestrator (key-release.ts). */
+/** Most kids one batch release carries by default; the HTTP schema's bound (MAX_BATCH_KIDS) is this too. */
+export const DEFAULT_MAX_BATCH = 16
+
 export interface BatchDeps<T> {
   maxBatch: number
   concurrency: number

@@ -21,6 +21,7 @@ import { createAttestationCache, DEFAULT_ATTESTATION_TTL_MS } from './attestatio
 import { createKeyPool, DEFAULT_KEY_POOL_SIZE } from './key-pool.ts'
 import { createKeyReleaseService } from './key-release.ts'
 import type { KeyReleaseHandle } from './key-release.ts'
+import { DEFAULT_MAX_BATCH } from './batch.ts'
 
 /** Test hooks and extras for buildKeyRelease. */
 export interface BuildKeyReleaseOptions {
@@ -64,7 +65,6 @@ export type BuiltKeyRelease = KeyReleaseService & Pick<KeyReleaseHandle, 'releas
 /** The default of BuildKeyReleaseOptions.attestationTtlSeconds. */
 export const DEFAULT_ATTESTATION_TTL_SECONDS = DEFAULT_ATTESTATION_TTL_MS / 1000
 /** The default of BuildKeyReleaseOptions.maxBatch. */
-export const DEFAULT_MAX_BATCH = 16
 
 function setting (value: number | undefined, fallback: number, name: string, min = 0): number {
   const n = value ?? fallback

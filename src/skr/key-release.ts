@@ -26,7 +26,7 @@ import type { Logger } from '../log.ts'
 import type { AttestationService, KeyReleaseBatchRequest, KeyReleaseBatchResult, KeyReleaseRequest, KeyReleaseService } from '../service/types.ts'
 import { createAttestationCache, noteRefusal } from './attestation-cache.ts'
 import type { AttestationCache, AttestationLease } from './attestation-cache.ts'
-import { releaseBatch } from './batch.ts'
+import { DEFAULT_MAX_BATCH, releaseBatch } from './batch.ts'
 import { parseKid } from './kid.ts'
 import { createSingleFlight } from '../util/single-flight.ts'
 import { runStep } from './steps.ts'
@@ -199,7 +199,7 @@ export function createKeyReleaseService (deps: KeyReleaseDeps): KeyReleaseHandle
     },
 
     releaseMany: async (request, signal) => await releaseBatch(request, {
-      maxBatch: deps.maxBatch ?? 16,
+      maxBatch: deps.maxBatch ?? DEFAULT_MAX_BATCH,
       concurrency: deps.batchConcurrency ?? 4,
       targetOf: (kid) => targetOf(request, kid),
       attest: async () => await cache.acquire(request.maaEndpoint, signal),

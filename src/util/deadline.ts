@@ -3,6 +3,7 @@
 // moment too, so work that ignores its signal cannot hold a client past the deadline. Transports
 // (server/deadline.ts for HTTP, grpc/service.ts) only say how they notice the caller leaving.
 import { isSidecarError, UpstreamTimeout } from '../errors.ts'
+import { raceSignal } from './single-flight.ts'
 
 /**
  * Subscribes to the caller going away: calls `cancel` with what to report then, and returns the
@@ -26,18 +27,11 @@ export async function runWithDeadline<T> (
     controller.abort(new UpstreamTimeout('request deadline exceeded', { details: { timeoutMs } }))
   }, timeoutMs)
   const unwatch = watchCancel((message) => { controller.abort(new UpstreamTimeout(message)) })
-
-  let onAbort: (() => void) | undefined
-  const aborted = new Promise<never>((_resolve, reject) => {
-    onAbort = () => { reject(signal.reason) }
-    signal.addEventListener('abort', onAbort, { once: true })
-  })
   const running = (async () => await work(signal))()
-  // Whichever loses the race must not surface as an unhandled rejection.
+  // Work that loses the race must not surface as an unhandled rejection.
   running.catch(() => {})
-  aborted.catch(() => {})
   try {
-    return await Promise.race([running, aborted])
+    return await raceSignal(running, signal)
   } catch (err) {
     // A service that rejects with its own AbortError after the deadline fired timed out.
     if (signal.aborted && !isSidecarError(err)) throw signal.reason
@@ -45,6 +39,5 @@ export async function runWithDeadline<T> (
   } finally {
     clearTimeout(timer)
     unwatch()
-    if (onAbort !== undefined) signal.removeEventListener('abort', onAbort)
   }
 }

@@ -1,15 +1,15 @@
-// Fault injection end to end: a real in-process sidecar (startSidecar, as `skr serve` builds it)
+// Fault injection end to end: a real sidecar (`node bin/skr.js serve` in a child, as deployed)
 // against the MAA, IMDS and AKV emulators with their live fault knobs, plus a TLS-terminating
-// double in front of AKV for resets, restarts and malformed or oversize answers. Every case
+// double in front of AKV or MAA for resets, restarts and malformed or oversize answers. Every case
 // asserts a correct answer or a clear error CODE (never a timing), that no error body or log line
 // carries key material or anything JWT-shaped, and that a good release works once the fault is
 // cleared. Timeouts are kept short with SKR_REQUEST_TIMEOUT_MS so each case ends promptly.
 import t from 'tap'
 import https from 'node:https'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { Agent, request } from 'undici'
 import type { CorruptJwsMode } from '../../src/emulator/akv.ts'
+import { closeServer, listen } from '../../src/emulator/http-util.ts'
 import {
   createReleasableKey,
   findSecrets,
@@ -71,11 +71,12 @@ function clearFaults (): void {
 type FrontMode = 'pass' | 'reset-mid-response' | 'value-42' | 'non-json' | 'oversize' | 'oversize-chunked'
 
 /**
- * An HTTPS double (the environment's TLS CA, so skr trusts it) standing in for AKV at its own
- * port: it forwards to the AKV emulator, or answers hostile bytes. It can be stopped and started
- * again on the same port, which skr sees as a vault that went away and came back.
+ * An HTTPS double (the environment's TLS CA, so skr trusts it) standing in for an upstream (AKV
+ * unless `target` names another emulator's URL) at its own port: it forwards to the emulator, or
+ * answers hostile bytes. It can be stopped and started again on the same port, which skr sees as
+ * an upstream that went away and came back.
  */
-async function startAkvFront (): Promise<{ endpoint: string, mode: FrontMode, stop: () => Promise<void>, start: () => Promise<void> }> {
+async function startFront (target: string = env.akv.url): Promise<{ endpoint: string, mode: FrontMode, stop: () => Promise<void>, start: () => Promise<void> }> {
   const tls = await env.pki.issue(['127.0.0.1', 'localhost'])
   const upstream = new Agent({ connect: { ca: env.pki.caCertPem } })
   const state = { mode: 'pass' as FrontMode }
@@ -102,7 +103,7 @@ async function startAkvFront (): Promise<{ endpoint: string, mode: FrontMode, st
       const value = req.headers[name]
       if (typeof value === 'string') headers[name] = value
     }
-    const answer = await request(`${env.akv.url}${req.url ?? '/'}`, { dispatcher: upstream, method: req.method === 'POST' ? 'POST' : 'GET', headers, body: Buffer.concat(chunks) })
+    const answer = await request(`${target}${req.url ?? '/'}`, { dispatcher: upstream, method: req.method === 'POST' ? 'POST' : 'GET', headers, body: Buffer.concat(chunks) })
     const body = Buffer.from(await answer.body.arrayBuffer())
     const out: Record<string, string> = { 'content-type': 'application/json', 'content-length': String(body.length) }
     const challenge = answer.headers['www-authenticate']
@@ -121,19 +122,14 @@ async function startAkvFront (): Promise<{ endpoint: string, mode: FrontMode, st
     const s = https.createServer({ cert: tls.certPem, key: tls.keyPem }, (req, res) => {
       handle(req, res).catch(() => { res.destroy() })
     })
-    s.on('clientError', (_err, socket) => { socket.destroy() })
-    await new Promise<void>((resolve, reject) => {
-      s.once('error', reject)
-      s.listen(port, '127.0.0.1', () => { s.off('error', reject); resolve() })
-    })
-    port = (s.address() as AddressInfo).port
+    port = (await listen(s, { port })).port
     server = s
   }
   const stop = async (): Promise<void> => {
     const s = server
     server = null
     if (s === null) return
-    await new Promise<void>(resolve => { s.close(() => { resolve() }); s.closeAllConnections() })
+    await closeServer(s)
   }
   await start()
   t.teardown(async () => { await stop(); await upstream.close() })
@@ -156,6 +152,20 @@ t.test('IMDS token 500: 503 ERR_IDENTITY_UNAVAILABLE (it names the identity), th
   expectError(t, await s.release(key.name), 503, 'ERR_IDENTITY_UNAVAILABLE', 'IMDS 500')
   clearFaults()
   expectKey(t, await s.release(key.name), 'after IMDS recovered')
+})
+
+t.test('IMDS token 429 (throttled) and 400 (identity not found): 503 ERR_IDENTITY_UNAVAILABLE, then recovery', async (t) => {
+  t.teardown(clearFaults)
+  // A fresh sidecar per status: once a token is cached, IMDS is not asked again.
+  for (const status of [429, 400]) {
+    const s = await sidecar(t, PATIENT)
+    env.imds.faults.tokenStatus = status
+    const before = env.imds.tokenRequests
+    expectError(t, await s.release(key.name), 503, 'ERR_IDENTITY_UNAVAILABLE', `IMDS ${status}`)
+    t.ok(env.imds.tokenRequests > before, `IMDS ${status}: the token endpoint was asked`)
+    clearFaults()
+    expectKey(t, await s.release(key.name), `after IMDS ${status}`)
+  }
 })
 
 t.test('IMDS token endpoint hangs: the request ends at its deadline (504), then recovers', async (t) => {
@@ -237,6 +247,17 @@ t.test('AKV faults on one sidecar', async (t) => {
     expectKey(t, await s.release(key.name), 'after 401')
   })
 
+  await t.test('403 (RBAC) and 404: 403 ERR_ACCESS_DENIED / ERR_KEY_NOT_FOUND, not retried', async (t) => {
+    for (const [status, code] of [[403, 'ERR_ACCESS_DENIED'], [404, 'ERR_KEY_NOT_FOUND']] as const) {
+      const seen = env.akv.requests.length
+      env.akv.faults.status = status
+      expectError(t, await s.release(key.name), 403, code, `AKV ${status}`)
+      t.equal(env.akv.requests.slice(seen).filter(r => r.status === status).length, 1, `AKV ${status}: one request, never retried`)
+    }
+    clearFaults()
+    expectKey(t, await s.release(key.name), 'after 403 and 404')
+  })
+
   await t.test('500 and 503: 503 ERR_UPSTREAM_UNAVAILABLE', async (t) => {
     for (const status of [500, 503]) {
       env.akv.faults.status = status
@@ -285,8 +306,37 @@ t.test('MAA faults (a fresh sidecar each, so the first release must attest; reus
   expectKey(t, await hung.release(key.name), 'after the MAA hang')
 })
 
+t.test('MAA 400 and 401: 502 ERR_UPSTREAM_REJECTED / 403 ERR_ACCESS_DENIED, one request each (not retried)', async (t) => {
+  t.teardown(clearFaults)
+  const s = await sidecar(t, { ...PATIENT, SKR_ATTESTATION_TTL_SECONDS: '0' })
+  for (const [status, answer, code] of [[400, 502, 'ERR_UPSTREAM_REJECTED'], [401, 403, 'ERR_ACCESS_DENIED']] as const) {
+    env.maa.faults.status = status
+    const before = env.maa.requests
+    expectError(t, await s.release(key.name), answer, code, `MAA ${status}`)
+    t.equal(env.maa.requests - before, 1, `MAA ${status}: asked once`)
+    clearFaults()
+    expectKey(t, await s.release(key.name), `after MAA ${status}`)
+  }
+})
+
+t.test('MAA behind a double: resets, malformed and oversize answers (reuse off)', async (t) => {
+  const front = await startFront(env.maa.url)
+  const s = await sidecar(t, { ...PATIENT, SKR_ATTESTATION_TTL_SECONDS: '0' })
+  const release = async (): Promise<ApiAnswer> => await s.call('/key/release', { maa_endpoint: front.endpoint, akv_endpoint: env.akv.endpoint, kid: key.name })
+  // Relayed faithfully, the emulator's token names the emulator as its issuer, not the endpoint skr called.
+  expectError(t, await release(), 502, 'ERR_MAA_TOKEN_INVALID', 'a token relayed from another MAA')
+  front.mode = 'reset-mid-response'
+  expectError(t, await release(), 503, 'ERR_UPSTREAM_UNAVAILABLE', 'MAA resets')
+  for (const mode of ['value-42', 'non-json', 'oversize', 'oversize-chunked'] as const) {
+    front.mode = mode
+    expectError(t, await release(), 502, 'ERR_UPSTREAM_RESPONSE_INVALID', `MAA ${mode}`)
+  }
+  front.mode = 'pass'
+  expectKey(t, await s.release(key.name), 'after hostile MAA answers, at the real MAA')
+})
+
 t.test('AKV behind a double: resets, restart on the same port, malformed and oversize answers', async (t) => {
-  const front = await startAkvFront()
+  const front = await startFront()
   const s = await sidecar(t, PATIENT)
   const release = async (): Promise<ApiAnswer> => await s.release(key.name, front.endpoint)
   expectKey(t, await release(), 'through the double')

@@ -2,7 +2,6 @@
 // IMDS double (managed identity) → the AKV / mHSM emulators, through buildAttestation and
 // buildKeyRelease exactly as `skr serve` wires them, and once through the HTTP route.
 import t from 'tap'
-import crypto from 'node:crypto'
 import dns from 'node:dns'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -169,7 +168,8 @@ t.test('through POST /key/release: the reference\'s {"key"} and {"error","code"}
 
 t.test('no token, JWS or released key material in any log line', async (t) => {
   const text = logLines.join('')
-  t.ok(text.length > 0)
+  t.ok(text.length > 0, 'log lines captured')
+  t.ok(released.length > 0, `${released.length} released keys to look for`)
   t.notMatch(text, /eyJ[\w-]{10,}\.[\w-]{10,}/, 'nothing JWT-shaped')
   for (const jwk of released) {
     const parsed = JSON.parse(jwk) as Record<string, unknown>
@@ -178,5 +178,4 @@ t.test('no token, JWS or released key material in any log line', async (t) => {
       if (typeof v === 'string') t.notOk(text.includes(v), `released ${m} not logged`)
     }
   }
-  t.ok(crypto.createHash('sha256').update(text).digest('hex').length === 64)
 })

@@ -8,6 +8,7 @@
 import underPressure from '@fastify/under-pressure'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Overloaded } from '../../errors.ts'
+import { DRAIN_EXEMPT_ROUTES } from '../lifecycle.ts'
 import type { HttpMetrics } from '../../observability/registry.ts'
 
 /** Limits of the edge, with units in the names. 0 turns a pressure check off. */
@@ -39,8 +40,8 @@ export const DEFAULT_BACKPRESSURE: Readonly<BackpressureOptions> = Object.freeze
 /** Routes counted against maxInFlightReleases (they hold upstream calls open). */
 export const IN_FLIGHT_ROUTES: ReadonlySet<string> = new Set(['/key/release', '/attest/maa'])
 
-/** Routes under-pressure never sheds. */
-export const PRESSURE_EXEMPT_ROUTES: ReadonlySet<string> = new Set(['/status', '/livez', '/readyz', '/metrics', '/openapi.json'])
+/** Routes under-pressure never sheds: the probes and observability routes, which draining exempts too. */
+export const PRESSURE_EXEMPT_ROUTES: ReadonlySet<string> = DRAIN_EXEMPT_ROUTES
 
 /** Merges partial options over the defaults; throws TypeError for a negative or non-finite value. */
 export function backpressureOptions (partial: Partial<BackpressureOptions> = {}): BackpressureOptions {
@@ -66,17 +67,15 @@ function overloaded (reason: string, options: BackpressureOptions, details: Reco
 }
 
 // Counts a request from onRequest until its response ends or its socket closes, whichever comes
-// first (both fire for most requests; the guard makes the decrement happen once).
+// first (both fire for most requests; leaving `counted` makes the decrement happen once).
 function installInFlightLimit (app: FastifyInstance, options: BackpressureOptions, metrics: HttpMetrics): InFlight {
   let count = 0
-  const released = new WeakSet<FastifyRequest>()
+  const counted = new WeakSet<FastifyRequest>()
   const release = (request: FastifyRequest): void => {
-    if (released.has(request)) return
-    released.add(request)
+    if (!counted.delete(request)) return
     count--
     metrics.setInFlight(count)
   }
-  const counted = new WeakSet<FastifyRequest>()
 
   app.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
     if (!IN_FLIGHT_ROUTES.has(request.routeOptions.url ?? '')) { done(); return }
@@ -92,7 +91,7 @@ function installInFlightLimit (app: FastifyInstance, options: BackpressureOption
     done()
   })
   app.addHook('onResponse', (request: FastifyRequest, _reply: FastifyReply, done: () => void) => {
-    if (counted.has(request)) release(request)
+    release(request)
     done()
   })
   return { get count () { return count } }

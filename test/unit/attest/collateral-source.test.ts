@@ -183,3 +183,36 @@ t.test('AzCache double: URL with chip id, unpadded TCB hex, api-version and clie
     t.match(got, { source: 'azcache', tcbm: report.reportedTcb, cacheControlSeconds: 600 })
   }
 })
+
+t.test('every source hands the store\'s signal to its upstream, so closing the store stops a fetch under way', async (t) => {
+  const ac = new AbortController()
+  const none = (): UpstreamResponse => ({ status: 404, headers: {}, body: Buffer.alloc(0), attempts: 1 })
+  const thim = recordingUpstream('thim', none)
+  const kds = recordingUpstream('kds', none)
+  const azcache = recordingUpstream('azcache', none)
+  const ups = { thim, kds, azcache }
+  for (const [endpointType, up] of [['LocalTHIM', thim], ['AMD', kds], ['AzCache', azcache]] as const) {
+    const fetch = collateralFetcher({ certcache: { ...NONE, endpointType, teeType: endpointType === 'AMD' ? 'Milan' : null }, upstreams: ups })
+    await t.rejects(fetch(simulatedReport, ac.signal), { code: 'ERR_UPSTREAM_REJECTED' })
+    t.ok(up.seen.length > 0 && up.seen.every((req) => req.signal === ac.signal), `${endpointType}: the request carries the signal`)
+  }
+
+  // End to end: a THIM that never answers; the store's close() must end the HTTP call, not leave
+  // it (and the Upstream's close) waiting out the 30 s deadline.
+  const { createCollateralStore } = await import('../../../src/attest/collateral-store.ts')
+  const s = await startHttpsServer(() => { /* never answers */ })
+  t.teardown(s.close)
+  const real = new Upstream({ name: 'thim', ca: s.ca, policy: { maxRetries: 0 } })
+  const store = createCollateralStore({
+    initial: null,
+    fetch: collateralFetcher({ certcache: { ...NONE, endpointType: 'LocalTHIM', endpoint: `${s.url}/thim` }, upstreams: { ...ups, thim: real } })
+  })
+  const pending = store.refresh(null)
+  pending.catch(() => {})
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  const started = performance.now()
+  store.close()
+  await t.rejects(pending)
+  await real.close()
+  t.ok(performance.now() - started < 2000, `store.close() and upstream.close() end promptly (${Math.round(performance.now() - started)} ms)`)
+})

@@ -61,3 +61,13 @@ t.test('decodeBase64Url accepts only the url-safe alphabet', async t => {
     t.same(decodeBase64Url(encodeBase64Url(buf, true)), buf, `round trip ${n} padded`)
   }
 })
+
+t.test('decodeBase64Url is strict about the alphabet and tolerant of padding (key_hsm, release JWS)', async t => {
+  t.same(decodeBase64Url('-_8'), Buffer.from([0xfb, 0xff]))
+  t.same(decodeBase64Url('-_8='), Buffer.from([0xfb, 0xff]), 'padded')
+  t.same(decodeBase64Url('AA=='), Buffer.from([0]))
+  t.same(decodeBase64Url(''), Buffer.alloc(0))
+  for (const bad of ['+/8', 'AA A', 'A', 'AAAAA', 'AA=', 'AAA==', 'AA===', 'A=AA', 'AA\n']) {
+    t.equal(decodeBase64Url(bad), null, `rejects ${JSON.stringify(bad)}`)
+  }
+})

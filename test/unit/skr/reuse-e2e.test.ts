@@ -42,7 +42,11 @@ t.test('reuse on (default TTL): 20 sequential releases → 1 MAA attestation, 20
   // The emulator counts every path: one release first, on another instance, so the one-time
   // signing-key fetches (skr's and the vault emulator's GET /certs) are out of the count.
   await (await build({ attestationTtlSeconds: 0, keyPoolSize: 0 })).release({ maaEndpoint: maa, akvEndpoint: vault, kid: 'reuse-key' })
-  const skr = await build({ keyPoolSize: 2 })
+  // The signer chain of the vault's JWS is verified once: every release must get the same roots
+  // array, or signer-chain-cache.ts empties itself each time and rebuilds the chain on the hot path.
+  const chainLookups: boolean[] = []
+  const metrics = { cacheResult: (cache: string, hit: boolean) => { if (cache === 'signer_chain') chainLookups.push(hit) }, setPoolDepth: () => {} }
+  const skr = await build({ keyPoolSize: 2, metrics })
   const maaBefore = env.maa.requests
   const akvBefore = releaseCalls()
   const tokensBefore = env.imds.tokenRequests
@@ -53,6 +57,7 @@ t.test('reuse on (default TTL): 20 sequential releases → 1 MAA attestation, 20
   t.equal(env.maa.requests - maaBefore, 1, 'one attestation')
   t.equal(releaseCalls() - akvBefore, 20, 'every release is still judged by the vault')
   t.ok(env.imds.tokenRequests - tokensBefore <= 1, 'the AAD token is cached too')
+  t.same(chainLookups, [false, ...Array<boolean>(19).fill(true)], 'the release signer chain is verified once, then cached')
 })
 
 t.test('TTL 0: 20 sequential releases → 20 MAA attestations, as the reference', async (t) => {

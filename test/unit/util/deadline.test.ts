@@ -45,3 +45,11 @@ t.test('a SidecarError from the work is kept; other errors before the deadline t
   await t.rejects(runWithDeadline(1000, c.watch, async () => { throw new RequestInvalid('bad') }), RequestInvalid)
   await t.rejects(runWithDeadline(1000, c.watch, async () => { throw new TypeError('bug') }), TypeError)
 })
+
+t.test('a caller already gone when watched rejects at once, even when the work ignores its signal', async (t) => {
+  const gone: WatchCancel = (cancel) => { cancel('the client closed the connection before the answer'); return () => {} }
+  const pending = runWithDeadline(60_000, gone, async () => await new Promise<never>(() => {}))
+  const late = new Promise<string>(resolve => { setTimeout(() => { resolve('still waiting') }, 500).unref() })
+  const outcome = await Promise.race([pending.then(() => 'resolved', (err: unknown) => err), late])
+  t.match(outcome, { constructor: UpstreamTimeout, message: 'the client closed the connection before the answer' })
+})
