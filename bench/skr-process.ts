@@ -29,6 +29,8 @@ export interface SpawnSkrOptions {
   pollMs?: number
   /** Node.js options before the script (e.g. ['--max-semi-space-size=4']); default none, as the image runs it. */
   nodeArgs?: readonly string[]
+  /** Start skr with this open-file limit (soft and hard, through `sh -c 'ulimit -n N'`); default inherited. */
+  openFileLimit?: number
 }
 
 /** How a child process ended. */
@@ -122,7 +124,13 @@ export async function spawnSkr (env: EmulatedEnvironment, options: SpawnSkrOptio
   const chunks: string[] = []
   const spawnedAt = Date.now()
   const started = performance.now()
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? IMAGE_NODE_ARGS), options.bin ?? SKR_BIN, 'serve'], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
+  const argv = [...(options.nodeArgs ?? IMAGE_NODE_ARGS), options.bin ?? SKR_BIN, 'serve']
+  const limit = options.openFileLimit
+  if (limit !== undefined && !(Number.isInteger(limit) && limit > 0)) throw new TypeError('openFileLimit must be a positive integer')
+  // Node raises its soft limit to the hard one at start-up, so both are set (sh's ulimit -n does).
+  const child = limit === undefined
+    ? spawn(process.execPath, argv, { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn('/bin/sh', ['-c', `ulimit -n ${limit} && exec "$0" "$@"`, process.execPath, ...argv], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
   child.stdout.setEncoding('utf8').on('data', (s: string) => { chunks.push(s) })
   child.stderr.setEncoding('utf8').on('data', (s: string) => { chunks.push(s) })
   const exited = new Promise<Exit>(resolve => {
@@ -142,7 +150,7 @@ export async function spawnSkr (env: EmulatedEnvironment, options: SpawnSkrOptio
     return result
   }
 
-  const limit = started + (options.startTimeoutMs ?? 15_000)
+  const deadline = started + (options.startTimeoutMs ?? 15_000)
   const pollMs = options.pollMs ?? 5
   for (;;) {
     if (gone !== null) {
@@ -150,7 +158,7 @@ export async function spawnSkr (env: EmulatedEnvironment, options: SpawnSkrOptio
       throw new Error(`skr exited during start-up (${JSON.stringify(gone)}):\n${output().slice(-4000)}`)
     }
     if (await statusOk(base)) break
-    if (performance.now() > limit) {
+    if (performance.now() > deadline) {
       await kill(2_000)
       throw new Error(`skr did not answer /status within ${options.startTimeoutMs ?? 15_000} ms:\n${output().slice(-4000)}`)
     }

@@ -17,6 +17,8 @@ import { FlagError, parseBool, parseFlags, type FlagSpecs } from './cli/flags.ts
 import { parseSkrSideCarArgs, type AzureInformation } from './config/sidecar-args.ts'
 import { envName, flagName, serveFlags, type SettingKey } from './config/settings.ts'
 import { parseProxyEnv, type ProxySettings } from './http/proxy.ts'
+import { DEFAULT_ALLOWED_HOSTS, parseAllowedHosts, type AllowedHosts } from './http/allowed-hosts.ts'
+import { canonicalHost, HostSyntaxError } from './http/host-name.ts'
 
 export type { AzureInformation } from './config/sidecar-args.ts'
 
@@ -29,6 +31,8 @@ export interface Config {
   readonly host: string
   readonly allowNonLoopback: boolean
   readonly unixSocket: string | null
+  /** Limits and names of the HTTP listeners (issue 11: idle sockets, slow clients, DNS rebinding). */
+  readonly listener: ListenerConfig
   readonly serverType: ServerType
   /** The gRPC port when serverType is 'both' (with 'grpc' alone, `port` is used, as in the reference). */
   readonly grpcPort: number
@@ -51,6 +55,11 @@ export interface Config {
   readonly maa: { readonly apiVersion: string; readonly verifyToken: boolean }
   /** apiVersion of the release call; enc = the key wrapping asked of the vault (null: omit it, as the reference does, so the vault uses CKM_RSA_AES_KEY_WRAP). */
   readonly akv: { readonly apiVersion: string; readonly enc: 'CKM_RSA_AES_KEY_WRAP' | 'RSA_AES_KEY_WRAP_256' | 'RSA_AES_KEY_WRAP_384' | null }
+  /**
+   * The hosts a caller may name as an MAA or AKV/mHSM endpoint (SKR_ALLOWED_HOSTS; default: the
+   * Azure Key Vault, Managed HSM and Attestation suffixes). Checked before any work.
+   */
+  readonly allowedHosts: AllowedHosts
   /** Deadline for one whole API request (attestation, release), in milliseconds. */
   readonly requestTimeoutMs: number
   /**
@@ -67,6 +76,8 @@ export interface Config {
     readonly keyPoolSize: number
     /** Releases/attestations in flight before skr answers 503 ERR_OVERLOADED with Retry-After. */
     readonly maxInFlight: number
+    /** Releases in flight for one vault host (attestations: one MAA host) before 503 ERR_OVERLOADED. */
+    readonly maxInFlightPerDestination: number
     /** Event-loop delay (ms) past which requests are shed with 503; 0 = off. */
     readonly maxEventLoopDelayMs: number
     /** Heap used (bytes) past which requests are shed; 0 = off. */
@@ -88,6 +99,33 @@ export interface Config {
     readonly azureAuthorityHost: string | null
   }
 }
+
+/** How the HTTP listeners treat connections and which Host names they answer to. */
+export interface ListenerConfig {
+  /** Canonical host names accepted in the Host header besides loopback ones (SKR_SERVER_NAMES). */
+  readonly serverNames: readonly string[]
+  /** A connection that sends nothing is closed after this (ms). */
+  readonly idleConnectionTimeoutMs: number
+  /** Headers must arrive within this of the connection (or the previous request) (ms). */
+  readonly headersTimeoutMs: number
+  /** A whole request, headers and body, must arrive within this (ms). */
+  readonly receiveTimeoutMs: number
+  /** An idle keep-alive connection is closed after this (ms). */
+  readonly keepAliveTimeoutMs: number
+  /** Open connections over all listeners; null: derived from the open-file limit at start-up. */
+  readonly maxConnections: number | null
+}
+
+/** The listener defaults (ms). */
+export const DEFAULT_LISTENER_TIMEOUTS = Object.freeze({
+  idleConnectionTimeoutMs: 5_000,
+  headersTimeoutMs: 10_000,
+  receiveTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5_000
+})
+
+/** The default deadline of one API request: a hung upstream answers 504 by then (SKR_REQUEST_TIMEOUT_MS). */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 15_000
 
 /** The serve command's flags: the reference's Go flags plus skr's own (kebab-case aliases), from config/settings.ts. */
 export const SERVE_FLAGS: FlagSpecs = serveFlags()
@@ -224,10 +262,47 @@ export function loadConfig (argv: readonly string[], env: Env): Config {
     if (!/^([0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}$/.test(fp)) problems.push('SKR_TRUSTED_ARK_FINGERPRINTS must be comma-separated SHA-256 fingerprints')
   }
 
-  const requestTimeoutMs = parsePositive(fromEnv('requestTimeoutMs'), envName('requestTimeoutMs'), 60_000, problems)
+  const serverNames: string[] = []
+  ;(setting('serverNames') ?? '').split(',').map(n => n.trim()).forEach((name, i) => {
+    if (name === '') return
+    try {
+      serverNames.push(canonicalHost(name).host)
+    } catch (err) {
+      if (!(err instanceof HostSyntaxError)) throw err
+      problems.push(`${envName('serverNames')} entry ${i + 1} is not a host name: it has ${err.kind}`)
+    }
+  })
+  const timeout = (key: 'idleConnectionTimeoutMs' | 'headersTimeoutMs' | 'receiveTimeoutMs' | 'keepAliveTimeoutMs'): number =>
+    parseCount(fromEnv(key), envName(key), DEFAULT_LISTENER_TIMEOUTS[key], 3_600_000, problems)
+  const listener = {
+    serverNames,
+    idleConnectionTimeoutMs: timeout('idleConnectionTimeoutMs'),
+    headersTimeoutMs: timeout('headersTimeoutMs'),
+    receiveTimeoutMs: timeout('receiveTimeoutMs'),
+    keepAliveTimeoutMs: timeout('keepAliveTimeoutMs'),
+    maxConnections: fromEnv('maxConnections') === null ? null : parseCount(fromEnv('maxConnections'), envName('maxConnections'), 0, 1_000_000, problems)
+  }
+  for (const key of ['idleConnectionTimeoutMs', 'headersTimeoutMs', 'receiveTimeoutMs', 'keepAliveTimeoutMs'] as const) {
+    if (listener[key] < 1) problems.push(`${envName(key)} must be at least 1 ms`)
+  }
+  // Node refuses a headers timeout longer than the whole-request timeout.
+  if (listener.headersTimeoutMs > listener.receiveTimeoutMs) problems.push(`${envName('headersTimeoutMs')} must not exceed ${envName('receiveTimeoutMs')}`)
+  if (listener.maxConnections !== null && listener.maxConnections < 1) problems.push(`${envName('maxConnections')} must be at least 1`)
+
+  let allowedHosts = DEFAULT_ALLOWED_HOSTS
+  try {
+    allowedHosts = parseAllowedHosts(setting('allowedHosts'))
+  } catch (err) {
+    if (!(err instanceof RangeError)) throw err
+    problems.push(`${envName('allowedHosts')} ${err.message}`)
+  }
+
+  const requestTimeoutMs = parsePositive(fromEnv('requestTimeoutMs'), envName('requestTimeoutMs'), DEFAULT_REQUEST_TIMEOUT_MS, problems)
   const attestationTtlSeconds = parseCount(fromEnv('attestationTtlSeconds'), envName('attestationTtlSeconds'), 300, 28_800, problems)
   const keyPoolSize = parseCount(fromEnv('keyPoolSize'), envName('keyPoolSize'), 4, 64, problems)
-  const maxInFlight = parseCount(fromEnv('maxInFlight'), envName('maxInFlight'), 64, 100_000, problems)
+  const maxInFlight = parseCount(fromEnv('maxInFlight'), envName('maxInFlight'), 256, 100_000, problems)
+  const maxInFlightPerDestination = parseCount(fromEnv('maxInFlightPerDestination'), envName('maxInFlightPerDestination'), 64, 100_000, problems)
+  if (maxInFlightPerDestination < 1) problems.push(`${envName('maxInFlightPerDestination')} must be at least 1`)
   const maxEventLoopDelayMs = parseCount(fromEnv('maxEventLoopDelayMs'), envName('maxEventLoopDelayMs'), 1000, 600_000, problems)
   const maxHeapUsedBytes = parseCount(fromEnv('maxHeapUsedBytes'), envName('maxHeapUsedBytes'), 0, 2 ** 40, problems)
   const maxRssBytes = parseCount(fromEnv('maxRssBytes'), envName('maxRssBytes'), 512 * 1024 * 1024, 2 ** 40, problems)
@@ -248,6 +323,7 @@ export function loadConfig (argv: readonly string[], env: Env): Config {
     host,
     allowNonLoopback,
     unixSocket: setting('unixSocket'),
+    listener,
     serverType: serverTypeRaw as ServerType,
     grpcPort,
     logLevel: logLevel as LogLevel,
@@ -265,9 +341,10 @@ export function loadConfig (argv: readonly string[], env: Env): Config {
     extraCaFile: fromEnv('extraCaFile'),
     maa: { apiVersion: fromEnv('maaApiVersion') ?? '2020-10-01', verifyToken },
     akv: { apiVersion: fromEnv('akvApiVersion') ?? '7.4', enc: releaseEnc as Config['akv']['enc'] },
+    allowedHosts,
     requestTimeoutMs,
     proxy: parseProxyEnv(env),
-    performance: { attestationTtlSeconds, keyPoolSize, maxInFlight, maxEventLoopDelayMs, maxHeapUsedBytes, maxRssBytes, shutdownGraceMs },
+    performance: { attestationTtlSeconds, keyPoolSize, maxInFlight, maxInFlightPerDestination, maxEventLoopDelayMs, maxHeapUsedBytes, maxRssBytes, shutdownGraceMs },
     env: {
       uvmSecurityContextDir: fromEnv('uvmSecurityContextDir'),
       uvmSecurityPolicy: fromEnv('uvmSecurityPolicy'),

@@ -42,6 +42,18 @@ export class NotFound extends SidecarError {
   readonly statusCode = 404
 }
 
+/** The request (its headers, or headers and body) did not arrive within the listener's timeouts. */
+export class RequestTimeout extends SidecarError {
+  readonly code = 'ERR_REQUEST_TIMEOUT'
+  readonly statusCode = 408
+}
+
+/** The request headers are larger than the server accepts. */
+export class HeadersTooLarge extends SidecarError {
+  readonly code = 'ERR_HEADERS_TOO_LARGE'
+  readonly statusCode = 431
+}
+
 /** The body is larger than the server accepts. */
 export class RequestTooLarge extends SidecarError {
   readonly code = 'ERR_REQUEST_TOO_LARGE'
@@ -77,6 +89,30 @@ export class AccessDenied extends SidecarError {
 /** The vault has no key of that name/version (the reference answers 403 here too). */
 export class KeyNotFound extends SidecarError {
   readonly code = 'ERR_KEY_NOT_FOUND'
+  readonly statusCode = 403
+}
+
+/**
+ * The request's Host header is not a loopback name or address, nor a name the operator configured
+ * (SKR_SERVER_NAMES): what a page that rebound its DNS name to 127.0.0.1 would send.
+ */
+export class HostNotAllowed extends SidecarError {
+  readonly code = 'ERR_HOST_NOT_ALLOWED'
+  readonly statusCode = 403
+}
+
+/** The request carries an Origin header or a cross-site Sec-Fetch-Site: a web page sent it. */
+export class CrossOriginRefused extends SidecarError {
+  readonly code = 'ERR_CROSS_ORIGIN_REFUSED'
+  readonly statusCode = 403
+}
+
+/**
+ * The caller named an MAA or AKV/mHSM host that SKR_ALLOWED_HOSTS does not allow; nothing was sent
+ * anywhere (no report, no MAA call, no token request).
+ */
+export class EndpointNotAllowed extends SidecarError {
+  readonly code = 'ERR_ENDPOINT_NOT_ALLOWED'
   readonly statusCode = 403
 }
 

@@ -4,7 +4,7 @@
 // merging object. The redaction below is a second line of defence, not the first: redactSecrets
 // (pino's `formatters`) censors secret keys at any depth, pino's redact paths the top level and
 // the serialized request.
-import { mkdirSync, openSync } from 'node:fs'
+import { fchmodSync, fstatSync, mkdirSync, openSync } from 'node:fs'
 import { dirname } from 'node:path'
 import pino, { type Logger, type LoggerOptions } from 'pino'
 import type { LogLevel } from './config.ts'
@@ -229,16 +229,29 @@ export function loggerOptions (level: LogLevel): LoggerOptions {
   }
 }
 
+/** The mode a new LogFile gets: the log names key ids, vaults and callers, so only skr's user reads it. */
+export const LOG_FILE_MODE = 0o600
+
 // Opened here, synchronously, so an unwritable LogFile is a clear start-up error rather than an
-// asynchronous crash inside the log library.
+// asynchronous crash inside the log library. A file that already exists keeps its owner's choice
+// up to 0640 (a log shipper's group may read it); anything wider (other users, group write) is
+// narrowed to that.
 function openLogFile (logFile: string): number {
+  let fd: number
   try {
-    mkdirSync(dirname(logFile), { recursive: true })
-    return openSync(logFile, 'a', 0o644)
+    mkdirSync(dirname(logFile), { recursive: true, mode: 0o700 })
+    fd = openSync(logFile, 'a', LOG_FILE_MODE)
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'error'
     throw new ConfigInvalid(`LogFile cannot be opened for appending (${code})`, { cause: err })
   }
+  try {
+    const mode = fstatSync(fd).mode & 0o777
+    if ((mode & 0o037) !== 0) fchmodSync(fd, mode & 0o640)
+  } catch {
+    // Not the file's owner: it stays as its owner made it.
+  }
+  return fd
 }
 
 /**
@@ -262,7 +275,7 @@ export function redactChildBindings (logger: Logger): Logger {
   return logger
 }
 
-/** Creates the process logger: stdout, or LogFile appended (created 0644, like the reference). */
+/** Creates the process logger: stdout, or LogFile appended (created 0600; the reference creates it 0644). */
 export function createLogger (level: LogLevel, logFile: string | null): Logger {
   const destination = pino.destination({ dest: logFile === null ? 1 : openLogFile(logFile), sync: false })
   return redactChildBindings(pino(loggerOptions(level), destination))

@@ -10,6 +10,9 @@ import { closeGracefully, listen } from './server/listen.ts'
 import { createMetricsRegistry } from './observability/registry.ts'
 import { instrumentKeyRelease } from './observability/metrics.ts'
 import type { AttestationService, KeyReleaseService } from './service/types.ts'
+import { createDestinationAdmission } from './service/destination-admission.ts'
+import { guardAttestation, guardKeyRelease } from './service/egress-guard.ts'
+import { allowedHostEntries } from './http/allowed-hosts.ts'
 
 export interface Sidecar {
   readonly addresses: readonly string[]
@@ -43,9 +46,21 @@ export async function startSidecar (config: Config, options: SidecarOptions): Pr
   const attestation = await buildAttestation(config, { log: options.log, extraCa, metrics, deferWarmUp: true, ...(options.root === undefined ? {} : { root: options.root }) })
   metrics.setAttestationBackend(attestation.provider?.backend ?? 'none', attestation.provider?.simulated ?? false)
   const built = await buildKeyRelease(config, attestation.service, { log: options.log, extraCa, metrics, deferWarmUp: true })
-  // One instrumented service for every transport, so each release (and each key of a batch) counts once in the metrics.
-  const keyRelease = instrumentKeyRelease(built, metrics)
   const p = config.performance
+  // The trust boundary, for every transport: hosts a caller names must be allowed, and each
+  // destination gets at most its share of the in-flight capacity (service/egress-guard.ts).
+  const guard = {
+    allowedHosts: config.allowedHosts,
+    admission: createDestinationAdmission({ limit: p.maxInFlightPerDestination, onShed: () => { metrics.shed('destination') } })
+  }
+  if (config.allowedHosts.any) {
+    options.log.warn('SKR_ALLOWED_HOSTS is *: callers may name ANY host as maa_endpoint or akv_endpoint, and skr will send that host its vault access token and MAA token (the reference\'s behaviour)')
+  } else {
+    options.log.info({ allowedHosts: allowedHostEntries(config.allowedHosts), source: config.allowedHosts.source }, 'egress allow-list for caller-named endpoints')
+  }
+  const attestationService = guardAttestation(attestation.service, guard)
+  // One instrumented service for every transport, so each release (and each key of a batch) counts once in the metrics.
+  const keyRelease = instrumentKeyRelease(guardKeyRelease(built, guard), metrics)
   let closing: Promise<void> | null = null
 
   // Generating the pool's RSA keys takes both cores of a small VM for a while, and the chain fetch
@@ -69,7 +84,7 @@ export async function startSidecar (config: Config, options: SidecarOptions): Pr
     ? null
     : buildApp({
       config,
-      attestation: attestation.service,
+      attestation: attestationService,
       keyRelease,
       logger: options.log,
       metrics,
@@ -77,16 +92,16 @@ export async function startSidecar (config: Config, options: SidecarOptions): Pr
       backpressure: { maxInFlightReleases: p.maxInFlight, maxEventLoopDelayMs: p.maxEventLoopDelayMs, maxHeapUsedBytes: p.maxHeapUsedBytes, maxRssBytes: p.maxRssBytes }
     })
   app?.server.once('request', onFirstRequest)
-  const http = app === null ? null : await listen(app, config, options.log)
+  const http = app === null ? null : await listen(app, config, options.log, metrics)
   // gRPC (and its protobuf machinery) is loaded only when it is served.
   const grpc = config.serverType === 'http'
     ? null
-    : await (await import('./grpc/server.ts')).startGrpcServer({ config, attestation: attestation.service, keyRelease, logger: options.log })
+    : await (await import('./grpc/server.ts')).startGrpcServer({ config, attestation: attestationService, keyRelease, logger: options.log })
   if (!warmedUp) warmUpTimer = setTimeout(warmUp, WARM_UP_DELAY_MS)
   return {
     addresses: [...(http?.addresses ?? []), ...(grpc === null ? [] : [`grpc://${grpc.address}`])],
     attestationBackend: attestation.provider?.backend ?? null,
-    attestation: attestation.service,
+    attestation: attestationService,
     keyRelease,
     async close () {
       // Idempotent: SIGTERM and SIGINT (or a test and a signal) may both ask.
@@ -97,7 +112,8 @@ export async function startSidecar (config: Config, options: SidecarOptions): Pr
           http === null ? null : closeGracefully(http, { graceMs: p.shutdownGraceMs }),
           grpc?.close(p.shutdownGraceMs)
         ])
-        if (httpClosed?.forced === true) options.log.warn({ graceMs: p.shutdownGraceMs }, 'shutdown grace period over: in-flight requests were cut off')
+        if (httpClosed?.stopped === true) options.log.warn({ graceMs: p.shutdownGraceMs }, 'shutdown grace period over: requests still waiting were answered 503 ERR_SHUTTING_DOWN')
+        if (httpClosed?.forced === true) options.log.warn({ graceMs: p.shutdownGraceMs }, 'connections still open after the shutdown answers were cut off')
         attestation.service.close()
         await built.close()
         await Promise.allSettled(Object.values(attestation.upstreams).map(async u => { await u.close() }))

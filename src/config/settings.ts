@@ -121,6 +121,52 @@ export const SETTINGS = [
     description: 'DANGEROUS: allow `--host` to be a non-loopback address (the API then leaves the pod)'
   },
   {
+    key: 'allowedHosts',
+    flag: 'allowed-hosts',
+    help: 'hosts callers may name as maa_endpoint/akv_endpoint: host, host:port, .suffix, or * for any',
+    env: 'SKR_ALLOWED_HOSTS',
+    default: 'Azure Key Vault, Managed HSM and Attestation hosts',
+    description: 'comma-separated hosts a caller may name as `maa_endpoint` / `akv_endpoint` (HTTP and gRPC): `host` (any port), `host:port`, `.suffix` (any name under it) or IP literals; `*` allows any host, as the reference does (logged as a warning). Unset: the Key Vault, Managed HSM and Attestation DNS suffixes of the Azure public, China and US Government clouds ([docs/security.md](docs/security.md#egress-allow-list)). A refused host answers 403 `ERR_ENDPOINT_NOT_ALLOWED` before anything is sent'
+  },
+  {
+    key: 'serverNames',
+    flag: 'server-names',
+    help: 'host names (Host header) the API answers to besides loopback ones, for a non-loopback listener',
+    env: 'SKR_SERVER_NAMES',
+    default: NONE,
+    description: 'comma-separated host names the API accepts in the `Host` header besides `localhost` and loopback addresses (for a non-loopback listener, e.g. a Service name; IP-literal hosts are accepted there anyway). Any other `Host` gets 403 `ERR_HOST_NOT_ALLOWED`: this is what stops DNS rebinding'
+  },
+  {
+    key: 'idleConnectionTimeoutMs',
+    env: 'SKR_IDLE_CONNECTION_TIMEOUT_MS',
+    default: '`5000` ms',
+    description: 'a connection that sends nothing at all is closed after this'
+  },
+  {
+    key: 'headersTimeoutMs',
+    env: 'SKR_HEADERS_TIMEOUT_MS',
+    default: '`10000` ms',
+    description: 'a request\'s headers must have arrived this long after the connection opened (or after its previous request): trickled headers get 408 `ERR_REQUEST_TIMEOUT`'
+  },
+  {
+    key: 'receiveTimeoutMs',
+    env: 'SKR_RECEIVE_TIMEOUT_MS',
+    default: '`30000` ms',
+    description: 'a whole request (headers and body) must have arrived within this: a never-ending body gets 408 `ERR_REQUEST_TIMEOUT`'
+  },
+  {
+    key: 'keepAliveTimeoutMs',
+    env: 'SKR_KEEP_ALIVE_TIMEOUT_MS',
+    default: '`5000` ms',
+    description: 'an idle keep-alive connection is closed after this'
+  },
+  {
+    key: 'maxConnections',
+    env: 'SKR_MAX_CONNECTIONS',
+    default: 'from the open-file limit',
+    description: 'open API connections (all listeners together) past which new ones are closed at once, while the open ones keep being served; the default is the process\'s open-file limit less the descriptors skr needs for everything else (its upstream connections, files, the device), so it can never run out of descriptors'
+  },
+  {
     key: 'unixSocket',
     flag: 'unix-socket',
     help: 'also listen on this Unix socket',
@@ -199,8 +245,8 @@ export const SETTINGS = [
   {
     key: 'requestTimeoutMs',
     env: 'SKR_REQUEST_TIMEOUT_MS',
-    default: '`60000` ms',
-    description: 'deadline for one API request'
+    default: '`15000` ms',
+    description: 'deadline for one API request (HTTP and gRPC): a hung upstream ends in 504 `ERR_UPSTREAM_TIMEOUT` by then'
   },
   {
     key: 'attestationTtlSeconds',
@@ -217,8 +263,14 @@ export const SETTINGS = [
   {
     key: 'maxInFlight',
     env: 'SKR_MAX_INFLIGHT',
-    default: '`64`',
+    default: '`256`',
     description: 'key releases + MAA attestations in flight before 503 `ERR_OVERLOADED` with `Retry-After`'
+  },
+  {
+    key: 'maxInFlightPerDestination',
+    env: 'SKR_MAX_INFLIGHT_PER_DESTINATION',
+    default: '`64`',
+    description: 'key releases in flight for one vault host (MAA attestations: for one MAA host) before 503 `ERR_OVERLOADED`: a vault that hangs holds only this share, and releases from other vaults keep being admitted'
   },
   {
     key: 'maxEventLoopDelayMs',

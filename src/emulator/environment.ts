@@ -106,6 +106,9 @@ export async function startEmulatedEnvironment (options: EmulatedEnvironmentOpti
           UVM_SECURITY_CONTEXT_DIR: securityContextDir,
           SkrSideCarArgs: Buffer.from(JSON.stringify(sidecarArgs)).toString('base64'),
           Port: String(port),
+          // The emulated MAA and vault are the only hosts callers of this sidecar may name: the
+          // default allow-list (Azure's DNS suffixes) would refuse these loopback endpoints.
+          SKR_ALLOWED_HOSTS: [maa.endpoint, akv.endpoint].join(','),
           AZURE_POD_IDENTITY_AUTHORITY_HOST: imds.url
         }
       },

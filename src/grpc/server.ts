@@ -7,7 +7,7 @@ import { ReflectionService } from '@grpc/reflection'
 import { HealthImplementation, type ServingStatusMap } from 'grpc-health-check'
 import pino from 'pino'
 import { isLoopbackHost, type Config } from '../config.ts'
-import { ConfigInvalid } from '../errors.ts'
+import { ConfigInvalid, ShuttingDown } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { AttestationService, KeyReleaseService } from '../service/types.ts'
 import { loadGrpcDefinitions, OCICRYPT_SERVICE, REFERENCE_SERVICE } from './protos.ts'
@@ -31,12 +31,18 @@ export interface RunningGrpcServer {
   readonly port: number
   /** `127.0.0.1:50000` or `[::1]:50000`. */
   readonly address: string
-  /** Reports NOT_SERVING, lets in-flight calls finish for up to `graceMs` (default 10 s), then cuts the rest. */
+  /**
+   * Reports NOT_SERVING, lets in-flight calls finish for up to `graceMs` (default 10 s), then
+   * answers those still waiting UNAVAILABLE (ERR_SHUTTING_DOWN) and cuts whatever is left.
+   */
   close (graceMs?: number): Promise<void>
 }
 
 /** Default grace period for in-flight calls on close. */
 export const DEFAULT_GRACE_MS = 10_000
+
+/** How long calls stopped at the end of the grace period get to send their status (ms). */
+const STOP_FLUSH_MS = 500
 
 // 1 MiB like the HTTP body limit: key-provider messages are a few kilobytes.
 const MAX_MESSAGE_BYTES = 1024 * 1024
@@ -66,7 +72,10 @@ export async function startGrpcServer (deps: GrpcServerDeps): Promise<RunningGrp
   }
   const logger = (deps.logger ?? pino({ level: 'silent' })).child({ component: 'grpc' })
   const defs = loadGrpcDefinitions()
-  const handlerDeps = { config, attestation: deps.attestation, keyRelease: deps.keyRelease, logger, wrapOptions: deps.wrapOptions }
+  // Aborted when the grace period of close() ends: calls still waiting then answer UNAVAILABLE
+  // with ERR_SHUTTING_DOWN instead of being cut by forceShutdown.
+  const stop = new AbortController()
+  const handlerDeps = { config, attestation: deps.attestation, keyRelease: deps.keyRelease, logger, wrapOptions: deps.wrapOptions, stopSignal: stop.signal }
 
   const server = new Server({
     'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
@@ -92,9 +101,15 @@ export async function startGrpcServer (deps: GrpcServerDeps): Promise<RunningGrp
   const close = async (graceMs: number = DEFAULT_GRACE_MS): Promise<void> => {
     closing ??= new Promise<void>(resolve => {
       for (const name of Object.keys(serving)) health.setStatus(name, 'NOT_SERVING')
-      const timer = setTimeout(() => { server.forceShutdown(); resolve() }, graceMs)
+      let flush: ReturnType<typeof setTimeout> | undefined
+      const timer = setTimeout(() => {
+        stop.abort(new ShuttingDown('server is shutting down: the grace period ended before the answer was ready', { details: { retryAfterSeconds: 1 } }))
+        // The stopped calls' statuses are sent on the next turns of the loop; then cut what is left.
+        flush = setTimeout(() => { server.forceShutdown(); resolve() }, graceMs === 0 ? 0 : STOP_FLUSH_MS)
+        flush.unref()
+      }, graceMs)
       timer.unref()
-      server.tryShutdown(() => { clearTimeout(timer); resolve() })
+      server.tryShutdown(() => { clearTimeout(timer); clearTimeout(flush); resolve() })
     })
     await closing
   }

@@ -5,7 +5,7 @@
 // key-provider-protocol.ts). Logs carry method, kid and endpoints, never data or keys.
 import type { handleUnaryCall, ServerUnaryCall, UntypedServiceImplementation } from '@grpc/grpc-js'
 import type { Config } from '../config.ts'
-import { RequestInvalid } from '../errors.ts'
+import { isSidecarError, RequestInvalid } from '../errors.ts'
 import { decodeBase64Flexible } from '../encoding/base64.ts'
 import { normaliseEndpoint } from '../http/endpoint.ts'
 import type { Logger } from '../log.ts'
@@ -25,6 +25,8 @@ export interface KeyProviderDeps {
   readonly logger: Logger
   /** File-system seam for WrapKey (default: the process's cwd and fs). */
   readonly wrapOptions?: WrapOptions
+  /** Fires when the server's shutdown grace period ends: calls still waiting answer UNAVAILABLE (ERR_SHUTTING_DOWN). */
+  readonly stopSignal?: AbortSignal
 }
 
 type Work<T> = (request: unknown, signal: AbortSignal, log: Logger) => Promise<T>
@@ -36,19 +38,31 @@ function budgetMs (call: ServerUnaryCall<unknown, unknown>, limitMs: number): nu
   return Number.isFinite(at) ? Math.max(0, Math.min(limitMs, at - Date.now())) : limitMs
 }
 
-/** Runs `work` under the call's deadline (util/deadline.ts); a client cancelling counts as the caller leaving. */
-async function withCallDeadline<T> (call: ServerUnaryCall<unknown, unknown>, limitMs: number, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+/**
+ * Runs `work` under the call's deadline (util/deadline.ts); a client cancelling counts as the
+ * caller leaving, and the end of the server's grace period (`stop`) ends it with ShuttingDown.
+ */
+async function withCallDeadline<T> (call: ServerUnaryCall<unknown, unknown>, limitMs: number, stop: AbortSignal | undefined, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
   return await runWithDeadline(budgetMs(call, limitMs), (cancel) => {
     const onCancel = (): void => { cancel('the client cancelled the call') }
+    const onStop = (): void => {
+      const reason: unknown = stop?.reason
+      if (isSidecarError(reason)) cancel(reason)
+    }
     call.once('cancelled', onCancel)
-    return () => { call.removeListener('cancelled', onCancel) }
+    if (stop?.aborted === true) onStop()
+    else stop?.addEventListener('abort', onStop, { once: true })
+    return () => {
+      call.removeListener('cancelled', onCancel)
+      stop?.removeEventListener('abort', onStop)
+    }
   }, work)
 }
 
 function unary<T> (deps: KeyProviderDeps, method: string, work: Work<T>): handleUnaryCall<unknown, T> {
   return (call, callback) => {
     const log = deps.logger.child({ method })
-    withCallDeadline(call, deps.config.requestTimeoutMs, async signal => await work(call.request, signal, log)).then(
+    withCallDeadline(call, deps.config.requestTimeoutMs, deps.stopSignal, async signal => await work(call.request, signal, log)).then(
       value => { callback(null, value) },
       (err: unknown) => {
         const failure = toGrpcFailure(err)

@@ -52,10 +52,10 @@ export const noopMetrics: Metrics = Object.freeze({
   releaseResult () {}
 })
 
-// Codes that mean "the vault (or its policy) said no" rather than "something broke".
-const DENIED_CODES = new Set(['ERR_KEY_RELEASE_DENIED', 'ERR_ACCESS_DENIED', 'ERR_KEY_NOT_FOUND'])
+// Codes that mean "the vault (or its policy), or skr's egress allow-list, said no" rather than "something broke".
+const DENIED_CODES = new Set(['ERR_KEY_RELEASE_DENIED', 'ERR_ACCESS_DENIED', 'ERR_KEY_NOT_FOUND', 'ERR_ENDPOINT_NOT_ALLOWED'])
 
-/** Classifies a failed release: a refusal by the vault is 'denied', anything else 'error'. */
+/** Classifies a failed release: a refusal (by the vault, or of a host SKR_ALLOWED_HOSTS does not allow) is 'denied', anything else 'error'. */
 export function releaseOutcomeOf (err: unknown): Exclude<ReleaseOutcome, 'released'> {
   return isSidecarError(err) && DENIED_CODES.has(err.code) ? 'denied' : 'error'
 }

@@ -21,6 +21,12 @@ export interface HttpMetrics {
   shed (reason: string): void
   /** Releases and MAA attestations currently running. */
   setInFlight (count: number): void
+  /** API connections open now, over all listeners. */
+  setOpenConnections (count: number): void
+  /** One connection closed at once because the connection cap was reached. */
+  connectionDropped (): void
+  /** One request refused before routing (malformed HTTP, headers too large, too slow), by skr error code. */
+  clientError (code: string): void
 }
 
 /** How to build the registry. */
@@ -71,6 +77,9 @@ export class PrometheusMetrics implements Metrics, HttpMetrics {
   readonly #httpDuration: Histogram<'method' | 'route' | 'status_code'>
   readonly #shed: Counter<'reason'>
   readonly #inFlight: Gauge
+  readonly #connections: Gauge
+  readonly #dropped: Counter
+  readonly #clientErrors: Counter<'code'>
   readonly #upstreamDuration: Histogram<'service' | 'status'>
   readonly #cache: Counter<'cache' | 'result'>
   readonly #poolDepth: Gauge<'pool'>
@@ -101,6 +110,22 @@ export class PrometheusMetrics implements Metrics, HttpMetrics {
     this.#inFlight = new Gauge({
       name: `${prefix}http_in_flight_releases`,
       help: 'Key releases and MAA attestations currently running (capped by the in-flight limit)',
+      registers
+    })
+    this.#connections = new Gauge({
+      name: `${prefix}http_connections_open`,
+      help: 'API connections open now, over all HTTP listeners',
+      registers
+    })
+    this.#dropped = new Counter({
+      name: `${prefix}http_connections_dropped_total`,
+      help: 'Connections closed at once because the connection cap (SKR_MAX_CONNECTIONS) was reached',
+      registers
+    })
+    this.#clientErrors = new Counter({
+      name: `${prefix}http_client_errors_total`,
+      help: 'Requests refused before routing (malformed HTTP, headers too large, too slow), by error code',
+      labelNames: ['code'],
       registers
     })
     this.#upstreamDuration = new Histogram({
@@ -176,6 +201,18 @@ export class PrometheusMetrics implements Metrics, HttpMetrics {
     this.#inFlight.set(count)
   }
 
+  setOpenConnections (count: number): void {
+    this.#connections.set(count)
+  }
+
+  connectionDropped (): void {
+    this.#dropped.inc()
+  }
+
+  clientError (code: string): void {
+    this.#clientErrors.inc({ code: /^ERR_[A-Z0-9_]{1,40}$/.test(code) ? code : OTHER_LABEL })
+  }
+
   observeUpstream (service: UpstreamService, status: UpstreamStatus, seconds: number): void {
     if (!Number.isFinite(seconds) || seconds < 0) return
     this.#upstreamDuration.observe({ service: sanitiseLabel(service), status: upstreamStatusLabel(status) }, seconds)
@@ -200,7 +237,7 @@ export class PrometheusMetrics implements Metrics, HttpMetrics {
   }
 }
 
-// under-pressure names its reasons in camelCase ('eventLoopDelay'); Prometheus labels read better snake_cased.
+// The load-shedding sampler names its reasons in camelCase ('eventLoopDelay'); Prometheus labels read better snake_cased.
 function toSnake (value: string): string {
   return value.replace(/[A-Z]/g, c => `_${c.toLowerCase()}`)
 }

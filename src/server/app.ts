@@ -3,12 +3,16 @@
 // app.inject() and the same instance can serve several listeners.
 import { randomUUID } from 'node:crypto'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
-import type { Config } from '../config.ts'
+import { isLoopbackHost, type Config } from '../config.ts'
 import { NotFound, UnsupportedMediaType } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { createMetricsRegistry, type PrometheusMetrics } from '../observability/registry.ts'
 import type { AttestationService, KeyReleaseService } from '../service/types.ts'
 import { handleError } from './error-handler.ts'
+import { createClientErrorHandler, trackResponses } from './client-error.ts'
+import { nodeServerOptions } from './http-options.ts'
+import { lingerOnClose } from './lingering-close.ts'
+import { registerBrowserGuard } from './plugins/browser-guard.ts'
 import { installLifecycle } from './lifecycle.ts'
 import { backpressureOptions, eventLoopDelayOf, registerBackpressure, type BackpressureOptions } from './plugins/backpressure.ts'
 import { registerHealthRoutes, type IdentityStatus } from './plugins/health.ts'
@@ -38,9 +42,6 @@ export interface AppDeps {
 /** Largest request body accepted (bytes); larger bodies answer 413. */
 export const BODY_LIMIT = 1024 * 1024
 
-/** Bound on receiving one whole request (headers and body) from a client: slow-loris guard. */
-export const RECEIVE_TIMEOUT_MS = 30_000
-
 const MAX_ECHO = 100
 
 // The reference (gin's ShouldBindJSON) reads the body as JSON whatever the Content-Type, and its
@@ -63,6 +64,14 @@ function requireJsonForPost (request: FastifyRequest, _reply: FastifyReply, done
   done()
 }
 
+// An answer sent before the request's body was read (413, 415, a refusal in onRequest) may be the
+// connection's last: then the client is likely still uploading, and closing at once would reset
+// the connection under it. Such a socket closes lingeringly (./lingering-close.ts).
+function lingerIfBodyUnread (request: FastifyRequest, _reply: FastifyReply, payload: unknown, done: (err: Error | null, payload?: unknown) => void): void {
+  if (!request.raw.complete) lingerOnClose(request.raw.socket)
+  done(null, payload)
+}
+
 function notFound (request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const path = (request.url.split('?')[0] ?? '').slice(0, MAX_ECHO)
   return handleError(new NotFound(`no route ${request.method} ${path}`), request, reply)
@@ -73,13 +82,26 @@ export function buildApp (deps: AppDeps): FastifyInstance {
   const loggerOption = deps.logger === undefined
     ? { logger: false as const }
     : { loggerInstance: deps.logger.child({ component: 'http' }) as FastifyBaseLogger }
+  const listener = deps.config.listener
+  const metrics = deps.metrics ?? createMetricsRegistry()
+  const clientErrorHandler = createClientErrorHandler({
+    ...(deps.logger === undefined ? {} : { log: deps.logger.child({ component: 'http' }) }),
+    onClientError: (code) => { metrics.clientError(code) },
+    responseStarted: trackResponses.started
+  })
   const app: FastifyInstance = Fastify({
     ...loggerOption,
     bodyLimit: BODY_LIMIT,
     genReqId: () => randomUUID(),
     // Never trust a caller-supplied request id: log correlation must not be spoofable.
     requestIdHeader: false,
-    requestTimeout: RECEIVE_TIMEOUT_MS,
+    // Node's server options (./http-options.ts); fastify applies requestTimeout and
+    // keepAliveTimeout from its own options over them, so they are repeated here.
+    http: nodeServerOptions(listener),
+    requestTimeout: listener.receiveTimeoutMs,
+    keepAliveTimeout: listener.keepAliveTimeoutMs,
+    // Parser failures in skr's error shape, never logging the raw request (./client-error.ts).
+    clientErrorHandler,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     ajv: {
@@ -96,8 +118,8 @@ export function buildApp (deps: AppDeps): FastifyInstance {
     forceCloseConnections: 'idle',
     frameworkErrors: (err, request, reply) => { handleError(err, request, reply) }
   })
-  const metrics = deps.metrics ?? createMetricsRegistry()
   const limits = backpressureOptions(deps.backpressure)
+  trackResponses.attach(app.server)
 
   // fastify parses text/plain by default; only JSON may reach a route. Form-typed and untyped
   // bodies (see JSON_BODY_TYPES) go through fastify's own JSON parser, with its poisoning guards.
@@ -110,7 +132,10 @@ export function buildApp (deps: AppDeps): FastifyInstance {
   }
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, jsonParser)
   app.addContentTypeParser('*', { parseAs: 'string' }, jsonParser)
+  // First of all hooks: a browser's request is refused before anything else looks at it.
+  registerBrowserGuard(app, { serverNames: listener.serverNames, nonLoopbackListener: !isLoopbackHost(deps.config.host) })
   app.addHook('onRequest', requireJsonForPost)
+  app.addHook('onSend', lingerIfBodyUnread)
   app.setErrorHandler(handleError)
   app.setNotFoundHandler(notFound)
   app.addSchema(errorBodySchema)
@@ -119,7 +144,7 @@ export function buildApp (deps: AppDeps): FastifyInstance {
   registerBackpressure(app, limits, metrics)
   const openApi = registerOpenApi(app)
 
-  // Routes are declared in a plugin loaded after the OpenAPI route collector and under-pressure, so
+  // Routes are declared in a plugin loaded after the OpenAPI route collector and the load-shedding hooks, so
   // the OpenAPI document sees every route and every route gets the load-shedding hook.
   app.register(async (api) => {
     registerStatusRoute(api, deps.attestation)

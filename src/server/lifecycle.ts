@@ -11,6 +11,10 @@ export interface Lifecycle {
   readonly draining: boolean
   /** Starts draining; idempotent. */
   beginDrain (): void
+  /** Fires when the grace period is over: requests still waiting stop and answer 503 ERR_SHUTTING_DOWN. */
+  readonly stopSignal: AbortSignal
+  /** Ends the grace period (and begins draining); idempotent. */
+  stopInFlight (): void
 }
 
 const lifecycles = new WeakMap<FastifyInstance, Lifecycle>()
@@ -20,9 +24,17 @@ export const DRAIN_EXEMPT_ROUTES: ReadonlySet<string> = new Set(['/status', '/li
 
 function createLifecycle (): Lifecycle {
   let draining = false
+  const stop = new AbortController()
   return {
     get draining () { return draining },
-    beginDrain () { draining = true }
+    beginDrain () { draining = true },
+    stopSignal: stop.signal,
+    stopInFlight () {
+      draining = true
+      if (!stop.signal.aborted) {
+        stop.abort(new ShuttingDown('server is shutting down: the grace period ended before the answer was ready', { details: { retryAfterSeconds: 1 } }))
+      }
+    }
   }
 }
 
@@ -49,9 +61,22 @@ export function installLifecycle (app: FastifyInstance, onShed: () => void = () 
   return lifecycle
 }
 
+/**
+ * The Lifecycle of an app built by buildApp, or of a plugin context inside it (fastify makes each
+ * encapsulated context with Object.create from its parent, so the root is on its prototype chain);
+ * undefined for any other instance.
+ */
+export function findLifecycle (instance: FastifyInstance): Lifecycle | undefined {
+  for (let o: object | null = instance; o !== null; o = Object.getPrototypeOf(o) as object | null) {
+    const lifecycle = lifecycles.get(o as FastifyInstance)
+    if (lifecycle !== undefined) return lifecycle
+  }
+  return undefined
+}
+
 /** The Lifecycle of an app built by buildApp (throws TypeError for any other instance). */
 export function lifecycleOf (app: FastifyInstance): Lifecycle {
-  const lifecycle = lifecycles.get(app)
+  const lifecycle = findLifecycle(app)
   if (lifecycle === undefined) throw new TypeError('lifecycleOf: this fastify instance was not built by buildApp')
   return lifecycle
 }

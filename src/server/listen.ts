@@ -14,6 +14,11 @@ import type { FastifyInstance } from 'fastify'
 import { isLoopbackHost, type Config } from '../config.ts'
 import { ConfigInvalid } from '../errors.ts'
 import type { Logger } from '../log.ts'
+import { trackResponses } from './client-error.ts'
+import { countOpenFiles, createConnectionGate, deriveConnectionCap, readOpenFileLimit, type ConnectionEvents } from './connections.ts'
+import { applyListenerTimeouts, nodeServerOptions } from './http-options.ts'
+import { markLocalSocket } from './plugins/browser-guard.ts'
+import { lifecycleOf } from './lifecycle.ts'
 
 /** Running listeners and the way to stop them. */
 export interface Listening {
@@ -21,14 +26,18 @@ export interface Listening {
   addresses: string[]
   /** Stops accepting, lets in-flight requests finish, closes everything. */
   close (): Promise<void>
-  /** Destroys every connection at once, in-flight ones included (the end of a grace period). */
+  /** Ends the grace period: requests still waiting answer 503 ERR_SHUTTING_DOWN (./lifecycle.ts). */
+  stopInFlight (): void
+  /** Destroys every connection at once, in-flight ones included. */
   forceClose (): void
 }
 
 /** How a graceful close ended. */
 export interface CloseOutcome {
-  /** True when the grace period ran out and in-flight connections were cut. */
+  /** True when connections were still open after the stopped answers' flush window and were cut. */
   forced: boolean
+  /** True when the grace period ran out and waiting requests were answered 503 ERR_SHUTTING_DOWN. */
+  stopped?: boolean
 }
 
 // Not `import ... from 'node:http'`: an ES module import of node:http reads every export to build
@@ -45,11 +54,12 @@ function errnoCode (err: unknown): string | undefined {
   return typeof code === 'string' ? code : undefined
 }
 
-function secondaryServer (app: FastifyInstance): http.Server {
-  const server = createServer(app.routing)
-  server.keepAliveTimeout = app.server.keepAliveTimeout
-  server.requestTimeout = app.server.requestTimeout
-  server.headersTimeout = app.server.headersTimeout
+function secondaryServer (app: FastifyInstance, config: Config): http.Server {
+  const server = createServer(nodeServerOptions(config.listener), app.routing)
+  applyListenerTimeouts(server, config.listener)
+  // The same client-error handler fastify attached to its own server (buildApp's clientErrorHandler).
+  for (const listener of app.server.listeners('clientError')) server.on('clientError', listener as (...args: unknown[]) => void)
+  trackResponses.attach(server)
   return server
 }
 
@@ -111,7 +121,7 @@ function httpAddress (host: string, port: number): string {
  * Listens on config.host:config.port (and the Unix socket when configured).
  * @throws ConfigInvalid for a non-loopback host without the opt-in, or an unusable socket path
  */
-export async function listen (app: FastifyInstance, config: Config, logger: Logger): Promise<Listening> {
+export async function listen (app: FastifyInstance, config: Config, logger: Logger, events: ConnectionEvents = {}): Promise<Listening> {
   const loopback = isLoopbackHost(config.host)
   // config.ts already refuses this; checked again because exposure is the costly mistake.
   if (!loopback && !config.allowNonLoopback) {
@@ -122,14 +132,35 @@ export async function listen (app: FastifyInstance, config: Config, logger: Logg
       `skr is listening on the NON-LOOPBACK address ${config.host}: anyone who can reach it can request attestation and key releases; this was allowed by SKR_ALLOW_NON_LOOPBACK`)
   }
 
+  // Read once, before any connection: under EMFILE /proc itself can no longer be read.
+  const cap = deriveConnectionCap({
+    configured: config.listener.maxConnections,
+    fdLimit: readOpenFileLimit(),
+    openNow: countOpenFiles(),
+    upstreamSockets: config.performance.maxInFlight
+  })
+  if (cap.tight) {
+    logger.warn({ fdLimit: cap.fdLimit, maxConnections: cap.maxConnections, maxInFlight: config.performance.maxInFlight },
+      'the open-file limit leaves little room for API connections next to SKR_MAX_INFLIGHT upstream requests; raise the limit (ulimit -n) or lower SKR_MAX_INFLIGHT')
+  }
+  const gate = createConnectionGate({ maxConnections: cap.maxConnections, idleConnectionTimeoutMs: config.listener.idleConnectionTimeoutMs, events })
+  // Once a server listens: an accept() failure (EMFILE when even libuv's spare descriptor is
+  // gone) is emitted as 'error' on it, and without a listener that would end the process.
+  const keepServing = (server: http.Server): void => {
+    server.on('error', (err) => { logger.error({ code: errnoCode(err) }, 'listener error; still serving the connections it has') })
+  }
   const { primary, secondary } = tcpHosts(config.host)
+  gate.attach(app.server)
   await app.listen({ host: primary, port: config.port })
+  keepServing(app.server)
   const extras: http.Server[] = []
   const closeAll = async (): Promise<void> => {
     await Promise.all([app.close(), ...extras.map(closeServer)])
   }
   const forceClose = (): void => {
     for (const server of [app.server, ...extras]) server.closeAllConnections()
+    // Connections Node no longer lists as serving a request (a lingering close after an early answer).
+    gate.destroyAll()
   }
 
   try {
@@ -138,9 +169,11 @@ export async function listen (app: FastifyInstance, config: Config, logger: Logg
     const addresses = [httpAddress(primary, port)]
 
     if (secondary !== null) {
-      const server = secondaryServer(app)
+      const server = secondaryServer(app, config)
       try {
+        gate.attach(server)
         await listenOn(server, { host: secondary, port })
+        keepServing(server)
         extras.push(server)
         addresses.push(httpAddress(secondary, port))
       } catch (err) {
@@ -151,38 +184,50 @@ export async function listen (app: FastifyInstance, config: Config, logger: Logg
 
     if (config.unixSocket !== null) {
       await clearStaleSocket(config.unixSocket)
-      const server = secondaryServer(app)
+      const server = secondaryServer(app, config)
+      server.on('connection', markLocalSocket)
+      gate.attach(server)
       await listenOn(server, { path: config.unixSocket })
+      keepServing(server)
       extras.push(server)
       await chmod(config.unixSocket, SOCKET_MODE)
       addresses.push(`unix:${config.unixSocket}`)
     }
 
-    logger.info({ addresses }, 'skr HTTP API listening')
-    return { addresses, close: closeAll, forceClose }
+    logger.info({ addresses, maxConnections: cap.maxConnections, maxConnectionsFrom: cap.source, fdLimit: cap.fdLimit }, 'skr HTTP API listening')
+    return { addresses, close: closeAll, forceClose, stopInFlight: () => { lifecycleOf(app).stopInFlight() } }
   } catch (err) {
     await closeAll()
     throw err
   }
 }
 
-/**
- * Shuts the listeners down gracefully: new connections are refused at once, requests already
- * running finish (answers carry `Connection: close`; /readyz says "shutting down", other new
- * requests on open connections get 503 ERR_SHUTTING_DOWN), and whatever is still running after
- * `graceMs` is cut off. Resolves when every listener is closed.
- */
-export async function closeGracefully (listening: Listening, options: { graceMs: number }): Promise<CloseOutcome> {
+/** How long answers stopped at the end of the grace period get to reach their clients (ms). */
+export const STOP_FLUSH_MS = 1_000
+
+async function settlesWithin (work: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: ReturnType<typeof setTimeout> | undefined
-  const expired = new Promise<'expired'>(resolve => { timer = setTimeout(() => { resolve('expired') }, options.graceMs) })
-  const closing = listening.close()
+  const expired = new Promise<false>(resolve => { timer = setTimeout(() => { resolve(false) }, ms) })
   try {
-    const first = await Promise.race([closing.then(() => 'closed' as const), expired])
-    if (first === 'closed') return { forced: false }
-    listening.forceClose()
-    await closing
-    return { forced: true }
+    return await Promise.race([work.then(() => true), expired])
   } finally {
     clearTimeout(timer)
   }
+}
+
+/**
+ * Shuts the listeners down gracefully: new connections are refused at once, requests already
+ * running finish (answers carry `Connection: close`; /readyz says "shutting down", other new
+ * requests on open connections get 503 ERR_SHUTTING_DOWN). Requests still waiting after `graceMs`
+ * (on a hung upstream, say) are answered 503 ERR_SHUTTING_DOWN rather than cut off; whatever is
+ * left STOP_FLUSH_MS later is cut. Resolves when every listener is closed.
+ */
+export async function closeGracefully (listening: Listening, options: { graceMs: number, flushMs?: number }): Promise<CloseOutcome> {
+  const closing = listening.close()
+  if (await settlesWithin(closing, options.graceMs)) return { forced: false }
+  listening.stopInFlight()
+  if (await settlesWithin(closing, options.flushMs ?? STOP_FLUSH_MS)) return { forced: false, stopped: true }
+  listening.forceClose()
+  await closing
+  return { forced: true, stopped: true }
 }

@@ -40,6 +40,7 @@ export interface ErrorBody {
 export const MAX_ACCESS_TOKEN_LENGTH = 16 * 1024
 
 const KID_PATTERN = '^[0-9A-Za-z-]{1,127}(/[0-9A-Za-z]{1,64})?$'
+const ACCESS_TOKEN_PATTERN = '^[\\x21-\\x7E]*$'
 
 /** Most kids one batch release may carry (the schema's bound; the service's maxBatch may only be lower). */
 export const MAX_BATCH_KIDS = DEFAULT_MAX_BATCH
@@ -93,6 +94,10 @@ export const keyReleaseBodySchema = {
     access_token: {
       type: ['string', 'null'],
       maxLength: MAX_ACCESS_TOKEN_LENGTH,
+      // It becomes an Authorization header value: a CR, LF or NUL there would be refused by the
+      // HTTP client only after the attestation was done (or split the header). Bearer tokens
+      // (RFC 6750 §2.1 b64token; Entra's are JWTs) are printable ASCII without spaces.
+      pattern: ACCESS_TOKEN_PATTERN,
       description: 'an Entra access token for the vault; "" or null (or absent) means the sidecar\'s own identity'
     }
   }
@@ -208,7 +213,8 @@ export interface ValidationIssue {
 // Messages for `pattern` failures, which ajv can only describe as the regex itself.
 const PATTERN_RULES: Readonly<Record<string, string>> = {
   'body.kid': 'body.kid must be a key name (1-127 letters, digits or dashes), optionally followed by /version (1-64 letters or digits)',
-  'body.kids.*': 'body.kids entries must be key names (1-127 letters, digits or dashes), optionally followed by /version (1-64 letters or digits)'
+  'body.kids.*': 'body.kids entries must be key names (1-127 letters, digits or dashes), optionally followed by /version (1-64 letters or digits)',
+  'body.access_token': 'body.access_token must be a bearer token: printable ASCII, without spaces or control characters (CR, LF, NUL)'
 }
 
 function fieldPath (context: string, instancePath: string): string {

@@ -2,19 +2,20 @@
 // the call outlives its time budget or the caller goes away, and the caller stops waiting at that
 // moment too, so work that ignores its signal cannot hold a client past the deadline. Transports
 // (server/deadline.ts for HTTP, grpc/service.ts) only say how they notice the caller leaving.
-import { isSidecarError, UpstreamTimeout } from '../errors.ts'
+import { isSidecarError, UpstreamTimeout, type SidecarError } from '../errors.ts'
 import { raceSignal } from './single-flight.ts'
 
 /**
- * Subscribes to the caller going away: calls `cancel` with what to report then, and returns the
- * unsubscribe.
+ * Subscribes to the caller going away (or the server stopping): calls `cancel` with what to report
+ * then (a message, reported as UpstreamTimeout, or the error itself), and returns the unsubscribe.
  */
-export type WatchCancel = (cancel: (message: string) => void) => () => void
+export type WatchCancel = (cancel: (reason: string | SidecarError) => void) => () => void
 
 /**
  * Runs `work` with a signal bound to `timeoutMs` and to the caller (see WatchCancel).
- * Rejects with UpstreamTimeout ("request deadline exceeded", or the cancel message) when the
- * signal fires first, or when `work` rejects with a non-SidecarError (an AbortError) after it fired.
+ * Rejects with UpstreamTimeout ("request deadline exceeded", or the cancel message), or the error
+ * the watcher cancelled with, when the signal fires first, or when `work` rejects with a
+ * non-SidecarError (an AbortError) after it fired.
  */
 export async function runWithDeadline<T> (
   timeoutMs: number,
@@ -26,7 +27,7 @@ export async function runWithDeadline<T> (
   const timer = setTimeout(() => {
     controller.abort(new UpstreamTimeout('request deadline exceeded', { details: { timeoutMs } }))
   }, timeoutMs)
-  const unwatch = watchCancel((message) => { controller.abort(new UpstreamTimeout(message)) })
+  const unwatch = watchCancel((reason) => { controller.abort(typeof reason === 'string' ? new UpstreamTimeout(reason) : reason) })
   const running = (async () => await work(signal))()
   // Work that loses the race must not surface as an unhandled rejection.
   running.catch(() => {})

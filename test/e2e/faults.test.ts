@@ -321,7 +321,8 @@ t.test('MAA 400 and 401: 502 ERR_UPSTREAM_REJECTED / 403 ERR_ACCESS_DENIED, one 
 
 t.test('MAA behind a double: resets, malformed and oversize answers (reuse off)', async (t) => {
   const front = await startFront(env.maa.url)
-  const s = await sidecar(t, { ...PATIENT, SKR_ATTESTATION_TTL_SECONDS: '0' })
+  // The double is a host of its own: the operator allows it next to the emulated vault.
+  const s = await sidecar(t, { ...PATIENT, SKR_ATTESTATION_TTL_SECONDS: '0', SKR_ALLOWED_HOSTS: `${front.endpoint},${env.maa.endpoint},${env.akv.endpoint}` })
   const release = async (): Promise<ApiAnswer> => await s.call('/key/release', { maa_endpoint: front.endpoint, akv_endpoint: env.akv.endpoint, kid: key.name })
   // Relayed faithfully, the emulator's token names the emulator as its issuer, not the endpoint skr called.
   expectError(t, await release(), 502, 'ERR_MAA_TOKEN_INVALID', 'a token relayed from another MAA')
@@ -337,7 +338,7 @@ t.test('MAA behind a double: resets, malformed and oversize answers (reuse off)'
 
 t.test('AKV behind a double: resets, restart on the same port, malformed and oversize answers', async (t) => {
   const front = await startFront()
-  const s = await sidecar(t, PATIENT)
+  const s = await sidecar(t, { ...PATIENT, SKR_ALLOWED_HOSTS: `${env.maa.endpoint},${front.endpoint}` })
   const release = async (): Promise<ApiAnswer> => await s.release(key.name, front.endpoint)
   expectKey(t, await release(), 'through the double')
 

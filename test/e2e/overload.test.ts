@@ -13,6 +13,7 @@ import {
   type ReleasableKey,
   type SidecarEnv
 } from '../helpers/sidecar-env.ts'
+import { startHttpsServer } from '../helpers/https-server.ts'
 
 const env = await startTestEnvironment()
 t.teardown(env.close)
@@ -46,7 +47,7 @@ async function warmVaultIssuerCache (s: SidecarEnv): Promise<void> {
 
 t.test('a burst of 200 concurrent releases: all succeed, MAA is asked only a few times (reuse on)', async (t) => {
   // The cap is raised so that this case is about the burst, not about shedding.
-  const s = await startSidecarEnv({ env, mode: 'process', overrides: { SKR_MAX_INFLIGHT: '1000', SKR_REQUEST_TIMEOUT_MS: '30000' } })
+  const s = await startSidecarEnv({ env, mode: 'process', overrides: { SKR_MAX_INFLIGHT: '1000', SKR_MAX_INFLIGHT_PER_DESTINATION: '1000', SKR_REQUEST_TIMEOUT_MS: '30000' } })
   t.teardown(s.close)
   await warmVaultIssuerCache(s)
   const maaBefore = env.maa.requests
@@ -85,4 +86,43 @@ t.test('past the in-flight cap: 503 ERR_OVERLOADED with Retry-After for the surp
   t.ok(ok.every(a => keyOf(a) !== undefined), 'the rest carry keys')
   t.same(findSecrets(shed.map(a => a.text), secrets), [], 'no key material in the 503s')
   t.equal((await s.release('burst-0')).status, 200, 'healthy once the burst is over')
+})
+
+t.test('one hung vault cannot starve the others: releases to a healthy vault keep succeeding, the hung ones end in 504', async (t) => {
+  // A vault skr trusts that takes requests and never answers, which callers are allowed to name.
+  let reachedHungVault = 0
+  const hung = await startHttpsServer(() => { reachedHungVault++ }, { pki: env.pki })
+  t.teardown(hung.close)
+  const hungEndpoint = `127.0.0.1:${hung.port}`
+  const s = await startSidecarEnv({
+    env,
+    mode: 'process',
+    overrides: {
+      SKR_ALLOWED_HOSTS: `${env.maa.endpoint},${env.akv.endpoint},${hungEndpoint}`,
+      // The defaults (256 in flight, 64 per destination), with a short deadline so the test is quick.
+      SKR_REQUEST_TIMEOUT_MS: '4000'
+    }
+  })
+  t.teardown(s.close)
+  t.equal((await s.release('burst-0')).status, 200, 'warm')
+
+  // 70 releases aimed at the hung vault: they used to take all 64 in-flight slots.
+  // Distinct kids, so that none is coalesced with another (identical releases share one upstream call).
+  const attack = Array.from({ length: 70 }, async (_, i) => await s.release(`hung-${i}`, hungEndpoint))
+  // Wait until the hung vault holds its whole share: each admitted release has reached it.
+  while (reachedHungVault < 64) await new Promise(resolve => setTimeout(resolve, 10))
+  const healthy = await Promise.all(Array.from({ length: 8 }, async (_, i) => await s.release(`burst-${i % keys.length}`)))
+  t.same(healthy.map(a => a.status), Array(8).fill(200), 'releases from the healthy vault succeed while the other hangs')
+  t.ok(healthy.every(a => keyOf(a) !== undefined), 'with their keys')
+
+  const attacked = await Promise.all(attack)
+  const byCode = attacked.reduce<Record<string, number>>((acc, a) => {
+    const code = `${a.status} ${String(a.json?.['code'])}`
+    acc[code] = (acc[code] ?? 0) + 1
+    return acc
+  }, {})
+  t.same(Object.keys(byCode).sort(), ['503 ERR_OVERLOADED', '504 ERR_UPSTREAM_TIMEOUT'], `the hung releases: ${JSON.stringify(byCode)}`)
+  t.equal(byCode['503 ERR_OVERLOADED'], 6, 'past its share of 64, the hung vault\'s surplus is refused at once')
+  t.match((await s.call('/metrics')).text, /skr_http_shed_total\{reason="destination"\} 6/)
+  t.equal((await s.release('burst-2')).status, 200, 'and the healthy vault is still served afterwards')
 })

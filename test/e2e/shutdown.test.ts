@@ -70,3 +70,43 @@ t.test('SIGTERM during 5 slow releases: they complete, new connections are refus
   t.match(skr.output(), /shutting down/, 'logged the shutdown')
   t.same(findSecrets(skr.output().split('\n'), keys.map(k => k.k)), [], 'no key material or JWT in the logs')
 })
+
+t.test('SIGTERM while releases wait on a hung vault: at the end of the grace period they are answered 503 ERR_SHUTTING_DOWN, not cut', async (t) => {
+  const skr = await spawnSkr(env, { logLevel: 'info', overrides: { SKR_REQUEST_TIMEOUT_MS: '60000', SKR_SHUTDOWN_GRACE_MS: '500' } })
+  t.teardown(async () => { await skr.stop(2_000) })
+  const agent = new Agent({ connections: 8 })
+  t.teardown(async () => { await agent.close() })
+  const release = async (kid: string): Promise<{ status: number, headers: Record<string, unknown>, text: string } | { error: string }> => {
+    try {
+      const res = await request(`${skr.base}/key/release`, {
+        dispatcher: agent,
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ maa_endpoint: env.maa.endpoint, akv_endpoint: env.akv.endpoint, kid })
+      })
+      return { status: res.statusCode, headers: res.headers, text: await res.body.text() }
+    } catch (err) {
+      return { error: (err as NodeJS.ErrnoException).code ?? String(err) }
+    }
+  }
+  t.same((await release('drain-0') as { status: number }).status, 200, 'warm')
+  let arrived = 0
+  // The vault "hangs": far longer than the grace period.
+  Object.defineProperty(env.akv.faults, 'delayMs', { configurable: true, enumerable: true, get: () => { arrived++; return 30_000 } })
+  t.teardown(() => { delete env.akv.faults.delayMs })
+  const waiting = [1, 2, 3].map(async i => await release(`drain-${i}`))
+  t.ok(await waitFor(() => arrived >= 3, 10_000), 'three releases wait on the vault')
+
+  skr.child.kill('SIGTERM')
+  const answers = await Promise.all(waiting)
+  for (const a of answers) {
+    t.ok('status' in a, `an answer, not a cut connection (${JSON.stringify(a).slice(0, 80)})`)
+    if (!('status' in a)) continue
+    t.equal(a.status, 503)
+    t.equal((JSON.parse(a.text) as { code?: string }).code, 'ERR_SHUTTING_DOWN')
+    t.equal(a.headers['retry-after'], '1')
+  }
+  const exit = await skr.exited
+  t.same(exit, { code: 0, signal: null }, 'exited 0')
+  t.match(skr.output(), /requests still waiting were answered 503 ERR_SHUTTING_DOWN/)
+})

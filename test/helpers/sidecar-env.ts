@@ -39,6 +39,8 @@ export interface SidecarEnvOptions {
   extraCa?: string[]
   /** Where the sidecar runs (default in-process; see the top of this file). */
   mode?: 'in-process' | 'process'
+  /** 'process' mode: the child's open-file limit (default inherited). */
+  openFileLimit?: number
 }
 
 /** The answer of one API call: status, headers and the raw body text (parse it yourself). */
@@ -134,7 +136,8 @@ async function startChild (env: EmulatedEnvironment, options: SidecarEnvOptions)
   const child = await spawnSkr(env, {
     logLevel: options.logLevel ?? 'debug',
     ...(options.overrides === undefined ? {} : { overrides: options.overrides }),
-    ...(options.extraCa === undefined ? {} : { extraCa: options.extraCa })
+    ...(options.extraCa === undefined ? {} : { extraCa: options.extraCa }),
+    ...(options.openFileLimit === undefined ? {} : { openFileLimit: options.openFileLimit })
   })
   return {
     base: child.base,

@@ -103,7 +103,10 @@ t.test('fingerprint normalisation', async t => {
 
 t.test('performance settings', async t => {
   const d = loadConfig([], {})
-  t.same(d.performance, { attestationTtlSeconds: 300, keyPoolSize: 4, maxInFlight: 64, maxEventLoopDelayMs: 1000, maxHeapUsedBytes: 0, maxRssBytes: 536870912, shutdownGraceMs: 10000 })
+  t.same(d.performance, { attestationTtlSeconds: 300, keyPoolSize: 4, maxInFlight: 256, maxInFlightPerDestination: 64, maxEventLoopDelayMs: 1000, maxHeapUsedBytes: 0, maxRssBytes: 536870912, shutdownGraceMs: 10000 })
+  t.equal(d.requestTimeoutMs, 15_000, 'a hung upstream ends in 504 within 15 s by default')
+  t.equal(loadConfig([], { SKR_MAX_INFLIGHT_PER_DESTINATION: '3' }).performance.maxInFlightPerDestination, 3)
+  t.throws(() => loadConfig([], { SKR_MAX_INFLIGHT_PER_DESTINATION: '0' }), { message: /SKR_MAX_INFLIGHT_PER_DESTINATION must be at least 1/ })
   const c = loadConfig([], { SKR_ATTESTATION_TTL_SECONDS: '0', SKR_KEY_POOL_SIZE: '0', SKR_MAX_INFLIGHT: '8' })
   t.match(c.performance, { attestationTtlSeconds: 0, keyPoolSize: 0, maxInFlight: 8 })
   t.throws(() => loadConfig([], { SKR_ATTESTATION_TTL_SECONDS: '-1' }), { code: 'ERR_CONFIG_INVALID', message: /SKR_ATTESTATION_TTL_SECONDS must be a whole number from 0 to 28800/ })
@@ -203,4 +206,30 @@ t.test('egress proxy: parsed from the env loadConfig is given, as parseProxyEnv 
   t.same(loadConfig([], {}).proxy, NO_PROXY_SETTINGS, 'nothing set: no proxy (process.env is not consulted)')
   const unusable = loadConfig([], { HTTPS_PROXY: 'socks5://proxy.corp:1080' }).proxy.https
   t.match(unusable, { kind: 'unusable', variable: 'HTTPS_PROXY' }, 'an unusable value fails the calls it carries, not start-up')
+})
+
+t.test('listener settings: defaults, overrides, and what Node would refuse', async t => {
+  t.same(loadConfig([], {}).listener, { serverNames: [], idleConnectionTimeoutMs: 5000, headersTimeoutMs: 10000, receiveTimeoutMs: 30000, keepAliveTimeoutMs: 5000, maxConnections: null })
+  const c = loadConfig([], { SKR_IDLE_CONNECTION_TIMEOUT_MS: '100', SKR_HEADERS_TIMEOUT_MS: '200', SKR_RECEIVE_TIMEOUT_MS: '300', SKR_KEEP_ALIVE_TIMEOUT_MS: '400', SKR_MAX_CONNECTIONS: '50', SKR_SERVER_NAMES: 'Skr.Example., b.example' })
+  t.same(c.listener, { serverNames: ['skr.example', 'b.example'], idleConnectionTimeoutMs: 100, headersTimeoutMs: 200, receiveTimeoutMs: 300, keepAliveTimeoutMs: 400, maxConnections: 50 })
+  t.equal(loadConfig(['--server-names', 'x.example'], {}).listener.serverNames[0], 'x.example', 'a flag too')
+  t.throws(() => loadConfig([], { SKR_HEADERS_TIMEOUT_MS: '40000' }), { message: /SKR_HEADERS_TIMEOUT_MS must not exceed SKR_RECEIVE_TIMEOUT_MS/ })
+  t.throws(() => loadConfig([], { SKR_KEEP_ALIVE_TIMEOUT_MS: '0' }), { message: /SKR_KEEP_ALIVE_TIMEOUT_MS must be at least 1 ms/ })
+  t.throws(() => loadConfig([], { SKR_MAX_CONNECTIONS: '0' }), { message: /SKR_MAX_CONNECTIONS must be at least 1/ })
+  t.throws(() => loadConfig([], { SKR_IDLE_CONNECTION_TIMEOUT_MS: 'soon' }), { message: /SKR_IDLE_CONNECTION_TIMEOUT_MS must be a whole number/ })
+})
+
+t.test('SKR_ALLOWED_HOSTS: default, entries, * and refusals that never echo the value', async t => {
+  t.equal(loadConfig([], {}).allowedHosts.source, 'default')
+  const c = loadConfig(['--allowed-hosts', 'a.example:8443, .corp.example'], {})
+  t.same(c.allowedHosts, { any: false, source: 'configured', rules: [{ host: 'a.example', suffix: false, port: 8443 }, { host: '.corp.example', suffix: true, port: null }] })
+  t.ok(Object.isFrozen(c.allowedHosts.rules[0]))
+  t.equal(loadConfig([], { SKR_ALLOWED_HOSTS: '*' }).allowedHosts.any, true)
+  try {
+    loadConfig([], { SKR_ALLOWED_HOSTS: 'ok.example,secret_value.example' })
+    t.fail('should throw')
+  } catch (err) {
+    t.match(err, { code: 'ERR_CONFIG_INVALID', message: /SKR_ALLOWED_HOSTS entry 2 is not host, host:port, \.suffix or \*: it has an invalid host name/ })
+    t.notMatch((err as Error).message, /secret_value/)
+  }
 })

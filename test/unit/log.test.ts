@@ -22,7 +22,7 @@ async function fileContains (file: string, re: RegExp): Promise<string> {
   return text
 }
 
-t.test('LogFile is appended to, created 0644, parent directories made', async t => {
+t.test('LogFile is appended to, created 0600, parent directories made', async t => {
   const dir = mkdtempSync(join(tmpdir(), 'skr-log-'))
   const file = join(dir, 'nested', 'skr.log')
   const log = createLogger('info', file)
@@ -31,13 +31,25 @@ t.test('LogFile is appended to, created 0644, parent directories made', async t 
   t.match(text, /"msg":"hello"/)
   t.match(text, /"kid":"k1"/)
   t.notMatch(text, /secret-token-value/, 'redacted')
-  t.equal(statSync(file).mode & 0o777 & ~process.umask(), 0o644 & ~process.umask())
+  t.equal(statSync(file).mode & 0o777, 0o600, 'only skr\'s user can read the log')
+  t.equal(statSync(join(dir, 'nested')).mode & 0o077, 0, 'nor list the directory it made')
   const again = createLogger('info', file)
   again.info('second')
   t.match(await fileContains(file, /second/), /hello[\s\S]*second/, 'appended, not truncated')
   again.child({ ctx: { access_token: 'nested-binding-secret' } }).info('child of the process logger')
   const withChild = await fileContains(file, /child of the process logger/)
   t.notMatch(withChild, /nested-binding-secret/, 'the process logger walks child bindings (redactChildBindings)')
+})
+
+t.test('an existing LogFile readable by others is narrowed to 0640 at most; 0600 and 0640 are kept', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'skr-log-'))
+  for (const [before, after] of [[0o644, 0o640], [0o666, 0o640], [0o660, 0o640], [0o600, 0o600], [0o640, 0o640], [0o604, 0o600]] as const) {
+    const file = join(dir, `skr-${before.toString(8)}.log`)
+    writeFileSync(file, '')
+    chmodSync(file, before)
+    createLogger('info', file).info('x')
+    t.equal(statSync(file).mode & 0o777, after, `${before.toString(8)} -> ${after.toString(8)}`)
+  }
 })
 
 t.test('an unwritable LogFile is ERR_CONFIG_INVALID, not a crash', { skip: process.getuid?.() === 0 ? 'root can write anywhere; the directory case below still runs' : false }, async t => {

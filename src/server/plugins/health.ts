@@ -1,5 +1,5 @@
 // GET /livez and GET /readyz, next to the reference's /status (which keeps its exact shape).
-// - /livez: the process is serving; 503 only when under-pressure measured an event-loop delay
+// - /livez: the process is serving; 503 only when the load-shedding sampler measured an event-loop delay
 //   over its ceiling (a wedged loop is the one state a restart fixes).
 // - /readyz: skr can do its job: the config was valid (it started), the attestation backend is
 //   usable and its collateral present (AttestationService.status().problems), an identity is
@@ -25,7 +25,7 @@ export interface IdentityStatus {
 export interface HealthDeps {
   attestation: AttestationService
   identityStatus?: () => IdentityStatus
-  lifecycle: Lifecycle
+  lifecycle: Pick<Lifecycle, 'draining'>
   /** Event-loop delay (ms) as last sampled. */
   eventLoopDelayMs: () => number
   /** The ceiling above which the process is not live (0: never). */

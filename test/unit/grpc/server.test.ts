@@ -318,3 +318,23 @@ t.test('RequestInvalid and InternalError classes round-trip through the status m
   h.attestation.mode = { kind: 'fail', error: new InternalError('secret detail') }
   t.equal((await callFails(h.clients.reference, 'GetReport', { report_data_hex_string: '' })).details, 'ERR_INTERNAL: internal error')
 })
+
+t.test('close: a call still waiting when the grace period ends gets UNAVAILABLE ERR_SHUTTING_DOWN, not a cut stream', async t => {
+  const own = await startHarness()
+  const { dir: ownDir, cleanup } = await tempDir()
+  t.teardown(cleanup)
+  const keyPath = await writeKeyFiles(ownDir, 'stopped', key)
+  const wrapped = await callUnary(own.clients.reference, 'WrapKey', { [REF_IN]: wrapInput(keyPath, secret) })
+  const annotation = outputJson(wrapped, REF_OUT).keywrapresults?.annotation as string
+  own.keyRelease.keys.set('stopped', key.privateJwk)
+  own.keyRelease.mode = { kind: 'hang', honourSignal: true }
+  const waiting = callFails(own.clients.reference, 'UnWrapKey', { [REF_IN]: unwrapInput(annotation) })
+  while (own.keyRelease.calls.length === 0) await new Promise(resolve => setTimeout(resolve, 5))
+  const closed = own.server.close(50)
+  const err = await waiting
+  t.equal(err.code, status.UNAVAILABLE)
+  t.equal(trailerCode(err), 'ERR_SHUTTING_DOWN')
+  t.match(err.details, /^ERR_SHUTTING_DOWN: /)
+  await closed
+  own.clients.close()
+})

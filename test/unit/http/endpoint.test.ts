@@ -9,16 +9,29 @@ t.test('accepted forms normalise to host[:port]', async t => {
     ['SharedEUS.eus.Attest.Azure.net', 'sharedeus.eus.attest.azure.net'],
     ['https://sharedeus.eus.attest.azure.net', 'sharedeus.eus.attest.azure.net'],
     ['HTTPS://sharedeus.eus.attest.azure.net/', 'sharedeus.eus.attest.azure.net'],
-    ['sharedeus.eus.attest.azure.net:443', 'sharedeus.eus.attest.azure.net:443'],
+    // The https default port is dropped: host and host:443 are one destination (and one MAA issuer).
+    ['sharedeus.eus.attest.azure.net:443', 'sharedeus.eus.attest.azure.net'],
     ['https://myvault.vault.azure.net:8443/', 'myvault.vault.azure.net:8443'],
-    ['localhost:0443', 'localhost:443'],
+    ['localhost:0443', 'localhost'],
+    ['localhost:8443', 'localhost:8443'],
     ['127.0.0.1:9000', '127.0.0.1:9000'],
     ['[::1]', '[::1]'],
     ['https://[::1]:8443/', '[::1]:8443'],
     ['[FE80::1]:1', '[fe80::1]:1'],
     ['a', 'a'],
     ['x-y.z', 'x-y.z'],
-    ['host/', 'host']
+    ['host/', 'host'],
+    // Canonical forms: what undici's URL parser would connect to.
+    ['myvault.vault.azure.net.', 'myvault.vault.azure.net'],
+    ['https://MyVault.Vault.Azure.Net.:8443/', 'myvault.vault.azure.net:8443'],
+    ['2130706433', '127.0.0.1'],
+    ['0x7f000001:8443', '127.0.0.1:8443'],
+    ['127.1', '127.0.0.1'],
+    ['0177.0.0.1', '127.0.0.1'],
+    ['[0:0:0:0:0:0:0:1]:9', '[::1]:9'],
+    ['[::ffff:127.0.0.1]', '[::ffff:7f00:1]'],
+    ['bücher.example', 'xn--bcher-kva.example'],
+    ['ＥＸＡＭＰＬＥ．com', 'example.com']
   ]
   for (const [input, want] of cases) t.equal(normaliseEndpoint(input, F), want, input)
 })
@@ -48,7 +61,14 @@ t.test('rejected forms say what was wrong and name the field', async t => {
     ['[::1]x', 'got unexpected text after the IPv6 literal "x"'],
     ['-bad.example', 'got an invalid host name "-bad.example"'],
     ['under_score.example', 'got an invalid host name "under_score.example"'],
-    ['a..b', 'got an invalid host name "a..b"']
+    ['a..b', 'got an invalid host name "a..b"'],
+    ['[fe80::1%eth0]', 'got an IPv6 zone id (%…): a zone names a local interface, not a service'],
+    ['[fe80::1%25eth0]:443', 'got an IPv6 zone id (%…): a zone names a local interface, not a service'],
+    ['ex%61mple.com', 'got an invalid host name "ex%61mple.com"'],
+    ['1.2.3.4.5', 'got an invalid host name "1.2.3.4.5"'],
+    ['999.0.0.1', 'got an invalid host name "999.0.0.1"'],
+    ['.', 'got an invalid host name "."'],
+    ['a\u0000b', 'got an invalid host name "a\\u0000b"']
   ]
   for (const [input, problem] of cases) {
     t.throws(() => normaliseEndpoint(input, F), {

@@ -11,6 +11,8 @@ import { loadConfig } from '../../../src/config.ts'
 import { loggerOptions } from '../../../src/log.ts'
 import { createMetricsRegistry } from '../../../src/observability/registry.ts'
 import { buildApp } from '../../../src/server/app.ts'
+import { listen } from '../../../src/server/listen.ts'
+import { exchange } from '../../helpers/raw-http.ts'
 import * as EnvironmentModule from '../../../src/emulator/environment.ts'
 import type { AttestationService, AttestationStatus, CombinedEvidence, KeyReleaseRequest, KeyReleaseService } from '../../../src/service/types.ts'
 import * as SidecarModule from '../../../src/sidecar.ts'
@@ -124,6 +126,41 @@ t.test('fake services logging secrets at trace: nothing secret reaches the log',
   for (const m of PRIVATE_MEMBERS) secrets[`jwk.${m}`] = jwk[m] as string
   t.same(leaks(lines, secrets), [], 'no secret in any form')
   t.same(unredactedMembers(lines), [], 'every private member is censored')
+})
+
+// Issue 11 §5: requests that fail before or at the edge (parser errors, a body over the limit,
+// a browser's request, a token with a CR in it) went through fastify's default client-error
+// handler, which logged the raw request bytes at trace. Each level, through a real listener.
+t.test('malformed and refused requests at every log level: no secret reaches the log', async t => {
+  const accessToken = `eyJhbGciOiJSUzI1NiJ9.${Buffer.from('{"edge-token":"' + randomBytes(8).toString('hex') + '"}').toString('base64url')}.EDGESIG${randomBytes(8).toString('hex')}`
+  const headerToken = `eyJ0eXAiOiJKV1QifQ.${Buffer.from('{"header":"' + randomBytes(8).toString('hex') + '"}').toString('base64url')}.HDRSIG${randomBytes(8).toString('hex')}`
+  const body = (token: string): string => JSON.stringify({ maa_endpoint: 'sharedeus.eus.attest.azure.net', akv_endpoint: 'myvault.vault.azure.net', kid: 'k', access_token: token })
+  const auth = `Authorization: Bearer ${headerToken}\r\nCookie: s=${headerToken}\r\n`
+  const requests = [
+    `GET /status HTTP/1.1\r\nHost: localhost\r\n${auth}X-Big: ${'a'.repeat(20_000)}\r\n\r\n`,
+    `POST /key/release HTTP/1.1\r\nHost: localhost\r\n${auth}Content-Length: nope\r\n\r\n${body(accessToken)}`,
+    `POST /key/release HTTP/1.1\r\nHost: localhost\r\n${auth}Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n${body(accessToken)}`,
+    `POST /key/release HTTP/1.1\nHost: localhost\n${auth.replace(/\r/g, '')}Content-Length: ${body(accessToken).length}\n\n${body(accessToken)}`,
+    `POST /key/release HTTP/1.1\r\nHost: localhost\r\n${auth}Content-Type: text/plain\r\nContent-Length: ${body(accessToken).length}\r\n\r\n${body(accessToken)}`,
+    `POST /key/release HTTP/1.1\r\nHost: attacker.example\r\nOrigin: https://attacker.example\r\n${auth}Content-Type: application/json\r\nContent-Length: ${body(accessToken).length}\r\n\r\n${body(accessToken)}`,
+    `POST /key/release HTTP/1.1\r\nHost: localhost\r\n${auth}Content-Type: application/json\r\nContent-Length: ${body(`${accessToken}\\r\\nX: y`).length}\r\n\r\n${body(`${accessToken}\\r\\nX: y`)}`,
+    `POST /key/release HTTP/1.1\r\nHost: localhost\r\n${auth}Content-Type: application/json\r\nContent-Length: 2000000\r\n\r\n${body(accessToken)}`
+  ]
+  for (const level of ['trace', 'debug', 'info', 'warn'] as const) {
+    const lines: string[] = []
+    const logger = pino(loggerOptions(level), { write (line: string) { lines.push(line) } })
+    const config = testConfig({ SKR_HOST: '127.0.0.1', Port: '0' })
+    const app = buildApp({ config, attestation: { rawReport: async () => FAKE_REPORT, combined: async () => FAKE_COMBINED, maaToken: async () => 'x', status: async () => ({ backend: null, simulated: false, problems: [] }) }, keyRelease: { release: async () => ({ kty: 'oct', k: 'AAAA' }) }, logger })
+    const listening = await listen(app, config, logger)
+    const port = Number((listening.addresses[0] ?? '').split(':').pop())
+    const statuses: Array<number | undefined> = []
+    for (const raw of requests) statuses.push((await exchange({ port }, raw)).answer?.status)
+    await listening.close()
+    t.same(statuses, [431, 400, 400, 400, 415, 403, 400, 413], `${level}: each request was refused`)
+    if (level === 'trace') t.ok(lines.length > 8, 'trace lines were written')
+    t.same(leaks(lines, { accessToken, headerToken }), [], `${level}: no token in any form`)
+    t.notOk(lines.some(l => l.includes('rawPacket')), `${level}: no raw request`)
+  }
 })
 
 // A real release through the emulators (MAA, IMDS, AKV) with simulated attestation. Imported

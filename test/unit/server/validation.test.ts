@@ -62,7 +62,10 @@ const cases: Array<[string, string, Body, string]> = [
   ['/key/release', 'kid version with a dash', { ...KEY_OK, kid: 'k/abc-def' }, KID_ERROR],
   ['/key/release', 'kid empty version', { ...KEY_OK, kid: 'k/' }, KID_ERROR],
   ['/key/release', 'kid with dot', { ...KEY_OK, kid: '../k' }, KID_ERROR],
-  ['/key/release', 'access_token too long', { ...KEY_OK, access_token: 'x'.repeat(16 * 1024 + 1) }, 'body.access_token must be at most 16384 characters']
+  ['/key/release', 'access_token too long', { ...KEY_OK, access_token: 'x'.repeat(16 * 1024 + 1) }, 'body.access_token must be at most 16384 characters'],
+  // It becomes an Authorization header: refused before any attestation (it used to fail later, as 503).
+  ...['\r', '\n', '\u0000', ' ', '\t', '\u007f', 'é'].map((c): [string, string, Body, string] => ['/key/release', `access_token with ${JSON.stringify(c)}`, { ...KEY_OK, access_token: `eyJ0${c}eXAi` },
+    'body.access_token must be a bearer token: printable ASCII, without spaces or control characters (CR, LF, NUL)'])
 ]
 
 t.test('bad input answers 400 naming the field and never reaches a service', async t => {
@@ -87,7 +90,8 @@ t.test('accepted endpoint forms reach the service normalised', async t => {
     ['myvault.vault.azure.net', 'myvault.vault.azure.net'],
     ['https://myvault.vault.azure.net', 'myvault.vault.azure.net'],
     ['https://myvault.vault.azure.net/', 'myvault.vault.azure.net'],
-    ['myvault.vault.azure.net:443', 'myvault.vault.azure.net:443']
+    ['myvault.vault.azure.net:443', 'myvault.vault.azure.net'],
+    ['myvault.vault.azure.net:8443', 'myvault.vault.azure.net:8443']
   ]
   for (const [input] of forms) {
     const res = await app.inject({ method: 'POST', url: '/key/release', payload: { ...KEY_OK, akv_endpoint: input, maa_endpoint: input } })

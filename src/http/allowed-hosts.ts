@@ -1,0 +1,129 @@
+// SKR_ALLOWED_HOSTS: the hosts a caller may name as an MAA or AKV/mHSM endpoint. skr sends its
+// vault bearer token and the MAA token to the AKV endpoint, and a fresh attestation report to the
+// MAA endpoint, so a host the operator did not allow must never receive either (docs/security.md).
+// Parsing and matching only; pure. The check itself runs before any work, in
+// service/egress-guard.ts.
+//
+// Entries, comma-separated: `host` (any port), `host:port`, `.suffix` or `*.suffix` (any name
+// strictly under it, any port; `.suffix:port` for one port), an IP literal (`10.0.0.4`, `[fd00::1]`,
+// with or without a port), or `*` (any host: the reference's behaviour). Entries and endpoints are
+// compared in canonical form (./host-name.ts), so an IP literal in any spelling matches only an
+// entry naming that same address, and a suffix never matches an IP literal.
+import { isIPv6 } from 'node:net'
+import { addressOf, HostSyntaxError, parseHostAndPort } from './host-name.ts'
+
+/** One allow-list entry: an exact host (or address) or a DNS suffix, on one port or any. */
+export interface HostRule {
+  /** The canonical host (an IPv4-mapped IPv6 address as IPv4), or for a suffix `.suffix`. */
+  readonly host: string
+  readonly suffix: boolean
+  /** null: any port. */
+  readonly port: number | null
+}
+
+/** The parsed setting. */
+export interface AllowedHosts {
+  /** `*` was given: every host is allowed (the reference's behaviour). */
+  readonly any: boolean
+  readonly rules: readonly HostRule[]
+  /** Whether the rules are skr's default (SKR_ALLOWED_HOSTS unset) or the operator's. */
+  readonly source: 'default' | 'configured'
+}
+
+/**
+ * The default: the Key Vault, Managed HSM and Azure Attestation DNS suffixes of the Azure public,
+ * China (21Vianet) and US Government clouds. Sources (docs/security.md has the detail):
+ * - Key Vault and Managed HSM: Key Vault's "DNS suffixes for object identifiers" table
+ *   (https://learn.microsoft.com/azure/key-vault/general/about-keys-secrets-certificates) and the
+ *   Azure CLI's cloud definitions (Azure/azure-cli, src/azure-cli-core/azure/cli/core/cloud.py:
+ *   `keyvault_dns`, `mhsm_dns`), which also give the Managed HSM suffixes of China and US
+ *   Government that the Key Vault table marks "not supported".
+ * - Attestation: the Azure CLI's `attestation_endpoint` (public cloud) and Microsoft's guest
+ *   attestation SDK's regional table (the US Government shared providers under attest.azure.us).
+ *   No China suffix is published: Azure Attestation is not offered there.
+ */
+export const DEFAULT_ALLOWED_SUFFIXES: readonly string[] = Object.freeze([
+  '.vault.azure.net',
+  '.managedhsm.azure.net',
+  '.attest.azure.net',
+  '.vault.azure.cn',
+  '.managedhsm.azure.cn',
+  '.vault.usgovcloudapi.net',
+  '.managedhsm.usgovcloudapi.net',
+  '.attest.azure.us'
+])
+
+/** What the default allows, in words (for messages and the start-up log). */
+export const DEFAULT_ALLOWED_DESCRIPTION = 'Azure Key Vault, Managed HSM and Azure Attestation hosts of the public, China and US Government clouds'
+
+const HTTPS_PORT = 443
+
+/** The default rules: DEFAULT_ALLOWED_SUFFIXES on any port. */
+export const DEFAULT_ALLOWED_HOSTS: AllowedHosts = Object.freeze({
+  any: false,
+  rules: Object.freeze(DEFAULT_ALLOWED_SUFFIXES.map((host) => Object.freeze({ host, suffix: true, port: null }))),
+  source: 'default'
+})
+
+function parseEntry (entry: string): HostRule | 'any' {
+  if (entry === '*') return 'any'
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(entry)) throw new HostSyntaxError('a URL (entries are host, host:port or .suffix, without a scheme)')
+  const suffixText = entry.startsWith('*.') ? entry.slice(1) : entry.startsWith('.') ? entry : null
+  if (suffixText !== null) {
+    const { host, port } = parseHostAndPort(suffixText.slice(1))
+    if (host.ip !== 0) throw new HostSyntaxError('a suffix that is an IP address (a suffix matches names only)')
+    return { host: `.${host.host}`, suffix: true, port }
+  }
+  // A bare IPv6 address is unambiguous without brackets when it has no port.
+  const { host, port } = parseHostAndPort(isIPv6(entry) ? `[${entry}]` : entry)
+  return { host: addressOf(host.host), suffix: false, port }
+}
+
+/**
+ * Parses SKR_ALLOWED_HOSTS; null or blank gives DEFAULT_ALLOWED_HOSTS.
+ * @throws RangeError naming the entry's position and what is wrong with it
+ */
+export function parseAllowedHosts (text: string | null): AllowedHosts {
+  if (text === null || text.trim() === '') return DEFAULT_ALLOWED_HOSTS
+  let any = false
+  const rules: HostRule[] = []
+  const entries = text.split(',').map((e) => e.trim())
+  entries.forEach((entry, i) => {
+    if (entry === '') return
+    try {
+      const rule = parseEntry(entry)
+      if (rule === 'any') any = true
+      else rules.push(Object.freeze(rule))
+    } catch (err) {
+      if (err instanceof HostSyntaxError) throw new RangeError(`entry ${i + 1} is not host, host:port, .suffix or *: it has ${err.kind}`, { cause: err })
+      throw err
+    }
+  })
+  if (!any && rules.length === 0) throw new RangeError('lists no host (use * to allow any host)')
+  return Object.freeze({ any, rules: Object.freeze(rules), source: 'configured' })
+}
+
+/** True when `endpoint` (a canonical `host[:port]` from http/endpoint.ts) is allowed. */
+export function isEndpointAllowed (allowed: AllowedHosts, endpoint: string): boolean {
+  if (allowed.any) return true
+  let parsed
+  try {
+    parsed = parseHostAndPort(endpoint)
+  } catch {
+    return false
+  }
+  const host = addressOf(parsed.host.host)
+  const port = parsed.port ?? HTTPS_PORT
+  return allowed.rules.some((rule) => {
+    if (rule.port !== null && rule.port !== port) return false
+    if (!rule.suffix) return rule.host === host
+    return parsed.host.ip === 0 && host.length > rule.host.length && host.endsWith(rule.host)
+  })
+}
+
+/** The setting's rules as entries again (for logs and `skr` diagnostics). */
+export function allowedHostEntries (allowed: AllowedHosts): string[] {
+  if (allowed.any) return ['*']
+  // IPv6 hosts keep their brackets in canonical form, so host:port is unambiguous.
+  return allowed.rules.map((rule) => rule.port === null ? rule.host : `${rule.host}:${rule.port}`)
+}
