@@ -6,8 +6,9 @@
 #
 # Entrypoint to pin in confidential container policies (ccePolicy / Kata genpolicy):
 #   ["/nodejs/bin/node", "/app/bin/skr.js"]
-# /skr.sh also exists (a Node script, there is no shell), so manifests that keep the
-# reference's `command: ["/skr.sh"]` still start skr; its policy then pins ["/skr.sh"].
+# /skr.sh and /bin/skr also exist (one Node script, there is no shell), so manifests that keep
+# the reference's `command: ["/skr.sh"]` (its ACI templates) or `command: ["/bin/skr"]` (the AKS
+# confidential-containers docs) still start skr; their policy then pins that command.
 # Exec probes: ["/nodejs/bin/node", "/app/bin/skr.js", "healthcheck"].
 # Configuration: the reference's SkrSideCarArgs, Port, LogFile, LogLevel, ServerType
 # environment variables, its Go-style flags, or skr.sh's positional arguments. See
@@ -50,6 +51,7 @@ COPY --from=build /src/bin ./bin
 COPY --from=build /src/proto ./proto
 COPY --from=build /src/build/Release/snp_guest.node ./build/Release/snp_guest.node
 COPY --chmod=0755 deploy/image/skr.sh /skr.sh
+COPY --chmod=0755 deploy/image/skr.sh /bin/skr
 
 # ---- compile cache: V8 code for everything skr loads, made by the runtime's own node -------
 # A container starts with an empty /tmp, so without this every start compiles skr and its

@@ -54,6 +54,17 @@ export class HeadersTooLarge extends SidecarError {
   readonly statusCode = 431
 }
 
+/**
+ * The caller went away (closed its connection, cancelled its gRPC call) before the answer was
+ * ready; the work for it was stopped. Never seen by a client: it names the outcome in skr's own
+ * logs and metrics (status 499, as nginx records the same event), so a caller's disconnect is not
+ * reported as a server failure.
+ */
+export class ClientClosed extends SidecarError {
+  readonly code = 'ERR_CLIENT_CLOSED'
+  readonly statusCode = 499
+}
+
 /** The body is larger than the server accepts. */
 export class RequestTooLarge extends SidecarError {
   readonly code = 'ERR_REQUEST_TOO_LARGE'

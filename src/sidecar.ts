@@ -6,7 +6,7 @@ import type { Logger } from './log.ts'
 import { buildAttestation } from './attest/build.ts'
 import { buildKeyRelease } from './skr/build.ts'
 import { buildApp } from './server/app.ts'
-import { closeGracefully, listen } from './server/listen.ts'
+import { closeGracefully, createListenerGate, listen } from './server/listen.ts'
 import { createMetricsRegistry } from './observability/registry.ts'
 import { instrumentKeyRelease } from './observability/metrics.ts'
 import type { AttestationService, KeyReleaseService } from './service/types.ts'
@@ -51,7 +51,7 @@ export async function startSidecar (config: Config, options: SidecarOptions): Pr
   // destination gets at most its share of the in-flight capacity (service/egress-guard.ts).
   const guard = {
     allowedHosts: config.allowedHosts,
-    admission: createDestinationAdmission({ limit: p.maxInFlightPerDestination, onShed: () => { metrics.shed('destination') } })
+    admission: createDestinationAdmission({ limit: p.maxInFlightPerDestination, totalLimit: p.maxInFlight, onShed: (reason) => { metrics.shed(reason) } })
   }
   if (config.allowedHosts.any) {
     options.log.warn('SKR_ALLOWED_HOSTS is *: callers may name ANY host as maa_endpoint or akv_endpoint, and skr will send that host its vault access token and MAA token (the reference\'s behaviour)')
@@ -92,11 +92,13 @@ export async function startSidecar (config: Config, options: SidecarOptions): Pr
       backpressure: { maxInFlightReleases: p.maxInFlight, maxEventLoopDelayMs: p.maxEventLoopDelayMs, maxHeapUsedBytes: p.maxHeapUsedBytes, maxRssBytes: p.maxRssBytes }
     })
   app?.server.once('request', onFirstRequest)
-  const http = app === null ? null : await listen(app, config, options.log, metrics)
+  // One connection gate for every listener, HTTP and gRPC: one count under one cap.
+  const gate = createListenerGate(config, options.log, metrics)
+  const http = app === null ? null : await listen(app, config, options.log, { gate })
   // gRPC (and its protobuf machinery) is loaded only when it is served.
   const grpc = config.serverType === 'http'
     ? null
-    : await (await import('./grpc/server.ts')).startGrpcServer({ config, attestation: attestationService, keyRelease, logger: options.log })
+    : await (await import('./grpc/server.ts')).startGrpcServer({ config, attestation: attestationService, keyRelease, logger: options.log, gate })
   if (!warmedUp) warmUpTimer = setTimeout(warmUp, WARM_UP_DELAY_MS)
   return {
     addresses: [...(http?.addresses ?? []), ...(grpc === null ? [] : [`grpc://${grpc.address}`])],

@@ -22,7 +22,7 @@ import { parseAzureError } from '../http/azure-error.ts'
 import type { AzureErrorInfo } from '../http/azure-error.ts'
 import { statusError } from '../http/errors-map.ts'
 import type { Upstream, UpstreamResponse } from '../http/upstream.ts'
-import { hostnameOf, resourceFor } from '../identity/resource.ts'
+import { hostnameOf, resourceFor, VAULT_RESOURCES } from '../identity/resource.ts'
 import type { Logger } from '../log.ts'
 import type { ReleaseEnc } from './key-hsm.ts'
 
@@ -85,8 +85,11 @@ export function challengedResource (wwwAuthenticate: string | undefined): string
 
 /**
  * The normalised challenged resource (`https://host`) when we may fetch a token for it: https, no
- * port/path/credentials, a DNS name of at least two labels, and a strict parent domain of the
- * vault host (vault.azure.net for x.vault.azure.net). Anything else: null.
+ * port/path/credentials, and a strict parent domain of the vault host (vault.azure.net for
+ * x.vault.azure.net). For a host under a suffix skr knows (identity/resource.ts VAULT_RESOURCES)
+ * only that suffix's own resource qualifies: such a vault may not make skr mint a token for a
+ * broader audience (`https://azure.net`). Hosts outside the table (a cloud skr does not know,
+ * which the operator allowed by name) keep the parent-domain rule. Anything else: null.
  */
 export function trustedChallenge (resource: string, akvEndpoint: string): string | null {
   let url: URL
@@ -99,7 +102,10 @@ export function trustedChallenge (resource: string, akvEndpoint: string): string
   if (url.pathname !== '/' && url.pathname !== '') return null
   const host = url.hostname.toLowerCase().replace(/\.$/, '')
   if (!/^[a-z0-9-]+(\.[a-z0-9-]+)+$/.test(host) || /^[\d.]+$/.test(host)) return null
-  return hostnameOf(akvEndpoint).endsWith(`.${host}`) ? `https://${host}` : null
+  const vaultHost = hostnameOf(akvEndpoint)
+  const known = VAULT_RESOURCES.find((entry) => vaultHost.endsWith(`.${entry.suffix}`))
+  if (known !== undefined && known.resource !== `https://${host}`) return null
+  return vaultHost.endsWith(`.${host}`) ? `https://${host}` : null
 }
 
 /** Creates the release client. */

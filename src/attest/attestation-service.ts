@@ -18,6 +18,7 @@ import type { QuoteProvider } from '../snp/provider.ts'
 import { reportDataFor } from '../snp/report-data.ts'
 import { tcbToHex } from '../snp/tcb.ts'
 import { verifyReport } from '../snp/verify.ts'
+import { unknownFields } from '../snp/reserved.ts'
 import type { SecurityContext } from '../uvm/security-context.ts'
 import type { CollateralStore } from './collateral-store.ts'
 
@@ -78,6 +79,7 @@ export function createAttestationService (deps: AttestationServiceDeps): Attesta
     throw deps.providerError ?? new SnpDeviceUnavailable('no SEV-SNP attestation backend is configured')
   }
 
+  let warnedUnknown = false
   async function freshReport (reportData: Buffer, signal: AbortSignal | undefined): Promise<AttestationReport> {
     const device = requireProvider()
     signal?.throwIfAborted()
@@ -89,6 +91,13 @@ export function createAttestationService (deps: AttestationServiceDeps): Attesta
         { details: { backend: device.backend } })
     }
     log.debug({ reportSha256: sha256Hex(report.raw), reportedTcb: tcbToHex(report.reportedTcb), backend: device.backend }, 'attestation report read')
+    // Bits the specification still reserves are never refused (newer firmware sets them), but the
+    // operator should know: once per process, not per report.
+    const unknown = unknownFields(report)
+    if (unknown.length > 0 && !warnedUnknown) {
+      warnedUnknown = true
+      log.warn({ unknown, backend: device.backend }, 'the attestation report sets fields skr does not know (newer firmware?); they are passed on and MAA decides')
+    }
     signal?.throwIfAborted()
     return report
   }

@@ -10,7 +10,7 @@ import { loadOrCreateEmulatedChain, type EmulatedAmdChain } from '../certs/emula
 import type { Config } from '../config.ts'
 import { readExtraCa } from '../config/extra-ca.ts'
 import { isSidecarError, type SidecarError } from '../errors.ts'
-import { Upstream, type UpstreamName } from '../http/upstream.ts'
+import { DEFAULT_UPSTREAM_POLICY, Upstream, type UpstreamName } from '../http/upstream.ts'
 import type { Logger } from '../log.ts'
 import { createMaaClient } from '../maa/client.ts'
 import type { QuoteProvider } from '../snp/provider.ts'
@@ -112,7 +112,11 @@ export async function buildAttestation (config: Config, options: BuildAttestatio
 
   const metrics = options.metrics === undefined ? {} : { metrics: options.metrics }
   // The proxy settings loadConfig parsed from the environment skr was started with, not process.env.
-  const upstream = (name: UpstreamName): Upstream => new Upstream({ name, proxy: config.proxy, ...(ca.length === 0 ? {} : { ca }), ...metrics })
+  // MAA is called on behalf of a request: its whole call (retries included) ends by the request's
+  // deadline, so an attestation a caller gave up on cannot keep a socket to a hung MAA past it
+  // (the attestation cache lets shared fills outlive the request that started them).
+  const maaPolicy = { totalTimeoutMs: Math.max(1, Math.floor(Math.min(DEFAULT_UPSTREAM_POLICY.totalTimeoutMs, config.requestTimeoutMs))) }
+  const upstream = (name: UpstreamName): Upstream => new Upstream({ name, proxy: config.proxy, ...(ca.length === 0 ? {} : { ca }), ...metrics, ...(name === 'maa' ? { policy: maaPolicy } : {}) })
   const upstreams = { thim: upstream('thim'), kds: upstream('kds'), azcache: upstream('azcache'), maa: upstream('maa') }
 
   // In simulated mode the host's chain (if any) is for a real chip and can never endorse the

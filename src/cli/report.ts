@@ -1,5 +1,7 @@
 // `skr report`: prints every field of an attestation report, read fresh from this machine's
-// SEV-SNP interface (or the simulated backend) or from a file (raw, hex or base64).
+// SEV-SNP interface (or the simulated backend) or from a file (raw, hex or base64). Reserved bits
+// and bytes that newer firmware sets are printed (`unknown bits`, `unknown fields`), never refused:
+// only a wrong size, an unknown VERSION or broken signature padding stop it (docs/snp-report.md).
 import { loadConfig } from '../config.ts'
 import { decodeBase64Flexible } from '../encoding/base64.ts'
 import { readDeviceReport } from '../ops/device-report.ts'

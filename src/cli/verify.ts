@@ -1,6 +1,6 @@
 // `skr verify`: verifies a saved report and its AMD chain offline and prints every check (chain to
-// a pinned ARK, signature, TCB, chip id, THIM tcbm, debug, and the optional expectations).
-// Exit 0 only when nothing failed.
+// a pinned ARK, signature, TCB, chip id, THIM tcbm, reserved bits and bytes the report sets, debug,
+// and the optional expectations). Exit 0 only when nothing failed; a warning does not fail.
 import { AMD_ARK_FINGERPRINTS } from '../certs/amd-roots.ts'
 import { normaliseFingerprint } from '../config.ts'
 import { chainFromFiles } from '../ops/chain-input.ts'
@@ -24,6 +24,7 @@ const FLAGS: FlagSpecs = {
   'expect-measurement': { type: 'string', help: 'MEASUREMENT must equal these 48 bytes (hex)' },
   'expect-report-data': { type: 'string', help: 'REPORT_DATA must start with these bytes (hex, up to 64) and be zero after them' },
   'allow-debug': { type: 'boolean', help: 'accept a report whose POLICY allows debugging (refused by default)' },
+  'refuse-unknown': { type: 'boolean', help: 'fail when the report sets a reserved bit or byte or a reserved SIGNING_KEY/SIGNATURE_ALGO value (default: a warning)' },
   json: { type: 'boolean', help: 'print {ok, checks, chainForm, report} as JSON' }
 }
 
@@ -54,9 +55,10 @@ function nowOption (raw: string | undefined): Date {
 export async function run (argv: readonly string[], _env: CommandEnv, io: CommandIo = processIo): Promise<number> {
   return await runOperatorCommand('verify', io, async () => {
     if (wantsHelp(argv)) {
-      io.stdout(helpText('skr verify --report F --chain PEM [--vcek CERT] [--trust-ark FP ...] [--now ISO] [--expect-* HEX] [--allow-debug] [--json]', summary, FLAGS, [
+      io.stdout(helpText('skr verify --report F --chain PEM [--vcek CERT] [--trust-ark FP ...] [--now ISO] [--expect-* HEX] [--allow-debug] [--refuse-unknown] [--json]', summary, FLAGS, [
         'Trusted roots: AMD\'s Milan, Genoa and Turin ARKs, plus every --trust-ark (e.g. skr\'s emulated ARK for simulated reports).',
-        'Exit 0 when every check passed, 1 when any failed or an input is malformed, 2 usage error.'
+        'Reserved bits and bytes set by newer firmware are shown as a warning (check unknown-fields) unless --refuse-unknown.',
+        'Exit 0 when no check failed (warnings allowed), 1 when any failed or an input is malformed, 2 usage error.'
       ]))
       return 0
     }
@@ -68,6 +70,7 @@ export async function run (argv: readonly string[], _env: CommandEnv, io: Comman
       trustedArkFingerprints: [...Object.values(AMD_ARK_FINGERPRINTS), ...(repeated['trust-ark'] ?? []).map(fingerprint)],
       now: nowOption(values.now),
       allowDebug: values['allow-debug'] === 'true',
+      refuseUnknown: values['refuse-unknown'] === 'true',
       expectHostData: hexOption(values['expect-host-data'], '--expect-host-data', { exact: 32 }),
       expectMeasurement: hexOption(values['expect-measurement'], '--expect-measurement', { exact: 48 }),
       expectReportData: hexOption(values['expect-report-data'], '--expect-report-data', { max: 64 })
@@ -81,17 +84,20 @@ export async function run (argv: readonly string[], _env: CommandEnv, io: Comman
       trustedArkFingerprints: options.trustedArkFingerprints,
       now: options.now,
       allowDebug: options.allowDebug,
+      refuseUnknown: options.refuseUnknown,
       tcbm: input.tcbm,
       ...(options.expectHostData === undefined ? {} : { expectHostData: options.expectHostData }),
       ...(options.expectMeasurement === undefined ? {} : { expectMeasurement: options.expectMeasurement }),
       ...(options.expectReportData === undefined ? {} : { expectReportData: options.expectReportData })
     })
     const failed = outcome.checks.filter((c) => c.status === 'fail')
+    const warned = outcome.checks.filter((c) => c.status === 'warn')
+    const warnings = warned.length === 0 ? '' : ` (${warned.length} warning${warned.length === 1 ? '' : 's'}: ${warned.map((c) => c.name).join(', ')})`
     if (values.json === 'true') {
       io.stdout(toJson({ ok: outcome.ok, checks: outcome.checks, chainForm: input.form, report: outcome.report === null ? null : reportView(outcome.report) }))
     } else {
       io.stdout(formatTable(outcome.checks.map((c) => [c.name, `${c.status.padEnd(4)}  ${c.detail}`])))
-      io.stdout(outcome.ok ? 'result: PASS\n' : `result: FAIL (${failed.length} check${failed.length === 1 ? '' : 's'} failed)\n`)
+      io.stdout(outcome.ok ? `result: PASS${warnings}\n` : `result: FAIL (${failed.length} check${failed.length === 1 ? '' : 's'} failed)\n`)
     }
     if (!outcome.ok) {
       io.stderr(`skr verify: ERR_SNP_REPORT_UNVERIFIED: failed: ${failed.map((c) => c.name).join(', ')}\n`)

@@ -126,7 +126,7 @@ export const SETTINGS = [
     help: 'hosts callers may name as maa_endpoint/akv_endpoint: host, host:port, .suffix, or * for any',
     env: 'SKR_ALLOWED_HOSTS',
     default: 'Azure Key Vault, Managed HSM and Attestation hosts',
-    description: 'comma-separated hosts a caller may name as `maa_endpoint` / `akv_endpoint` (HTTP and gRPC): `host` (any port), `host:port`, `.suffix` (any name under it) or IP literals; `*` allows any host, as the reference does (logged as a warning). Unset: the Key Vault, Managed HSM and Attestation DNS suffixes of the Azure public, China and US Government clouds ([docs/security.md](docs/security.md#egress-allow-list)). A refused host answers 403 `ERR_ENDPOINT_NOT_ALLOWED` before anything is sent'
+    description: 'comma-separated hosts a caller may name as `maa_endpoint` / `akv_endpoint` (HTTP and gRPC): `host` (any port), `host:port`, `.suffix` (any name under it) or IP literals; `*` allows any host, as the reference does (logged as a warning). Unset: the Key Vault and Managed HSM (as `akv_endpoint`) and Attestation (as `maa_endpoint`) DNS suffixes of the Azure public, China and US Government clouds, on port 443 ([docs/security.md](docs/security.md#egress-allow-list)). A refused host answers 403 `ERR_ENDPOINT_NOT_ALLOWED` before anything is sent'
   },
   {
     key: 'serverNames',

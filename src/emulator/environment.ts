@@ -12,6 +12,8 @@ import { startImdsEmulator, type ImdsEmulator } from './imds.ts'
 import { startAkvEmulator, type AkvEmulator } from './akv.ts'
 import { createBearerIssuer, DEFAULT_CLIENT_ID, type BearerIssuer } from './bearer.ts'
 import { loadOrCreateEmulatedChain, thimDocument, type EmulatedAmdChain } from '../certs/emulated-chain.ts'
+import { simulatedMeasurement } from '../snp/simulated.ts'
+import { createUvmEndorser, type UvmEndorser } from './uvm-endorser.ts'
 
 /** The confidential container group's security policy the demo "runs": its SHA-256 is HOST_DATA. */
 export const DEMO_SECURITY_POLICY = [
@@ -41,6 +43,12 @@ export interface EmulatedEnvironment {
   readonly maa: MaaEmulator
   readonly imds: ImdsEmulator
   readonly akv: AkvEmulator
+  /**
+   * The emulated UVM signing service. Its endorsement of the simulated UVM's launch measurement is
+   * in the security context (`reference-info-base64`), and the MAA emulator trusts its root, so
+   * tokens carry `x-ms-compliance-status: azure-compliant-uvm` as they do on ACI.
+   */
+  readonly uvmEndorser: UvmEndorser
   /** HOST_DATA of simulated reports: sha256 of the security policy, lowercase hex. */
   readonly hostData: string
   /** The policy text and the directory holding its security-context file. */
@@ -68,15 +76,23 @@ export async function startEmulatedEnvironment (options: EmulatedEnvironmentOpti
   await mkdir(securityContextDir, { recursive: true, mode: 0o700 })
   await writeFile(join(securityContextDir, 'security-policy-base64'), Buffer.from(securityPolicy).toString('base64'))
 
-  const [pki, chain, bearer] = await Promise.all([
+  const [pki, chain, bearer, uvmEndorser] = await Promise.all([
     createLocalPki({ commonName: 'skr emulated environment CA' }),
     loadOrCreateEmulatedChain({ cacheDir }),
-    createBearerIssuer()
+    createBearerIssuer(),
+    createUvmEndorser()
   ])
+  // The endorsement of the UVM skr's simulated backend reports (the same measurement inputs as
+  // src/attest/build.ts gives createSimulatedProvider: the chain and this security policy).
+  const endorsement = uvmEndorser.endorse({
+    launchMeasurement: simulatedMeasurement({ chain, securityPolicy: Buffer.from(securityPolicy, 'utf8') }),
+    guestSvn: '0'
+  })
+  await writeFile(join(securityContextDir, 'reference-info-base64'), endorsement.toString('base64'))
   const tls = await pki.issue(['127.0.0.1', 'localhost'])
   const started: Array<{ close: () => Promise<void> }> = []
   try {
-    const maa = await startMaaEmulator({ tls, trustedArkFingerprints: [chain.arkFingerprint] })
+    const maa = await startMaaEmulator({ tls, trustedArkFingerprints: [chain.arkFingerprint], trustedUvmRootFingerprints: [uvmEndorser.rootFingerprint] })
     started.push(maa)
     const imds = await startImdsEmulator({ tokenIssuer: bearer, thim: () => thimDocument(chain), clientIds: [DEFAULT_CLIENT_ID] })
     started.push(imds)
@@ -91,6 +107,7 @@ export async function startEmulatedEnvironment (options: EmulatedEnvironmentOpti
       maa,
       imds,
       akv,
+      uvmEndorser,
       hostData,
       securityPolicy,
       securityContextDir,

@@ -5,6 +5,7 @@
 import { Server, ServerCredentials } from '@grpc/grpc-js'
 import { ReflectionService } from '@grpc/reflection'
 import { HealthImplementation, type ServingStatusMap } from 'grpc-health-check'
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net'
 import pino from 'pino'
 import { isLoopbackHost, type Config } from '../config.ts'
 import { ConfigInvalid, ShuttingDown } from '../errors.ts'
@@ -13,6 +14,7 @@ import type { AttestationService, KeyReleaseService } from '../service/types.ts'
 import { loadGrpcDefinitions, OCICRYPT_SERVICE, REFERENCE_SERVICE } from './protos.ts'
 import { ocicryptHandlers, referenceHandlers } from './service.ts'
 import type { WrapOptions } from './wrap.ts'
+import type { ConnectionGate } from '../server/connections.ts'
 
 /** What startGrpcServer needs. */
 export interface GrpcServerDeps {
@@ -24,6 +26,8 @@ export interface GrpcServerDeps {
   readonly port?: number
   /** File-system seam for WrapKey. */
   readonly wrapOptions?: WrapOptions
+  /** The sidecar's connection gate (shared with the HTTP listeners); no cap when absent (tests). */
+  readonly gate?: ConnectionGate
 }
 
 /** A listening gRPC server. */
@@ -54,13 +58,33 @@ export function bindHost (host: string): string {
   return bare.includes(':') ? `[${bare}]` : bare
 }
 
-async function bind (server: Server, address: string): Promise<number> {
-  return await new Promise<number>((resolve, reject) => {
-    server.bindAsync(address, ServerCredentials.createInsecure(), (err, port) => {
-      if (err === null) resolve(port)
-      else reject(new ConfigInvalid(`cannot listen for gRPC on ${address}: ${err.message}`, { cause: err }))
+/** How long a gRPC connection with no call in progress stays open (ms); clients reconnect when they next call. */
+export const MAX_CONNECTION_IDLE_MS = 30_000
+
+/**
+ * Listens on host:port with a net.Server of skr's own and hands each accepted connection to
+ * grpc-js (Server.createConnectionInjector, its public API for this), so that gRPC connections go
+ * through the sidecar's connection gate: they count under the same cap as the HTTP API's, and a
+ * flood on the gRPC port can no longer take the descriptors every listener needs.
+ */
+async function listenThroughGate (server: Server, host: string, port: number, gate: ConnectionGate | undefined, logger: Logger): Promise<{ listener: NetServer, port: number }> {
+  const injector = server.createConnectionInjector(ServerCredentials.createInsecure())
+  const listener = createNetServer()
+  gate?.attach(listener, { http: false })
+  // After the gate's listener: a connection it refused is already destroyed.
+  listener.on('connection', (socket: Socket) => { if (!socket.destroyed) injector.injectConnection(socket) })
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error): void => { reject(new ConfigInvalid(`cannot listen for gRPC on ${host}:${port}: ${err.message}`, { cause: err })) }
+    listener.once('error', onError)
+    listener.listen({ host: host.replace(/^\[|\]$/g, ''), port }, () => {
+      listener.removeListener('error', onError)
+      resolve()
     })
   })
+  // An accept() failure once listening must not end the process (see server/listen.ts).
+  listener.on('error', (err: NodeJS.ErrnoException) => { logger.error({ code: err.code }, 'gRPC listener error; still serving the connections it has') })
+  const bound = listener.address()
+  return { listener, port: typeof bound === 'object' && bound !== null ? bound.port : port }
 }
 
 /** Starts the gRPC server on config.host and the given port. */
@@ -75,11 +99,21 @@ export async function startGrpcServer (deps: GrpcServerDeps): Promise<RunningGrp
   // Aborted when the grace period of close() ends: calls still waiting then answer UNAVAILABLE
   // with ERR_SHUTTING_DOWN instead of being cut by forceShutdown.
   const stop = new AbortController()
-  const handlerDeps = { config, attestation: deps.attestation, keyRelease: deps.keyRelease, logger, wrapOptions: deps.wrapOptions, stopSignal: stop.signal }
+  // Calls in flight, for close() to wait on (grpc-js's tryShutdown does not wait for calls on
+  // injected connections).
+  const pending = new Set<Promise<unknown>>()
+  const track = (call: Promise<unknown>): void => {
+    pending.add(call)
+    const done = (): void => { pending.delete(call) }
+    call.then(done, done)
+  }
+  const handlerDeps = { config, attestation: deps.attestation, keyRelease: deps.keyRelease, logger, wrapOptions: deps.wrapOptions, stopSignal: stop.signal, track }
 
   const server = new Server({
     'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
-    'grpc.max_send_message_length': MAX_MESSAGE_BYTES
+    'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+    // A connection with no call in progress (including one that never sent a byte) is closed.
+    'grpc.max_connection_idle_ms': MAX_CONNECTION_IDLE_MS
   })
   server.addService(defs.reference, referenceHandlers(handlerDeps))
   server.addService(defs.ocicrypt, ocicryptHandlers(handlerDeps))
@@ -90,7 +124,7 @@ export async function startGrpcServer (deps: GrpcServerDeps): Promise<RunningGrp
 
   const requested = deps.port ?? (config.serverType === 'grpc' ? config.port : config.grpcPort)
   const host = bindHost(config.host)
-  const port = await bind(server, `${host}:${requested}`)
+  const { listener, port } = await listenThroughGate(server, host, requested, deps.gate, logger)
   const address = `${host}:${port}`
   if (!isLoopbackHost(config.host)) {
     logger.warn({ address }, `the gRPC key provider is listening on the NON-LOOPBACK address ${address}: anyone who can reach it can unwrap keys; this was allowed by SKR_ALLOW_NON_LOOPBACK`)
@@ -98,19 +132,29 @@ export async function startGrpcServer (deps: GrpcServerDeps): Promise<RunningGrp
   logger.info({ address }, 'skr gRPC key provider listening')
 
   let closing: Promise<void> | null = null
+  const drained = async (ms: number): Promise<boolean> => {
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const expired = new Promise<false>(resolve => { timer = setTimeout(() => { resolve(false) }, ms) })
+    try {
+      return await Promise.race([Promise.allSettled([...pending]).then(() => true), expired])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
   const close = async (graceMs: number = DEFAULT_GRACE_MS): Promise<void> => {
-    closing ??= new Promise<void>(resolve => {
+    closing ??= (async () => {
       for (const name of Object.keys(serving)) health.setStatus(name, 'NOT_SERVING')
-      let flush: ReturnType<typeof setTimeout> | undefined
-      const timer = setTimeout(() => {
+      // No new connections; calls in flight may finish within the grace period.
+      listener.close()
+      if (!await drained(graceMs)) {
         stop.abort(new ShuttingDown('server is shutting down: the grace period ended before the answer was ready', { details: { retryAfterSeconds: 1 } }))
-        // The stopped calls' statuses are sent on the next turns of the loop; then cut what is left.
-        flush = setTimeout(() => { server.forceShutdown(); resolve() }, graceMs === 0 ? 0 : STOP_FLUSH_MS)
-        flush.unref()
-      }, graceMs)
-      timer.unref()
-      server.tryShutdown(() => { clearTimeout(timer); clearTimeout(flush); resolve() })
-    })
+        // The stopped calls' statuses go out on the next turns of the loop: give them a moment on
+        // the wire before what is left is cut.
+        await drained(STOP_FLUSH_MS)
+        await new Promise(resolve => setTimeout(resolve, graceMs === 0 ? 0 : STOP_FLUSH_MS))
+      }
+      server.forceShutdown()
+    })()
     await closing
   }
   return { port, address, close }

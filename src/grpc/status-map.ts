@@ -26,6 +26,8 @@ const BY_CODE: Readonly<Record<string, status>> = {
   // An upstream refused the request as sent (a 4xx other than auth): retrying will not help.
   ERR_UPSTREAM_REJECTED: status.FAILED_PRECONDITION,
   ERR_OVERLOADED: status.UNAVAILABLE,
+  // The client cancelled: grpc-js has already ended the call; the status is for the logs.
+  ERR_CLIENT_CLOSED: status.CANCELLED,
   ERR_NOT_FOUND: status.UNIMPLEMENTED
 }
 

@@ -6,11 +6,15 @@
 //
 // Entries, comma-separated: `host` (any port), `host:port`, `.suffix` or `*.suffix` (any name
 // strictly under it, any port; `.suffix:port` for one port), an IP literal (`10.0.0.4`, `[fd00::1]`,
-// with or without a port), or `*` (any host: the reference's behaviour). Entries and endpoints are
+// with or without a port), or `*` (any host: the reference's behaviour). An operator's entry
+// allows its hosts as either endpoint; the default is narrower (DEFAULT_ALLOWED_HOSTS). Entries and endpoints are
 // compared in canonical form (./host-name.ts), so an IP literal in any spelling matches only an
 // entry naming that same address, and a suffix never matches an IP literal.
 import { isIPv6 } from 'node:net'
 import { addressOf, HostSyntaxError, parseHostAndPort } from './host-name.ts'
+
+/** Which endpoint of a request a host is named as. */
+export type EndpointRole = 'maa_endpoint' | 'akv_endpoint'
 
 /** One allow-list entry: an exact host (or address) or a DNS suffix, on one port or any. */
 export interface HostRule {
@@ -19,6 +23,8 @@ export interface HostRule {
   readonly suffix: boolean
   /** null: any port. */
   readonly port: number | null
+  /** The only endpoint this rule allows the host as; null: either (every operator entry). */
+  readonly role: EndpointRole | null
 }
 
 /** The parsed setting. */
@@ -53,15 +59,27 @@ export const DEFAULT_ALLOWED_SUFFIXES: readonly string[] = Object.freeze([
   '.attest.azure.us'
 ])
 
+const HTTPS_PORT = 443
+const ATTESTATION_SUFFIXES: ReadonlySet<string> = new Set(['.attest.azure.net', '.attest.azure.us'])
+
 /** What the default allows, in words (for messages and the start-up log). */
 export const DEFAULT_ALLOWED_DESCRIPTION = 'Azure Key Vault, Managed HSM and Azure Attestation hosts of the public, China and US Government clouds'
 
-const HTTPS_PORT = 443
-
-/** The default rules: DEFAULT_ALLOWED_SUFFIXES on any port. */
+/**
+ * The default rules: DEFAULT_ALLOWED_SUFFIXES on port 443 only, each in its own role (a vault
+ * suffix only as akv_endpoint, an attestation suffix only as maa_endpoint). Azure's services
+ * answer on 443; another port of their hosts is dropped without an answer, and a caller naming
+ * one would hold its request until the deadline. A vault host named as the MAA (or the reverse)
+ * would receive what the other service should.
+ */
 export const DEFAULT_ALLOWED_HOSTS: AllowedHosts = Object.freeze({
   any: false,
-  rules: Object.freeze(DEFAULT_ALLOWED_SUFFIXES.map((host) => Object.freeze({ host, suffix: true, port: null }))),
+  rules: Object.freeze(DEFAULT_ALLOWED_SUFFIXES.map((host) => Object.freeze({
+    host,
+    suffix: true,
+    port: HTTPS_PORT,
+    role: ATTESTATION_SUFFIXES.has(host) ? 'maa_endpoint' as const : 'akv_endpoint' as const
+  }))),
   source: 'default'
 })
 
@@ -72,11 +90,11 @@ function parseEntry (entry: string): HostRule | 'any' {
   if (suffixText !== null) {
     const { host, port } = parseHostAndPort(suffixText.slice(1))
     if (host.ip !== 0) throw new HostSyntaxError('a suffix that is an IP address (a suffix matches names only)')
-    return { host: `.${host.host}`, suffix: true, port }
+    return { host: `.${host.host}`, suffix: true, port, role: null }
   }
   // A bare IPv6 address is unambiguous without brackets when it has no port.
   const { host, port } = parseHostAndPort(isIPv6(entry) ? `[${entry}]` : entry)
-  return { host: addressOf(host.host), suffix: false, port }
+  return { host: addressOf(host.host), suffix: false, port, role: null }
 }
 
 /**
@@ -103,8 +121,8 @@ export function parseAllowedHosts (text: string | null): AllowedHosts {
   return Object.freeze({ any, rules: Object.freeze(rules), source: 'configured' })
 }
 
-/** True when `endpoint` (a canonical `host[:port]` from http/endpoint.ts) is allowed. */
-export function isEndpointAllowed (allowed: AllowedHosts, endpoint: string): boolean {
+/** True when `endpoint` (a canonical `host[:port]` from http/endpoint.ts) is allowed as `role`. */
+export function isEndpointAllowed (allowed: AllowedHosts, endpoint: string, role: EndpointRole): boolean {
   if (allowed.any) return true
   let parsed
   try {
@@ -115,6 +133,7 @@ export function isEndpointAllowed (allowed: AllowedHosts, endpoint: string): boo
   const host = addressOf(parsed.host.host)
   const port = parsed.port ?? HTTPS_PORT
   return allowed.rules.some((rule) => {
+    if (rule.role !== null && rule.role !== role) return false
     if (rule.port !== null && rule.port !== port) return false
     if (!rule.suffix) return rule.host === host
     return parsed.host.ip === 0 && host.length > rule.host.length && host.endsWith(rule.host)

@@ -1,17 +1,24 @@
 // A decoded attestation report as operators read it: every field of ATTESTATION_REPORT (SNP ABI
-// 56860 Table 22; docs/sev-snp.md §1) as a JSON-able object (byte fields and 64-bit words as hex
-// strings, TCBs also split into their patch levels) and as a two-column text table. Also accepts
-// the forms reports are saved in (raw 1184 bytes, hex text, base64). Pure.
+// 56860 "ATTESTATION_REPORT Structure"; docs/snp-report.md) as a JSON-able object (byte fields and
+// 64-bit words as hex strings, TCBs also split into their patch levels) and as a two-column text
+// table. Reserved bits and bytes a report sets are shown, never hidden: each word's `unknownBits`,
+// the `unknownBytes` ranges, and the `unknown` summary lines. Also accepts the forms reports are
+// saved in (raw 1184 bytes, hex text, base64). Pure.
 import { createHash } from 'node:crypto'
 import { ReportInvalid } from '../errors.ts'
-import { REPORT_SIZE, type AttestationReport, type FirmwareVersion, type GuestPolicy, type PlatformInfo, type SignerInfo } from '../snp/abi.ts'
+import {
+  REPORT_SIZE, unknownFields, type AttestationReport, type FirmwareVersion, type GuestPolicy, type PlatformInfo, type SignerInfo
+} from '../snp/abi.ts'
 import { tcbToHex, type TcbParts } from '../snp/tcb.ts'
 
 /** A TCB_VERSION: `raw` as THIM's `tcbm` (16 hex digits, most significant first) and its parts (null when the generation is unknown). */
 export interface TcbView { raw: string, parts: TcbParts | null }
 
-/** A decoded bit-field word with its raw value as a hex string. */
-export type WordView<T extends { raw: bigint | number }> = Omit<T, 'raw'> & { raw: string }
+/** A decoded bit-field word with its raw value and its unknown (reserved, set) bits as hex strings. */
+export type WordView<T extends { raw: bigint | number, unknownBits: bigint | number }> = Omit<T, 'raw' | 'unknownBits'> & { raw: string, unknownBits: string }
+
+/** A reserved byte range that holds non-zero bytes. */
+export interface UnknownBytesView { offset: string, end: string, hex: string, signed: boolean }
 
 /** The JSON form of a report; every bigint is a hex string. */
 export interface ReportView {
@@ -41,6 +48,10 @@ export interface ReportView {
   launchMitVector: string | null
   currentMitVector: string | null
   signature: { r: string, s: string }
+  /** Reserved byte ranges holding non-zero bytes; [] for a report that uses none. */
+  unknownBytes: UnknownBytesView[]
+  /** One line per field, bit or byte range the ABI revision skr follows does not define; [] normally. */
+  unknown: string[]
   /** SHA-256 of the 1184 raw bytes: the identifier skr's logs use for a report. */
   sha256: string
 }
@@ -55,6 +66,14 @@ function byte (value: number): string {
   return `0x${value.toString(16).padStart(2, '0')}`
 }
 
+function offset (value: number): string {
+  return `0x${value.toString(16).toUpperCase().padStart(3, '0')}`
+}
+
+function bits (value: bigint | number): string {
+  return `0x${value.toString(16)}`
+}
+
 function version (v: FirmwareVersion): string {
   return `${v.major}.${v.minor}.${v.build}`
 }
@@ -63,19 +82,19 @@ function version (v: FirmwareVersion): string {
 export function reportView (report: AttestationReport): ReportView {
   const tcb = (raw: bigint, parts: TcbParts | undefined): TcbView => ({ raw: tcbToHex(raw), parts: parts ?? null })
   const { policy: p, platformInfo: pi, signerInfo: si } = report
-  const { raw: _raw, abiMajor: _abiMajor, ...policyRest } = p
+  const { raw: _raw, abiMajor: _abiMajor, unknownBits: policyUnknown, ...policyRest } = p
   return {
     version: report.version,
     guestSvn: report.guestSvn,
     // The JSON has always listed abiMajor before abiMinor; its key order stays stable for diffs.
-    policy: { raw: word(p.raw), abiMajor: p.abiMajor, ...policyRest },
+    policy: { raw: word(p.raw), abiMajor: p.abiMajor, ...policyRest, unknownBits: bits(policyUnknown) },
     familyId: report.familyId.toString('hex'),
     imageId: report.imageId.toString('hex'),
     vmpl: report.vmpl,
     signatureAlgo: report.signatureAlgo,
     signatureAlgoName: ALGORITHMS[report.signatureAlgo] ?? 'unknown',
-    platformInfo: { ...pi, raw: word(pi.raw) },
-    signer: { ...si, raw: `0x${si.raw.toString(16).padStart(8, '0')}` },
+    platformInfo: { ...pi, raw: word(pi.raw), unknownBits: bits(pi.unknownBits) },
+    signer: { ...si, raw: `0x${si.raw.toString(16).padStart(8, '0')}`, unknownBits: bits(si.unknownBits) },
     generation: report.generation,
     cpuid: report.cpuid === null ? null : { family: byte(report.cpuid.family), model: byte(report.cpuid.model), stepping: byte(report.cpuid.stepping) },
     tcb: {
@@ -96,12 +115,26 @@ export function reportView (report: AttestationReport): ReportView {
     launchMitVector: report.launchMitVector === null ? null : word(report.launchMitVector),
     currentMitVector: report.currentMitVector === null ? null : word(report.currentMitVector),
     signature: { r: report.signature.r.toString('hex'), s: report.signature.s.toString('hex') },
+    unknownBytes: report.unknownBytes.map((u) => ({
+      offset: offset(u.offset), end: offset(u.offset + u.bytes.length), hex: u.bytes.toString('hex'), signed: u.signed
+    })),
+    unknown: unknownFields(report),
     sha256: createHash('sha256').update(report.raw).digest('hex')
   }
 }
 
 function yesNo (b: boolean): string {
   return b ? 'yes' : 'no'
+}
+
+function unknownText (hex: string): string {
+  return hex === '0x0' ? 'none' : hex
+}
+
+function signerText (s: ReportView['signer']): string {
+  const key = s.signingKey === 'reserved' ? `SIGNING_KEY ${s.signingKeyValue}, reserved` : s.signingKey.toUpperCase()
+  const extra = s.unknownBits === '0x0' ? '' : `, reserved bits ${s.unknownBits}`
+  return `${s.raw} (${key}, author key ${yesNo(s.authorKeyEn)}, mask chip key ${yesNo(s.maskChipKey)}${extra})`
 }
 
 function tcbText (t: TcbView): string {
@@ -128,6 +161,7 @@ export function reportRows (v: ReportView): Array<[string, string]> {
     ['  rapl disabled', yesNo(p.raplDis)],
     ['  ciphertext hiding', yesNo(p.ciphertextHiding)],
     ['  page swap disabled', yesNo(p.pageSwapDisable)],
+    ['  unknown bits', unknownText(p.unknownBits)],
     ['family id', v.familyId],
     ['image id', v.imageId],
     ['vmpl', String(v.vmpl)],
@@ -139,8 +173,11 @@ export function reportRows (v: ReportView): Array<[string, string]> {
     ['  rapl disabled', yesNo(pi.raplDisabled)],
     ['  ciphertext hiding', yesNo(pi.ciphertextHidingEnabled)],
     ['  alias check complete', yesNo(pi.aliasCheckComplete)],
+    // Bit 6's name comes from one Turin-tracking fork only (snp/report-fields.ts): the label says so.
+    ['  iommu write safe (bit 6)', yesNo(pi.iommuWriteSafe)],
     ['  sev-tio enabled', yesNo(pi.tioEnabled)],
-    ['signer', `${v.signer.raw} (${v.signer.signingKey.toUpperCase()}, author key ${yesNo(v.signer.authorKeyEn)}, mask chip key ${yesNo(v.signer.maskChipKey)})`],
+    ['  unknown bits', unknownText(pi.unknownBits)],
+    ['signer', signerText(v.signer)],
     ['generation', v.generation ?? 'unknown'],
     ['cpuid', v.cpuid === null ? 'n/a (report version 2)' : `family ${v.cpuid.family}, model ${v.cpuid.model}, stepping ${v.cpuid.stepping}`],
     ['current tcb', tcbText(v.tcb.current)],
@@ -161,6 +198,7 @@ export function reportRows (v: ReportView): Array<[string, string]> {
     ['current mit vector', v.currentMitVector ?? 'n/a (report version < 5)'],
     ['signature r', v.signature.r],
     ['signature s', v.signature.s],
+    ['unknown fields', v.unknown.length === 0 ? 'none' : v.unknown.join('; ')],
     ['sha256', v.sha256]
   ]
 }

@@ -2,16 +2,18 @@
 // user sees everything that passed and everything that failed rather than the first failure
 // (docs/sev-snp.md §6.4 items 1-3 and 7). The hardware checks use the same primitives as
 // src/snp/verify.ts, and when they all pass verifyReport itself must agree, so this report can
-// never say "pass" where the sidecar's own verifier would refuse. Pure: the clock is an input.
+// never say "pass" where the sidecar's own verifier would refuse. Reserved bits and bytes a genuine
+// report sets (newer firmware, issue 12) are a 'warn' check by default and a 'fail' only when the
+// caller's policy says so (refuseUnknown). Pure: the clock is an input.
 import { verify as cryptoVerify } from 'node:crypto'
 import { verifyAmdChain, type AmdChain, type ChainVerification } from '../certs/amd-chain.ts'
 import { generationFromProductName, parseAmdExtensions, type AmdCertExtensions } from '../certs/vcek-ext.ts'
-import { parseReport, signatureP1363, signedBytes, type AttestationReport } from '../snp/abi.ts'
+import { parseReport, signatureP1363, signedBytes, unknownFields, type AttestationReport } from '../snp/abi.ts'
 import { tcbToHex, type Generation, type TcbParts } from '../snp/tcb.ts'
 import { compareTcb, verifyReport } from '../snp/verify.ts'
 
-/** The outcome of one check. */
-export type CheckStatus = 'pass' | 'fail' | 'skip'
+/** The outcome of one check; 'warn' is shown but does not fail the verification. */
+export type CheckStatus = 'pass' | 'fail' | 'skip' | 'warn'
 
 /** One line of the verification report. */
 export interface Check { name: string, status: CheckStatus, detail: string }
@@ -22,6 +24,8 @@ export interface OfflineVerifyOptions {
   now: Date
   /** Refuse a report whose POLICY allows debugging unless this is true. */
   allowDebug: boolean
+  /** Fail (instead of warn) when the report sets a reserved bit or byte, or a reserved SIGNING_KEY / SIGNATURE_ALGO value. */
+  refuseUnknown?: boolean
   expectHostData?: Buffer
   expectMeasurement?: Buffer
   /** Compared with the first bytes of REPORT_DATA; the rest must be zero (as reportDataFor pads). */
@@ -45,6 +49,9 @@ function showTcb (parts: TcbParts): string {
 
 function signatureCheck (report: AttestationReport, chain: AmdChain): Check {
   if (report.signerInfo.signingKey === 'none') return { name: 'signature', status: 'fail', detail: 'report is unsigned (SIGNING_KEY 7)' }
+  if (report.signerInfo.signingKey === 'reserved') {
+    return { name: 'signature', status: 'fail', detail: `SIGNING_KEY is ${report.signerInfo.signingKeyValue}, a reserved value: no key skr knows signed the report` }
+  }
   if (report.signatureAlgo !== ECDSA_P384_SHA384) {
     return { name: 'signature', status: 'fail', detail: `SIGNATURE_ALGO is ${report.signatureAlgo}, want 1 (ECDSA P-384 SHA-384)` }
   }
@@ -54,9 +61,21 @@ function signatureCheck (report: AttestationReport, chain: AmdChain): Check {
   } catch {
     // A key that cannot check this signature at all: the signature does not verify.
   }
+  const masked = report.signerInfo.maskChipKey ? ' (MASK_CHIP_KEY is set: the platform may not sign with its chip key)' : ''
   return ok
     ? { name: 'signature', status: 'pass', detail: `ECDSA P-384 SHA-384 over bytes 0x000..0x29F verifies under the ${report.signerInfo.signingKey.toUpperCase()}` }
-    : { name: 'signature', status: 'fail', detail: `report signature does not verify under the ${report.signerInfo.signingKey.toUpperCase()} certificate` }
+    : { name: 'signature', status: 'fail', detail: `report signature does not verify under the ${report.signerInfo.signingKey.toUpperCase()} certificate${masked}` }
+}
+
+// Reserved bits and bytes are AMD's when the signature verifies: newer firmware than the ABI
+// revision skr follows. They are shown, and refused only when the caller asks (docs/snp-report.md).
+function unknownCheck (report: AttestationReport, refuse: boolean): Check {
+  const unknown = unknownFields(report)
+  if (unknown.length === 0) return { name: 'unknown-fields', status: 'pass', detail: 'no reserved bit, byte or value is set' }
+  const what = unknown.join('; ')
+  return refuse
+    ? { name: 'unknown-fields', status: 'fail', detail: `${what} (refused: --refuse-unknown)` }
+    : { name: 'unknown-fields', status: 'warn', detail: `${what}: newer than the SNP ABI revision skr decodes; accepted (pass --refuse-unknown to refuse)` }
 }
 
 function generationOf (report: AttestationReport, ext: AmdCertExtensions): Generation | null {
@@ -79,6 +98,7 @@ function tcbCheck (report: AttestationReport, ext: AmdCertExtensions | null, cha
 
 function chipCheck (report: AttestationReport, ext: AmdCertExtensions | null): Check {
   if (report.signerInfo.signingKey === 'vlek') return { name: 'chip-id', status: 'skip', detail: 'a VLEK is not bound to one chip' }
+  if (report.signerInfo.signingKey === 'reserved') return { name: 'chip-id', status: 'skip', detail: 'the signing key is unknown (reserved SIGNING_KEY)' }
   if (report.chipId.every((b) => b === 0)) return { name: 'chip-id', status: 'skip', detail: 'CHIP_ID is masked (all zero): the report does not name its chip' }
   if (ext === null) return { name: 'chip-id', status: 'skip', detail: 'the VCEK extensions cannot be read' }
   if (ext.hwId === null) return { name: 'chip-id', status: 'fail', detail: 'the VCEK has no hwID extension' }
@@ -104,7 +124,8 @@ export function verifyOffline (reportBytes: Uint8Array, chain: AmdChain, options
   let report: AttestationReport
   try {
     report = parseReport(reportBytes)
-    checks.push({ name: 'report', status: 'pass', detail: `version ${report.version}, ${report.raw.length} bytes, signed by ${report.signerInfo.signingKey.toUpperCase()}` })
+    const signer = report.signerInfo.signingKey === 'reserved' ? `reserved SIGNING_KEY ${report.signerInfo.signingKeyValue}` : report.signerInfo.signingKey.toUpperCase()
+    checks.push({ name: 'report', status: 'pass', detail: `version ${report.version}, ${report.raw.length} bytes, signed by ${signer}` })
   } catch (err) {
     checks.push({ name: 'report', status: 'fail', detail: message(err) })
     return { ok: false, checks, report: null }
@@ -117,7 +138,7 @@ export function verifyOffline (reportBytes: Uint8Array, chain: AmdChain, options
   } catch (err) {
     checks.push({ name: 'chain', status: 'fail', detail: message(err) })
   }
-  if (verified !== null && verified.signingKey !== report.signerInfo.signingKey) {
+  if (verified !== null && verified.signingKey !== report.signerInfo.signingKey && report.signerInfo.signingKey !== 'reserved') {
     checks.push({ name: 'signer', status: 'fail', detail: `report is signed with the ${report.signerInfo.signingKey.toUpperCase()} but the certificate is a ${verified.signingKey.toUpperCase()}` })
   }
   checks.push(signatureCheck(report, chain))
@@ -134,6 +155,7 @@ export function verifyOffline (reportBytes: Uint8Array, chain: AmdChain, options
       ? { name: 'thim-tcbm', status: 'pass', detail: `THIM tcbm ${tcbToHex(options.tcbm)} equals REPORTED_TCB` }
       : { name: 'thim-tcbm', status: 'fail', detail: `THIM tcbm ${tcbToHex(options.tcbm)} differs from REPORTED_TCB ${tcbToHex(report.reportedTcb)}` })
   }
+  checks.push(unknownCheck(report, options.refuseUnknown === true))
   checks.push(!report.policy.debug
     ? { name: 'debug', status: 'pass', detail: 'POLICY.DEBUG is 0: the host cannot debug the guest' }
     : options.allowDebug

@@ -4,14 +4,14 @@
 import { randomUUID } from 'node:crypto'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { isLoopbackHost, type Config } from '../config.ts'
-import { NotFound, UnsupportedMediaType } from '../errors.ts'
+import { NotFound, RequestInvalid, UnsupportedMediaType } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { createMetricsRegistry, type PrometheusMetrics } from '../observability/registry.ts'
 import type { AttestationService, KeyReleaseService } from '../service/types.ts'
 import { handleError } from './error-handler.ts'
 import { createClientErrorHandler, trackResponses } from './client-error.ts'
 import { nodeServerOptions } from './http-options.ts'
-import { lingerOnClose } from './lingering-close.ts'
+import { isClosing, lingerOnClose } from './lingering-close.ts'
 import { registerBrowserGuard } from './plugins/browser-guard.ts'
 import { installLifecycle } from './lifecycle.ts'
 import { backpressureOptions, eventLoopDelayOf, registerBackpressure, type BackpressureOptions } from './plugins/backpressure.ts'
@@ -64,12 +64,28 @@ function requireJsonForPost (request: FastifyRequest, _reply: FastifyReply, done
   done()
 }
 
-// An answer sent before the request's body was read (413, 415, a refusal in onRequest) may be the
-// connection's last: then the client is likely still uploading, and closing at once would reset
-// the connection under it. Such a socket closes lingeringly (./lingering-close.ts).
-function lingerIfBodyUnread (request: FastifyRequest, _reply: FastifyReply, payload: unknown, done: (err: Error | null, payload?: unknown) => void): void {
-  if (!request.raw.complete) lingerOnClose(request.raw.socket)
+// An answer sent before the request's body was read (413, 415, a refusal in onRequest) is the
+// connection's last: the rest of that body cannot be told apart from a next request, and the
+// client is likely still uploading, so closing at once would reset the connection under it.
+// Such a socket closes lingeringly (./lingering-close.ts), and nothing it sends after the answer
+// reaches a route (refuseOnClosingSocket).
+function lingerIfBodyUnread (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (err: Error | null, payload?: unknown) => void): void {
+  if (!request.raw.complete) {
+    if (!reply.raw.headersSent) reply.header('connection', 'close')
+    lingerOnClose(request.raw.socket)
+  }
   done(null, payload)
+}
+
+// A request parsed from a socket whose last answer was already given (pipelined behind an early
+// refusal): it does no work; the socket is closed.
+function refuseOnClosingSocket (request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void): void {
+  if (isClosing(request.raw.socket)) {
+    request.raw.socket.destroy()
+    done(new RequestInvalid('request after the connection\'s last answer'))
+    return
+  }
+  done()
 }
 
 function notFound (request: FastifyRequest, reply: FastifyReply): FastifyReply {
@@ -132,7 +148,9 @@ export function buildApp (deps: AppDeps): FastifyInstance {
   }
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, jsonParser)
   app.addContentTypeParser('*', { parseAs: 'string' }, jsonParser)
-  // First of all hooks: a browser's request is refused before anything else looks at it.
+  // First of all hooks: nothing runs for a request on a closing connection, and a browser's
+  // request is refused before anything else looks at it.
+  app.addHook('onRequest', refuseOnClosingSocket)
   registerBrowserGuard(app, { serverNames: listener.serverNames, nonLoopbackListener: !isLoopbackHost(deps.config.host) })
   app.addHook('onRequest', requireJsonForPost)
   app.addHook('onSend', lingerIfBodyUnread)

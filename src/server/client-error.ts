@@ -10,7 +10,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { HeadersTooLarge, RequestInvalid, RequestTimeout, type SidecarError } from '../errors.ts'
 import type { Logger } from '../log.ts'
-import { closeLingering } from './lingering-close.ts'
+import { closeLingering, isClosing } from './lingering-close.ts'
 
 /** Node's HTTP parser error codes (llhttp's HPE_*, and Node's own) and what skr tells the client. */
 const PARSER_PROBLEMS: Readonly<Record<string, string>> = {
@@ -91,7 +91,9 @@ export interface ClientErrorOptions {
 export function createClientErrorHandler (options: ClientErrorOptions = {}): (err: Error & { code?: string }, socket: Socket) => void {
   return (err, socket) => {
     try {
-      if (answered.has(socket) || socket.destroyed) return
+      // Answered already, here or by a route whose answer was the connection's last (a request
+      // timeout on the unread rest of its body must not add a second answer).
+      if (answered.has(socket) || socket.destroyed || isClosing(socket)) return
       if (NO_ANSWER.has(err.code ?? '') || !socket.writable || options.responseStarted?.(socket) === true) {
         socket.destroy()
         return

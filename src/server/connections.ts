@@ -6,14 +6,17 @@
 //   threw EMFILE out of a timer, which ended the process;
 // - a connection that sends nothing at all is closed after idleConnectionTimeoutMs. Node's own
 //   headersTimeout also starts at accept, but it is the bound for trickled headers too and so
-//   has to be longer. The idle timer is the socket's inactivity timer: any byte re-arms it, and it
-//   is switched off once a request has arrived (a request may legitimately wait, silent, for an
-//   upstream); Node's keep-alive timer takes over after each answer.
+//   has to be longer. The idle timer is the socket's inactivity timer: any byte re-arms it;
+// - while a request is answered, a connection on which nothing moves for busyTimeoutMs (the
+//   request deadline plus a margin) is closed: a caller that never reads its answers used to hold
+//   its connection (and the kernel's send buffer) forever;
+// - after the last answer, the next request must arrive within nextRequestTimeoutMs, however
+//   many bare CRLFs (skipped by the parser, yet re-arming Node's keep-alive timer) come first.
 // The header, whole-request and keep-alive timeouts are Node's http.Server options, set by
 // ./http-options.ts on every listener.
 import { readdirSync, readFileSync } from 'node:fs'
-import type { IncomingMessage, Server } from 'node:http'
-import type { Socket } from 'node:net'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Server as NetServer, Socket } from 'node:net'
 
 /** The descriptors kept free for everything but API connections, besides the upstream sockets. */
 export const FD_RESERVE = 64
@@ -75,35 +78,77 @@ export interface ConnectionEvents {
 export interface ConnectionGate {
   readonly maxConnections: number
   readonly open: number
-  /** Applies the cap and the idle timer to `server`'s connections. */
-  attach (server: Server): void
+  /**
+   * Applies the cap to `server`'s connections and, for an HTTP server (`http: true`), the idle,
+   * busy and between-requests timers; a gRPC listener's sessions are timed by grpc-js itself.
+   */
+  attach (server: NetServer, options?: { http: boolean }): void
   /** Destroys every open connection (the end of shutdown; lingering closes included). */
   destroyAll (): void
 }
 
+/** The timers of an HTTP connection, besides Node's header, whole-request and keep-alive ones (ms). */
+export interface ConnectionTimers {
+  /** Nothing at all has arrived on a new connection. */
+  idleConnectionTimeoutMs: number
+  /**
+   * While a request is answered, not a byte moves either way. A request may wait silently for an
+   * upstream up to its deadline, so this is the deadline plus a margin; what it stops is a caller
+   * that never reads its answer (its socket's send buffer full), which Node's timers do not cover
+   * once the request has arrived.
+   */
+  busyTimeoutMs: number
+  /**
+   * After the last answer, the next request has not arrived. Node's keep-alive timer is an
+   * inactivity timer, and a bare CRLF between requests (which the parser skips) re-arms it
+   * forever; this one is not re-armed by anything but a request.
+   */
+  nextRequestTimeoutMs: number
+}
+
 /** Builds the gate shared by all listeners of one app. */
-export function createConnectionGate (options: { maxConnections: number, idleConnectionTimeoutMs: number, events?: ConnectionEvents }): ConnectionGate {
-  const { maxConnections, idleConnectionTimeoutMs } = options
+export function createConnectionGate (options: { maxConnections: number, timers: ConnectionTimers, events?: ConnectionEvents }): ConnectionGate {
+  const { maxConnections, timers } = options
   const events = options.events ?? {}
   const sockets = new Set<Socket>()
+  // Per HTTP socket: requests being answered, and the timer waiting for the next one.
+  const active = new WeakMap<Socket, number>()
+  const waiting = new WeakMap<Socket, ReturnType<typeof setTimeout>>()
 
-  const onConnection = (socket: Socket): void => {
+  const count = (socket: Socket): boolean => {
     if (sockets.size >= maxConnections) {
       socket.destroy()
       events.connectionDropped?.()
-      return
+      return false
     }
     sockets.add(socket)
     events.setOpenConnections?.(sockets.size)
     socket.once('close', () => {
       sockets.delete(socket)
+      clearTimeout(waiting.get(socket))
       events.setOpenConnections?.(sockets.size)
     })
-    // Fires only if not a byte arrives: Node's 'timeout' handler on the socket then destroys it.
-    socket.setTimeout(idleConnectionTimeoutMs)
+    return true
   }
-  // A request arrived: the connection is not idle, and it may now wait silently for its answer.
-  const onRequest = (req: IncomingMessage): void => { req.socket.setTimeout(0) }
+  const onHttpConnection = (socket: Socket): void => {
+    // Fires only if not a byte arrives: Node's 'timeout' handler on the socket then destroys it.
+    if (count(socket)) socket.setTimeout(timers.idleConnectionTimeoutMs)
+  }
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    const socket = req.socket
+    clearTimeout(waiting.get(socket))
+    active.set(socket, (active.get(socket) ?? 0) + 1)
+    socket.setTimeout(timers.busyTimeoutMs)
+    res.once('close', () => {
+      const left = (active.get(socket) ?? 1) - 1
+      active.set(socket, left)
+      if (left > 0 || socket.destroyed) return
+      // Node has just set its keep-alive (inactivity) timer; this one is absolute.
+      const timer = setTimeout(() => { socket.destroy() }, timers.nextRequestTimeoutMs)
+      timer.unref()
+      waiting.set(socket, timer)
+    })
+  }
 
   return {
     maxConnections,
@@ -111,13 +156,17 @@ export function createConnectionGate (options: { maxConnections: number, idleCon
     destroyAll () {
       for (const socket of sockets) socket.destroy()
     },
-    attach (server) {
+    attach (server, attachOptions = { http: true }) {
       // Node drops connections past maxConnections before they become sockets (cheapest); the
-      // shared count above then covers the listeners together.
+      // shared count then covers the listeners together.
       server.maxConnections = maxConnections
       server.on('drop', () => { events.connectionDropped?.() })
-      server.on('connection', onConnection)
-      server.on('request', onRequest)
+      if (attachOptions.http) {
+        server.on('connection', onHttpConnection)
+        server.on('request', onRequest)
+      } else {
+        server.on('connection', (socket: Socket) => { count(socket) })
+      }
     }
   }
 }

@@ -2,7 +2,7 @@
 // AbortSignal that fires when the client goes away or the request outlives
 // config.requestTimeoutMs, and the route stops waiting at that moment.
 import type { FastifyReply } from 'fastify'
-import { isSidecarError } from '../errors.ts'
+import { ClientClosed, isSidecarError } from '../errors.ts'
 import { runWithDeadline } from '../util/deadline.ts'
 import { findLifecycle } from './lifecycle.ts'
 
@@ -23,7 +23,7 @@ export async function withDeadline<T> (
     // emits 'close' as soon as its body has been read, long before we answer.
     const res = reply.raw
     const onClose = (): void => {
-      if (!res.writableFinished) cancel('client closed the connection before the answer')
+      if (!res.writableFinished) cancel(new ClientClosed('client closed the connection before the answer'))
     }
     res.once('close', onClose)
     const stop = findLifecycle(reply.server)?.stopSignal

@@ -11,6 +11,13 @@ import type { Socket } from 'node:net'
 export const LINGER_MS = 2_000
 
 const lingering = new WeakSet<Socket>()
+// Sockets whose current answer is their last (set by lingerOnClose); lingering ones included.
+const closing = new WeakSet<Socket>()
+
+/** True once a socket's last answer has been decided: no further request on it may do any work. */
+export function isClosing (socket: Socket): boolean {
+  return closing.has(socket) || lingering.has(socket)
+}
 
 /**
  * Half-closes `socket` after what was written, then destroys it when the client closes its side
@@ -35,6 +42,7 @@ export function closeLingering (socket: Socket, maxMs: number = LINGER_MS): void
  * which destroys the socket as soon as the answer is flushed; this replaces it for this socket.
  */
 export function lingerOnClose (socket: Socket, maxMs: number = LINGER_MS): void {
+  closing.add(socket)
   if (lingering.has(socket)) return
   Object.defineProperty(socket, 'destroySoon', { configurable: true, writable: true, value: () => { closeLingering(socket, maxMs) } })
 }

@@ -15,7 +15,7 @@ import { isLoopbackHost, type Config } from '../config.ts'
 import { ConfigInvalid } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { trackResponses } from './client-error.ts'
-import { countOpenFiles, createConnectionGate, deriveConnectionCap, readOpenFileLimit, type ConnectionEvents } from './connections.ts'
+import { countOpenFiles, createConnectionGate, deriveConnectionCap, readOpenFileLimit, type ConnectionEvents, type ConnectionGate } from './connections.ts'
 import { applyListenerTimeouts, nodeServerOptions } from './http-options.ts'
 import { markLocalSocket } from './plugins/browser-guard.ts'
 import { lifecycleOf } from './lifecycle.ts'
@@ -117,11 +117,43 @@ function httpAddress (host: string, port: number): string {
   return host.includes(':') ? `http://[${host}]:${port}` : `http://${host}:${port}`
 }
 
+/** A request may wait silently this much longer than its deadline before its connection counts as stalled (ms). */
+export const BUSY_MARGIN_MS = 5_000
+
+/**
+ * The connection gate for every listener of one sidecar (HTTP and gRPC count together): the cap
+ * from SKR_MAX_CONNECTIONS or the open-file limit, read now (under EMFILE /proc itself can no
+ * longer be read), and the timers from the listener settings. Logs what it chose.
+ */
+export function createListenerGate (config: Config, logger: Logger, events: ConnectionEvents = {}): ConnectionGate {
+  const fdLimit = readOpenFileLimit()
+  const openNow = countOpenFiles()
+  const upstreamSockets = config.performance.maxInFlight
+  const cap = deriveConnectionCap({ configured: config.listener.maxConnections, fdLimit, openNow, upstreamSockets })
+  const room = deriveConnectionCap({ configured: null, fdLimit, openNow, upstreamSockets })
+  if (cap.tight || (cap.source === 'SKR_MAX_CONNECTIONS' && room.source === 'open-file limit' && cap.maxConnections > room.maxConnections)) {
+    logger.warn({ fdLimit, maxConnections: cap.maxConnections, room: room.maxConnections, maxInFlight: upstreamSockets },
+      'the open-file limit leaves less room for API connections than allowed, next to SKR_MAX_INFLIGHT upstream requests: a flood of connections can exhaust descriptors; raise the limit (ulimit -n), lower SKR_MAX_CONNECTIONS or SKR_MAX_INFLIGHT')
+  }
+  logger.info({ maxConnections: cap.maxConnections, maxConnectionsFrom: cap.source, fdLimit }, 'connection cap')
+  const { listener } = config
+  return createConnectionGate({
+    maxConnections: cap.maxConnections,
+    timers: {
+      idleConnectionTimeoutMs: listener.idleConnectionTimeoutMs,
+      busyTimeoutMs: Math.ceil(config.requestTimeoutMs) + BUSY_MARGIN_MS,
+      nextRequestTimeoutMs: listener.keepAliveTimeoutMs + listener.headersTimeoutMs
+    },
+    events
+  })
+}
+
 /**
  * Listens on config.host:config.port (and the Unix socket when configured).
+ * @param options.gate the sidecar's connection gate (shared with gRPC); one of its own when absent
  * @throws ConfigInvalid for a non-loopback host without the opt-in, or an unusable socket path
  */
-export async function listen (app: FastifyInstance, config: Config, logger: Logger, events: ConnectionEvents = {}): Promise<Listening> {
+export async function listen (app: FastifyInstance, config: Config, logger: Logger, options: { events?: ConnectionEvents, gate?: ConnectionGate } = {}): Promise<Listening> {
   const loopback = isLoopbackHost(config.host)
   // config.ts already refuses this; checked again because exposure is the costly mistake.
   if (!loopback && !config.allowNonLoopback) {
@@ -131,19 +163,7 @@ export async function listen (app: FastifyInstance, config: Config, logger: Logg
     logger.warn({ host: config.host, port: config.port },
       `skr is listening on the NON-LOOPBACK address ${config.host}: anyone who can reach it can request attestation and key releases; this was allowed by SKR_ALLOW_NON_LOOPBACK`)
   }
-
-  // Read once, before any connection: under EMFILE /proc itself can no longer be read.
-  const cap = deriveConnectionCap({
-    configured: config.listener.maxConnections,
-    fdLimit: readOpenFileLimit(),
-    openNow: countOpenFiles(),
-    upstreamSockets: config.performance.maxInFlight
-  })
-  if (cap.tight) {
-    logger.warn({ fdLimit: cap.fdLimit, maxConnections: cap.maxConnections, maxInFlight: config.performance.maxInFlight },
-      'the open-file limit leaves little room for API connections next to SKR_MAX_INFLIGHT upstream requests; raise the limit (ulimit -n) or lower SKR_MAX_INFLIGHT')
-  }
-  const gate = createConnectionGate({ maxConnections: cap.maxConnections, idleConnectionTimeoutMs: config.listener.idleConnectionTimeoutMs, events })
+  const gate = options.gate ?? createListenerGate(config, logger, options.events)
   // Once a server listens: an accept() failure (EMFILE when even libuv's spare descriptor is
   // gone) is emitted as 'error' on it, and without a listener that would end the process.
   const keepServing = (server: http.Server): void => {
@@ -194,7 +214,7 @@ export async function listen (app: FastifyInstance, config: Config, logger: Logg
       addresses.push(`unix:${config.unixSocket}`)
     }
 
-    logger.info({ addresses, maxConnections: cap.maxConnections, maxConnectionsFrom: cap.source, fdLimit: cap.fdLimit }, 'skr HTTP API listening')
+    logger.info({ addresses, maxConnections: gate.maxConnections }, 'skr HTTP API listening')
     return { addresses, close: closeAll, forceClose, stopInFlight: () => { lifecycleOf(app).stopInFlight() } }
   } catch (err) {
     await closeAll()

@@ -8,8 +8,11 @@
 // and a release's first upstream call (MAA) happens long before its vault is contacted; checking
 // both of its hosts at the door refuses it before either.
 import { EndpointNotAllowed } from '../errors.ts'
-import { DEFAULT_ALLOWED_DESCRIPTION, isEndpointAllowed, type AllowedHosts } from '../http/allowed-hosts.ts'
+import { DEFAULT_ALLOWED_DESCRIPTION, isEndpointAllowed, type AllowedHosts, type EndpointRole } from '../http/allowed-hosts.ts'
+import { parseHostAndPort } from '../http/host-name.ts'
 import type { DestinationAdmission } from './destination-admission.ts'
+
+export type { EndpointRole } from '../http/allowed-hosts.ts'
 import type { AttestationService, KeyReleaseService } from './types.ts'
 
 /** What the guard enforces. */
@@ -19,24 +22,33 @@ export interface EgressGuardOptions {
   admission?: DestinationAdmission
 }
 
-/** Which endpoint of a request a host came from, as callers of the HTTP API name it. */
-export type EndpointRole = 'maa_endpoint' | 'akv_endpoint'
-
 /**
  * Throws EndpointNotAllowed unless `endpoint` (canonical host[:port]) is allowed.
  * The message names the host and the setting, never anything else the caller sent.
  */
 export function checkEndpoint (allowedHosts: AllowedHosts, endpoint: string, role: EndpointRole): void {
-  if (isEndpointAllowed(allowedHosts, endpoint)) return
+  if (isEndpointAllowed(allowedHosts, endpoint, role)) return
   const why = allowedHosts.source === 'default'
-    ? `SKR_ALLOWED_HOSTS is not set, so only ${DEFAULT_ALLOWED_DESCRIPTION} are allowed`
+    ? `SKR_ALLOWED_HOSTS is not set, so only ${DEFAULT_ALLOWED_DESCRIPTION} are allowed (on port 443, each as its own kind of endpoint)`
     : 'it is not listed in SKR_ALLOWED_HOSTS'
   throw new EndpointNotAllowed(`${role} host ${JSON.stringify(endpoint)} is not allowed: ${why}`, { details: { role } })
 }
 
-async function admitted<T> (admission: DestinationAdmission | undefined, destination: string, work: () => Promise<T>): Promise<T> {
+/**
+ * The admission key of an endpoint: its host without the port, so that one host's ports (where
+ * an operator's entry allows any) share one share of the capacity.
+ */
+function destinationOf (endpoint: string): string {
+  try {
+    return parseHostAndPort(endpoint).host.host
+  } catch {
+    return endpoint
+  }
+}
+
+async function admitted<T> (admission: DestinationAdmission | undefined, endpoint: string, work: () => Promise<T>): Promise<T> {
   if (admission === undefined) return await work()
-  const leave = admission.enter(destination)
+  const leave = admission.enter(destinationOf(endpoint))
   try {
     return await work()
   } finally {

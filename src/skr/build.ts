@@ -12,7 +12,7 @@ import { ConfigInvalid } from '../errors.ts'
 import { createReleaseClient } from '../akv/release-client.ts'
 import { createSignerChainCache } from '../akv/signer-chain-cache.ts'
 import { checkExtraCaPems, loadTrustedRoots } from '../akv/trust-store.ts'
-import { Upstream, type UpstreamName } from '../http/upstream.ts'
+import { DEFAULT_UPSTREAM_POLICY, Upstream, type UpstreamName } from '../http/upstream.ts'
 import { createIdentityTokenSource } from '../identity/token-source.ts'
 import type { IdentityConfig, TokenSource } from '../identity/token-source.ts'
 import type { Logger } from '../log.ts'
@@ -129,7 +129,9 @@ export async function buildKeyRelease (
   }
   const observeUpstream = options.metrics?.observeUpstream?.bind(options.metrics)
   // Routed by the proxy settings loadConfig parsed from the environment skr was started with.
-  const upstream = new Upstream({ name: 'akv', proxy: config.proxy, ...(ca.length === 0 ? {} : { ca }), ...(observeUpstream === undefined ? {} : { metrics: { observeUpstream } }) })
+  // Each release call ends by the request's deadline, retries included (as MAA's: attest/build.ts).
+  const policy = { totalTimeoutMs: Math.max(1, Math.floor(Math.min(DEFAULT_UPSTREAM_POLICY.totalTimeoutMs, config.requestTimeoutMs))) }
+  const upstream = new Upstream({ name: 'akv', policy, proxy: config.proxy, ...(ca.length === 0 ? {} : { ca }), ...(observeUpstream === undefined ? {} : { metrics: { observeUpstream } }) })
   const release = createReleaseClient({ upstream, apiVersion: config.akv.apiVersion, enc: config.akv.enc, log })
 
   // An explicit option wins over the configuration (tests, embedders); both default as documented.

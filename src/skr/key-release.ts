@@ -59,7 +59,18 @@ export interface KeyReleaseDeps {
   maxBatch?: number
   /** Releases of one batch in flight at once (default 4). */
   batchConcurrency?: number
+  /** A reused token younger than this (ms) is never taken for stale (default STALE_TOKEN_MIN_AGE_MS). */
+  staleTokenMinAgeMs?: number
 }
+
+/**
+ * A refusal under a token obtained less than a minute ago is the policy's answer, never a stale
+ * token: MAA tokens live hours and MAA's signing keys change rarely. Without this floor a caller
+ * alternating keys the policy denies made every refusal look stale and forced a new attestation
+ * (wrapping key, report, MAA call) each time, evicting everyone's shared entry. A policy fixed in
+ * the vault needs no new token (the vault evaluates it against the same claims).
+ */
+export const STALE_TOKEN_MIN_AGE_MS = 60_000
 
 /** The service, with batch release and the coalescing it owns. */
 export type KeyReleaseHandle = KeyReleaseService & {
@@ -151,8 +162,8 @@ export function createKeyReleaseService (deps: KeyReleaseDeps): KeyReleaseHandle
 
   /**
    * Attests (or reuses an attestation, or uses the batch's `given` one) and releases. A refusal
-   * under a REUSED token that could mean the token went stale evicts the entry and is retried once
-   * under a fresh one. A refusal under a fresh token is the policy's answer: it is remembered on
+   * under a REUSED token at least a minute old that could mean the token went stale evicts the
+   * entry and is retried once under a fresh one. A refusal under a fresh token is the policy's answer: it is remembered on
    * that entry, so later refusals of the same key under it are returned at once, not retried.
    */
   async function releaseOne (maaEndpoint: string, target: Target, signal: AbortSignal | undefined, given?: AttestationLease): Promise<Record<string, unknown>> {
@@ -164,7 +175,8 @@ export function createKeyReleaseService (deps: KeyReleaseDeps): KeyReleaseHandle
       return await releaseUnder(lease, target, signal, log)
     } catch (err) {
       if (!mayBeStaleToken(err)) throw err
-      if (!lease.reused || lease.entry.refused.has(id)) {
+      const young = now().getTime() - lease.entry.obtainedAt < (deps.staleTokenMinAgeMs ?? STALE_TOKEN_MIN_AGE_MS)
+      if (!lease.reused || young || lease.entry.refused.has(id)) {
         noteRefusal(lease.entry, id)
         throw err
       }

@@ -1,15 +1,24 @@
-// The SEV-SNP ATTESTATION_REPORT structure (SNP ABI 56860 Table 22; docs/sev-snp.md §1.1): 1184
-// little-endian bytes, versions 2, 3, 4 and 5. Pure code: bytes in, a decoded report out, and the
-// exact inverse for test doubles. Verification must hash `raw`, never a re-serialised report
-// (docs/sev-snp.md §7 item 23); parsing rejects every byte it cannot represent, so the round trip
-// is exact for anything parseReport accepts.
+// The SEV-SNP ATTESTATION_REPORT structure (SNP ABI 56860 "ATTESTATION_REPORT Structure", Table 22
+// in revision 1.55; docs/snp-report.md): 1184 little-endian bytes, versions 2, 3, 4 and 5. Pure
+// code: bytes in, a decoded report out, and the exact inverse for test doubles. Verification must
+// hash `raw`, never a re-serialised report (docs/sev-snp.md §7 item 23).
+//
+// What is fatal (ReportInvalid): a size other than 1184, a VERSION whose layout skr does not know,
+// and, for SIGNATURE_ALGO 1, non-zero padding in the unsigned signature area (reserved.ts). Nothing
+// else: a reserved bit or byte that newer firmware sets is decoded into `unknownBits` /
+// `unknownBytes` and left to policy (issue 12). The round trip is exact for anything parseReport
+// accepts, unknown bits and bytes included.
 import { ReportInvalid } from '../errors.ts'
-import { decodePlatformInfo, decodePolicy, decodeSignerInfo, putInt, putU64, requireZero } from './report-fields.ts'
+import { decodePlatformInfo, decodePolicy, decodeSignerInfo, putInt, putU64 } from './report-fields.ts'
 import type { GuestPolicy, PlatformInfo, SignerInfo } from './report-fields.ts'
+import { checkSignatureFormat, findUnknownBytes, keptRanges } from './reserved.ts'
+import type { UnknownBytes } from './reserved.ts'
 import { decodeTcb } from './tcb.ts'
 import type { Generation, TcbParts } from './tcb.ts'
 
 export type { GuestPolicy, PlatformInfo, SignerInfo, SigningKey } from './report-fields.ts'
+export type { UnknownBytes } from './reserved.ts'
+export { unknownFields } from './reserved.ts'
 
 /** Size of ATTESTATION_REPORT in bytes, all versions 2..5 (1184). */
 export const REPORT_SIZE = 0x4a0
@@ -58,8 +67,10 @@ export interface AttestationReport {
   launchMitVector: bigint | null
   /** v5 only. */
   currentMitVector: bigint | null
-  /** Each 48 bytes big-endian, ready for IEEE-P1363 r||s. */
+  /** Each 48 bytes big-endian, ready for IEEE-P1363 r||s (read with the ECDSA layout whatever SIGNATURE_ALGO says). */
   signature: { r: Buffer, s: Buffer }
+  /** Reserved byte ranges holding non-zero bytes (reserved.ts); empty for a report that uses none. */
+  unknownBytes: UnknownBytes[]
   /** From CPUID (v3+), else the Turin CHIP_ID heuristic (v2), else options.generation; null if unknown. */
   generation: Generation | null
   /** The four TCBs decoded with `generation`'s layout; null when the generation is unknown. */
@@ -69,8 +80,8 @@ export interface AttestationReport {
 }
 
 /** Everything serializeReport needs: the report minus derived views, bit fields as raw words. */
-export type ReportFields = Omit<AttestationReport, 'raw' | 'generation' | 'tcb' | 'policy' | 'platformInfo' | 'signerInfo'> &
-{ policy: bigint, platformInfo: bigint, signerInfo: number }
+export type ReportFields = Omit<AttestationReport, 'raw' | 'generation' | 'tcb' | 'policy' | 'platformInfo' | 'signerInfo' | 'unknownBytes'> &
+{ policy: bigint, platformInfo: bigint, signerInfo: number, unknownBytes?: readonly UnknownBytes[] }
 
 type BytesKey = 'familyId' | 'imageId' | 'reportData' | 'measurement' | 'hostData' | 'idKeyDigest' |
 'authorKeyDigest' | 'reportId' | 'reportIdMa' | 'chipId'
@@ -80,25 +91,12 @@ const BYTE_FIELDS: ReadonlyArray<readonly [BytesKey, number, number]> = [
   ['reportIdMa', 0x160, 32], ['chipId', 0x1a0, 64]
 ]
 
-// Version 4 exists in the field (GCP Milan firmware 1.55.31, virtee/sev PR #307) but its ABI is
-// under AMD embargo; virtee and go-sev-guest read it with the v3 layout. We do the same, and keep
-// 0x1F8..0x2A0 must-be-zero for it, so a v4 that does use new bytes fails loudly instead of being
-// half-read (docs/sev-snp.md §1.2, §7 item 13).
+// The layouts skr knows. VERSION selects the layout, so an unknown one is fatal: reading it with a
+// known layout would be a guess (go-sev-guest af1c107 accepts 2..5 too; virtee/sev reads anything
+// above 5 as 5). Version 4 exists in the field (GCP Milan firmware 1.55.31, virtee/sev PR #307) but
+// its ABI is under AMD embargo; virtee and go-sev-guest read it with the v3 layout, and so do we:
+// whatever v4 adds in 0x1F8..0x29F shows up in `unknownBytes` (docs/sev-snp.md §1.2).
 const VERSIONS: ReadonlySet<number> = new Set([2, 3, 4, 5])
-
-// [start, end) ranges that must be zero, per version (go-sev-guest ReportToProto's list).
-function mbzRanges (version: number): ReadonlyArray<readonly [number, number, string]> {
-  return [
-    [0x04c, 0x050, 'reserved bytes'],
-    [version >= 3 ? 0x18b : 0x188, 0x1a0, 'reserved bytes'],
-    [0x1eb, 0x1ec, 'reserved bytes'],
-    [0x1ef, 0x1f0, 'reserved bytes'],
-    [version >= 5 ? 0x208 : 0x1f8, SIGNATURE_OFFSET, 'reserved bytes'],
-    [R_OFFSET + SIG_INT, S_OFFSET, 'signature R upper bytes'],
-    [S_OFFSET + SIG_INT, SIG_END, 'signature S upper bytes'],
-    [SIG_END, REPORT_SIZE, 'reserved bytes']
-  ]
-}
 
 /** The KDS product of a CPUID family/model as stored in a v3+ report; null when not Milan/Genoa/Turin. */
 export function generationFromCpuid (family: number, model: number): Generation | null {
@@ -126,7 +124,8 @@ function checkGenerationOption (g: unknown): Generation | null {
 
 function checkSize (length: number): void {
   if (length !== REPORT_SIZE) {
-    throw new ReportInvalid(`report size ${length}, want ${REPORT_SIZE}`, { details: { size: length, want: REPORT_SIZE } })
+    throw new ReportInvalid(`report size ${length}, want ${REPORT_SIZE} (SNP ABI 56860: ATTESTATION_REPORT is 4A0h bytes for versions 2..5)`,
+      { details: { size: length, want: REPORT_SIZE } })
   }
 }
 
@@ -141,7 +140,11 @@ function readSigInt (raw: Buffer, offset: number): Buffer {
   return copyOut(raw, offset, SIG_INT).reverse()
 }
 
-/** Parses and checks a 1184-byte report (a copy is taken first); throws ReportInvalid if malformed. */
+/**
+ * Parses a 1184-byte report (a copy is taken first). Throws ReportInvalid only for a wrong size, an
+ * unknown VERSION, or (SIGNATURE_ALGO 1) non-zero signature padding; reserved bits and bytes are
+ * decoded into `unknownBits` / `unknownBytes` instead.
+ */
 export function parseReport (bytes: Uint8Array, options: { generation?: Generation } = {}): AttestationReport {
   if (!(bytes instanceof Uint8Array)) throw new TypeError('report bytes must be a Uint8Array')
   const fallback = checkGenerationOption(options.generation)
@@ -151,9 +154,11 @@ export function parseReport (bytes: Uint8Array, options: { generation?: Generati
 
   const version = raw.readUInt32LE(0x000)
   if (!VERSIONS.has(version)) {
-    throw new ReportInvalid(`report version ${version}, want 2, 3, 4 or 5`, { details: { field: 'version', offset: 0x000 } })
+    throw new ReportInvalid(`report version ${version}, want 2, 3, 4 or 5: the layout of version ${version} is unknown (SNP ABI 56860 ATTESTATION_REPORT VERSION)`,
+      { details: { field: 'version', offset: 0x000 } })
   }
-  for (const [start, end, what] of mbzRanges(version)) requireZero(raw, start, end, what)
+  const signatureAlgo = raw.readUInt32LE(0x034)
+  checkSignatureFormat(raw, signatureAlgo)
   const policy = decodePolicy(raw.readBigUInt64LE(0x008))
   const platformInfo = decodePlatformInfo(raw.readBigUInt64LE(0x040))
   const signerInfo = decodeSignerInfo(raw.readUInt32LE(0x048))
@@ -185,7 +190,7 @@ export function parseReport (bytes: Uint8Array, options: { generation?: Generati
     guestSvn: raw.readUInt32LE(0x004),
     policy,
     vmpl: raw.readUInt32LE(0x030),
-    signatureAlgo: raw.readUInt32LE(0x034),
+    signatureAlgo,
     currentTcb,
     platformInfo,
     signerInfo,
@@ -199,6 +204,7 @@ export function parseReport (bytes: Uint8Array, options: { generation?: Generati
     launchMitVector: version >= 5 ? raw.readBigUInt64LE(0x1f8) : null,
     currentMitVector: version >= 5 ? raw.readBigUInt64LE(0x200) : null,
     signature: { r: readSigInt(raw, R_OFFSET), s: readSigInt(raw, S_OFFSET) },
+    unknownBytes: findUnknownBytes(raw, version, signatureAlgo),
     generation,
     tcb,
     raw
@@ -246,7 +252,21 @@ export function serializeReport (fields: ReportFields): Buffer {
     putU64(out, offset, value, name)
   }
   writeSignature(out, signatureP1363(fields))
+  putUnknownBytes(out, fields.unknownBytes ?? [], version, fields.signatureAlgo)
   return out
+}
+
+// Each entry must be exactly one reserved range parseReport would report for this version and
+// algorithm, so serializeReport stays the inverse of parseReport (and cannot overwrite a field).
+function putUnknownBytes (out: Buffer, entries: readonly UnknownBytes[], version: number, signatureAlgo: number): void {
+  const ranges = keptRanges(version, signatureAlgo)
+  for (const u of entries) {
+    const range = ranges.find(([start, end]) => u.offset === start && u.bytes instanceof Uint8Array && u.bytes.length === end - start)
+    if (range === undefined) {
+      throw new TypeError(`unknownBytes at ${String(u.offset)} is not a whole reserved range of a version ${version} report with SIGNATURE_ALGO ${signatureAlgo}`)
+    }
+    out.set(u.bytes, u.offset)
+  }
 }
 
 /** Writes a 96-byte big-endian r||s into the report's little-endian R and S fields (upper bytes zeroed). */

@@ -1,7 +1,9 @@
 // Verifies an attestation report against its AMD chain (docs/sev-snp.md §1.7, §3.2, §6.4 items
 // 1-4): the chain to a pinned ARK, the ECDSA P-384 signature over the raw bytes, and the binding of
 // the VCEK to the report (TCB and chip). Policy on the report's contents (debug, measurement,
-// report data) is validation's job, not this module's.
+// report data, and reserved bits or bytes newer firmware sets: `unknownBits` / `unknownBytes`) is
+// validation's job, not this module's: a genuine, correctly signed report verifies here whatever
+// reserved bits it sets (issue 12; docs/snp-report.md).
 import { verify as cryptoVerify } from 'node:crypto'
 import { verifyAmdChain } from '../certs/amd-chain.ts'
 import type { AmdChain, ChainVerification, ChainVerifyOptions } from '../certs/amd-chain.ts'
@@ -24,7 +26,7 @@ export interface VerifiedReport {
   chain: ChainVerification
 }
 
-// SIGNATURE_ALGO 1 = ECDSA P-384 with SHA-384 (SNP ABI 56860 Table 117), the only one defined.
+// SIGNATURE_ALGO 1 = ECDSA P-384 with SHA-384 (SNP ABI 56860 "Signature Algorithm" table), the only one defined.
 const ECDSA_P384_SHA384 = 1
 
 function unverified (check: string, message: string, details: Record<string, string | number> = {}): ReportUnverified {
@@ -66,7 +68,12 @@ function checkSignature (report: AttestationReport, chain: AmdChain): void {
   } catch {
     ok = false
   }
-  if (!ok) throw unverified('signature', 'report signature does not verify under the VCEK')
+  if (!ok) {
+    // With MASK_CHIP_KEY=1 the firmware may not sign with the chip key at all (virtee/sev KeyInfo
+    // says it writes zeros instead; not confirmed against 56860), so the message names the bit.
+    const masked = report.signerInfo.maskChipKey ? ' (MASK_CHIP_KEY is set: the platform may not sign with its chip key)' : ''
+    throw unverified('signature', `report signature does not verify under the VCEK${masked}`)
+  }
 }
 
 // A masked CHIP_ID says nothing about the chip, so the hwID binding cannot be checked; the report is
@@ -95,6 +102,9 @@ export function verifyReport (reportBytes: Uint8Array, chain: AmdChain, options:
 
   const signer = report.signerInfo.signingKey
   if (signer === 'none') throw unverified('signer', 'report is unsigned (SIGNING_KEY 7)')
+  if (signer === 'reserved') {
+    throw unverified('signer', `report SIGNING_KEY is ${report.signerInfo.signingKeyValue}, a value SNP ABI 56860 reserves: no key skr knows signed it`)
+  }
   if (signer !== verified.signingKey) {
     throw unverified('signer', `report is signed with the ${signer.toUpperCase()} but the certificate is a ${verified.signingKey.toUpperCase()}`)
   }

@@ -2,6 +2,8 @@
 // fetched from the THIM route of the IMDS double, tokens from the MAA emulator over HTTPS.
 import t from 'tap'
 import { createHash } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { decodeJwt } from 'jose'
 import { parseReport } from '../../src/snp/abi.ts'
 import { splitPem } from '../../src/certs/pem.ts'
@@ -48,7 +50,8 @@ t.test('POST /attest/combined: the reference fields, endorsed by the chain THIM 
   t.same(certs.map(c => c.subject.match(/CN=([^\n]+)/)?.[1]), ['SEV-VCEK', 'SEV-Milan', 'ARK-Milan'])
   const evidence = parseReport(Buffer.from(res.json?.evidence as string, 'base64'))
   t.same(evidence.reportData.subarray(0, 32), createHash('sha256').update(runtime).digest())
-  t.equal(res.json?.uvm_endorsements, '', 'no UVM reference info in this environment')
+  const reference = (await readFile(join(env.securityContextDir, 'reference-info-base64'), 'utf8')).trim()
+  t.equal(res.json?.uvm_endorsements, reference, 'the security context\'s UVM reference info, as the UVM provided it')
   t.ok(env.imds.thimRequests - thimBefore <= 1, 'the chain is cached, not fetched per request')
 })
 

@@ -36,7 +36,7 @@ t.test(`${FLOOD} idle connections against an open-file limit of ${LIMIT}: skr ke
     overrides: { SKR_MAX_INFLIGHT: '16', SKR_IDLE_CONNECTION_TIMEOUT_MS: '120000', SKR_HEADERS_TIMEOUT_MS: '120000', SKR_RECEIVE_TIMEOUT_MS: '120000', LogLevel: 'info' }
   })
   t.teardown(s.close)
-  const listening = s.logs.map(line => JSON.parse(line) as Record<string, unknown>).find(l => l['msg'] === 'skr HTTP API listening')
+  const listening = s.logs.map(line => JSON.parse(line) as Record<string, unknown>).find(l => l['msg'] === 'connection cap')
   t.equal(listening?.['fdLimit'], LIMIT, 'skr read its open-file limit')
   const cap = Number(listening?.['maxConnections'])
   t.ok(cap > 16 && cap < LIMIT, `the derived connection cap (${cap}) is below the limit`)

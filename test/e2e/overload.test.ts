@@ -93,7 +93,9 @@ t.test('one hung vault cannot starve the others: releases to a healthy vault kee
   let reachedHungVault = 0
   const hung = await startHttpsServer(() => { reachedHungVault++ }, { pki: env.pki })
   t.teardown(hung.close)
-  const hungEndpoint = `127.0.0.1:${hung.port}`
+  // Named `localhost` so that it is another host than the healthy vault at 127.0.0.1 (admission
+  // is per host, whatever the port).
+  const hungEndpoint = `localhost:${hung.port}`
   const s = await startSidecarEnv({
     env,
     mode: 'process',

@@ -1,5 +1,6 @@
-// Genuine SEV-SNP vectors live beside the project in ../shared/vectors (published by their
-// owners under MIT/Apache-2.0; not ours to commit). Tests that need them call vectorsOrSkip().
+// Genuine SEV-SNP vectors from ../shared/vectors, beside the project (published by their owners
+// under MIT/Apache-2.0); tests that need them call vectorsOrSkip(). Vectors the project carries
+// itself, with their provenance, are in test/fixtures/vectors (see its README).
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'

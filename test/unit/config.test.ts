@@ -222,7 +222,7 @@ t.test('listener settings: defaults, overrides, and what Node would refuse', asy
 t.test('SKR_ALLOWED_HOSTS: default, entries, * and refusals that never echo the value', async t => {
   t.equal(loadConfig([], {}).allowedHosts.source, 'default')
   const c = loadConfig(['--allowed-hosts', 'a.example:8443, .corp.example'], {})
-  t.same(c.allowedHosts, { any: false, source: 'configured', rules: [{ host: 'a.example', suffix: false, port: 8443 }, { host: '.corp.example', suffix: true, port: null }] })
+  t.same(c.allowedHosts, { any: false, source: 'configured', rules: [{ host: 'a.example', suffix: false, port: 8443, role: null }, { host: '.corp.example', suffix: true, port: null, role: null }] })
   t.ok(Object.isFrozen(c.allowedHosts.rules[0]))
   t.equal(loadConfig([], { SKR_ALLOWED_HOSTS: '*' }).allowedHosts.any, true)
   try {

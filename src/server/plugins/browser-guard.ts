@@ -33,6 +33,10 @@ export interface BrowserHeaders {
   readonly host: string | undefined
   readonly origin: string | undefined
   readonly secFetchSite: string | undefined
+  /** How many Host headers the request carried (Node keeps only the first). */
+  readonly hostCount?: number
+  /** The authority of an absolute-form request target (`POST http://host/…`), which RFC 9112 §3.2.2 says wins over Host. */
+  readonly targetAuthority?: string
 }
 
 const SAME_SITE_FETCHES = new Set(['none', 'same-origin'])
@@ -53,6 +57,12 @@ export function refuseBrowserRequest (headers: BrowserHeaders, policy: HostPolic
   if (site !== undefined && !SAME_SITE_FETCHES.has(site)) {
     return new CrossOriginRefused('cross-site requests (Sec-Fetch-Site other than none or same-origin) are refused: skr\'s API is for processes in the pod')
   }
+  if ((headers.hostCount ?? 0) > 1) return new RequestInvalid('the Host header is given more than once (RFC 9112 §3.2)')
+  if (headers.targetAuthority === '') return new RequestInvalid('the absolute-form request target is not a valid URL')
+  if (headers.targetAuthority !== undefined) {
+    const target = refuseBrowserRequest({ ...headers, host: headers.targetAuthority, targetAuthority: undefined }, policy, localSocket)
+    if (target !== null) return target
+  }
   if (headers.host === undefined || headers.host === '') {
     return headers.httpVersion === '1.0' ? null : new RequestInvalid('the Host header is required (HTTP/1.1)')
   }
@@ -70,6 +80,17 @@ export function refuseBrowserRequest (headers: BrowserHeaders, policy: HostPolic
   return new HostNotAllowed(`Host ${JSON.stringify(shown)} is not a loopback name or address, nor listed in SKR_SERVER_NAMES (this refusal stops DNS rebinding)`)
 }
 
+// `POST http://host/path HTTP/1.1` (absolute form): its authority is the request's host. A target
+// that does not parse as a URL is left to the router (404).
+function absoluteFormAuthority (url: string | undefined): { targetAuthority?: string } {
+  if (url === undefined || !/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) return {}
+  try {
+    return { targetAuthority: new URL(url).host }
+  } catch {
+    return { targetAuthority: '' }
+  }
+}
+
 // Sockets accepted by the Unix-socket listener (./listen.ts marks them).
 const localSockets = new WeakSet<Socket>()
 
@@ -82,12 +103,17 @@ export function markLocalSocket (socket: Socket): void {
 export function registerBrowserGuard (app: FastifyInstance, policy: HostPolicy): void {
   app.addHook('onRequest', (request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void) => {
     const h = request.headers
+    const raw = request.raw
+    let hostCount = 0
+    for (let i = 0; i < raw.rawHeaders.length; i += 2) if (raw.rawHeaders[i]?.toLowerCase() === 'host') hostCount++
     const refusal = refuseBrowserRequest({
-      httpVersion: request.raw.httpVersion,
+      httpVersion: raw.httpVersion,
       host: single(h.host),
       origin: single(h.origin),
-      secFetchSite: single(h['sec-fetch-site'])
-    }, policy, localSockets.has(request.raw.socket))
+      secFetchSite: single(h['sec-fetch-site']),
+      hostCount,
+      ...absoluteFormAuthority(raw.url)
+    }, policy, localSockets.has(raw.socket))
     done(refusal ?? undefined)
   })
 }

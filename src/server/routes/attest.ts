@@ -29,6 +29,29 @@ export function decodeRuntimeData (text: string): Buffer {
   return bytes
 }
 
+const utf8 = new TextDecoder('utf-8', { fatal: true })
+
+/**
+ * Checks that /attest/maa's runtime data is UTF-8 JSON text, or throws RequestInvalid saying why.
+ * skr sends it to MAA as `dataType: "JSON"` (as the reference does: its MAA client notes that
+ * Binary is not accepted for SEV-SNP evidence), and MAA refuses JSON runtime data that does not
+ * parse with a 400; the caller then only saw 502 "upstream rejected the request", after a report
+ * and a round trip to MAA. Checked before either.
+ */
+export function checkJsonRuntimeData (bytes: Buffer): void {
+  let text: string
+  try {
+    text = utf8.decode(bytes)
+  } catch {
+    throw new RequestInvalid('body.runtime_data must be base64 of UTF-8 JSON text (MAA evaluates it as JSON and puts it in the x-ms-runtime claim); it decodes to bytes that are not UTF-8')
+  }
+  try {
+    JSON.parse(text)
+  } catch {
+    throw new RequestInvalid('body.runtime_data must be base64 of JSON text (MAA evaluates it as JSON and puts it in the x-ms-runtime claim), e.g. base64 of {"nonce":"…"}; it decodes to text that is not JSON')
+  }
+}
+
 /** Registers the three attestation routes. */
 export function registerAttestRoutes (app: FastifyInstance, config: Config, attestation: AttestationService): void {
   const timeoutMs = config.requestTimeoutMs
@@ -69,7 +92,7 @@ export function registerAttestRoutes (app: FastifyInstance, config: Config, atte
   app.post<{ Body: MaaAttestBody }>('/attest/maa', {
     schema: {
       summary: 'MAA attestation token',
-      description: 'Attests to Microsoft Azure Attestation at maa_endpoint with runtime_data as JSON runtime data and returns the token. Counted against the in-flight limit (503 ERR_OVERLOADED past it).',
+      description: 'Attests to Microsoft Azure Attestation at maa_endpoint with runtime_data (base64 of UTF-8 JSON text, else 400) as JSON runtime data and returns the token. Counted against the in-flight limit (503 ERR_OVERLOADED past it).',
       tags: ['reference'],
       body: maaAttestBodySchema,
       response: { 200: maaTokenResponseSchema, ...errorResponses }
@@ -77,6 +100,7 @@ export function registerAttestRoutes (app: FastifyInstance, config: Config, atte
   }, async (request, reply) => {
     const maaEndpoint = normaliseEndpoint(request.body.maa_endpoint, 'body.maa_endpoint')
     const runtimeData = decodeRuntimeData(request.body.runtime_data)
+    checkJsonRuntimeData(runtimeData)
     const token = await withDeadline(reply, timeoutMs, signal => attestation.maaToken(maaEndpoint, runtimeData, signal))
     return { token }
   })

@@ -242,6 +242,10 @@ t.test('challenge parsing and the parent-domain rule', async (t) => {
     ['https://evil.example', 'x.vault.azure.net', null],
     ['https://vault.azure.net.evil.example', 'x.vault.azure.net', null],
     ['https://net', 'x.vault.azure.net', null],
+    // Only the audiences skr knows for vaults: never a broader one, nor another service's.
+    ['https://azure.net', 'x.vault.azure.net', null],
+    ['https://usgovcloudapi.net', 'x.vault.usgovcloudapi.net', null],
+    ['https://managedhsm.azure.net', 'h.managedhsm.azure.net', 'https://managedhsm.azure.net'],
     ['http://vault.azure.net', 'x.vault.azure.net', null],
     ['https://vault.azure.net:444', 'x.vault.azure.net', null],
     ['https://vault.azure.net/path', 'x.vault.azure.net', null],

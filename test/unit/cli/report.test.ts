@@ -2,7 +2,8 @@ import t from 'tap'
 import { createHash } from 'node:crypto'
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { run } from '../../../src/cli/report.ts'
 import type { CommandIo } from '../../../src/cli/operator-kit.ts'
 import { needsVectors, vector, vectorsDir } from '../../helpers/vectors.ts'
@@ -21,6 +22,8 @@ async function report (argv: string[], env: Record<string, string> = {}, root = 
 }
 
 const ACI = join(vectorsDir, 'azure-aci-milan', 'snp_report.bin')
+// Genuine Genoa/Turin vectors committed with provenance: test/fixtures/vectors/README.md.
+const FIXTURES = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'fixtures', 'vectors')
 const SIMULATED = { SKR_SIMULATED_CACHE_DIR: join(tmpdir(), 'skr-test-emulated-chain') }
 
 t.test('--help', async t => {
@@ -77,12 +80,41 @@ t.test('a file that is not a report exits 1', async t => {
   const r = await report(['--file', join(dir, 'short.bin')])
   t.equal(r.code, 1)
   t.match(r.err, /^skr report: ERR_SNP_REPORT_INVALID: input is 100 bytes/)
-  const reserved = Buffer.alloc(1184)
-  reserved.writeUInt32LE(2, 0)
-  writeFileSync(join(dir, 'bad.bin'), reserved)
-  const bad = await report(['--file', join(dir, 'bad.bin')])
+  const v7 = Buffer.alloc(1184)
+  v7.writeUInt32LE(7, 0)
+  writeFileSync(join(dir, 'v7.bin'), v7)
+  const bad = await report(['--file', join(dir, 'v7.bin')])
   t.equal(bad.code, 1)
-  t.match(bad.err, /ERR_SNP_REPORT_INVALID: report policy/)
+  t.match(bad.err, /^skr report: ERR_SNP_REPORT_INVALID: report version 7, want 2, 3, 4 or 5: the layout of version 7 is unknown/)
+})
+
+t.test('reserved bits are shown, not refused (issue 12)', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'skr-report-'))
+  const zero = Buffer.alloc(1184)
+  zero.writeUInt32LE(2, 0)
+  writeFileSync(join(dir, 'zero.bin'), zero)
+  const r = await report(['--file', join(dir, 'zero.bin')])
+  t.equal(r.code, 0, r.err)
+  t.match(r.out, /^ {2}unknown bits\s+0x20000$/m, 'POLICY bit 17 (reserved as 1) is clear')
+  t.match(r.out, /^unknown fields\s+POLICY reserved bits 0x20000; SIGNATURE_ALGO 0 \(only 1, ECDSA P-384 with SHA-384, is defined\)$/m)
+})
+
+t.test('the genuine Turin report whose PLATFORM_INFO 0x67 used to be refused', async t => {
+  const turin = join(FIXTURES, 'project-oak', 'turin_oc_report.bin')
+  const table = await report(['--file', turin])
+  t.equal(table.code, 0, table.err)
+  t.equal(table.err, '')
+  t.match(table.out, /^platform info\s+0x0000000000000067$/m)
+  t.match(table.out, /^ {2}iommu write safe \(bit 6\)\s+yes$/m)
+  t.match(table.out, /^generation\s+Turin$/m)
+  t.match(table.out, /^reported tcb\s+4700000002000100 \(fmc 0, bl 1, tee 0, snp 2, ucode 71\)$/m)
+  t.match(table.out, /^unknown fields\s+none$/m)
+  const json = await report(['--file', turin, '--json'])
+  t.equal(json.code, 0)
+  t.match(JSON.parse(json.out), { version: 5, platformInfo: { raw: '0x0000000000000067', iommuWriteSafe: true, unknownBits: '0x0' }, unknown: [] })
+  const genoa = await report(['--file', join(FIXTURES, 'project-oak', 'genoa_oc_report.bin'), '--json'])
+  t.equal(genoa.code, 0)
+  t.match(JSON.parse(genoa.out), { version: 5, generation: 'Genoa', platformInfo: { raw: '0x0000000000000025' }, launchMitVector: '0x0000000000000001', unknown: [] })
 })
 
 t.test('from the simulated device: REPORT_DATA binds the runtime data, HOST_DATA the security policy', async t => {

@@ -1,7 +1,8 @@
 import t from 'tap'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { loadOrCreateEmulatedChain } from '../../../src/certs/emulated-chain.ts'
 import { run as runReport } from '../../../src/cli/report.ts'
 import { run } from '../../../src/cli/verify.ts'
@@ -21,6 +22,9 @@ async function verify (argv: string[]): Promise<{ code: number, out: string, err
 }
 
 const v = (...parts: string[]): string => join(vectorsDir, ...parts)
+// Genuine Genoa/Turin vectors committed with provenance: test/fixtures/vectors/README.md.
+const FIXTURES = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'fixtures', 'vectors')
+const fx = (...parts: string[]): string => join(FIXTURES, ...parts)
 const tmp = mkdtempSync(join(tmpdir(), 'skr-verify-'))
 const ACI = ['--report', v('azure-aci-milan', 'snp_report.bin')]
 interface Json { ok: boolean, chainForm: string, checks: Array<{ name: string, status: string, detail: string }>, report: { hostData: string } | null }
@@ -140,4 +144,36 @@ t.test('usage and input errors', needsVectors(), async t => {
     t.match(r.err, message)
     t.match(r.err, /^skr verify: ERR_[A-Z_]+: /)
   }
+})
+
+t.test('genuine Genoa and Turin v5 reports verify (issue 12: the Turin sets PLATFORM_INFO 0x67)', async t => {
+  for (const g of ['genoa', 'turin']) {
+    const chain = join(tmp, `${g}-ask-ark.pem`)
+    writeFileSync(chain, Buffer.concat([readFileSync(fx('virtee-sev', `${g}_ask.pem`)), readFileSync(fx('virtee-sev', `${g}_ark.pem`))]))
+    const args = ['--report', fx('project-oak', `${g}_oc_report.bin`), '--chain', chain, '--vcek', fx('project-oak', `${g}_oc_vcek.der`), '--now', '2025-09-01']
+    const r = await verify(args)
+    t.equal(r.code, 0, `${g}: ${r.out}${r.err}`)
+    t.match(r.out, /^signature\s+pass\s+ECDSA P-384/m)
+    t.match(r.out, /^unknown-fields\s+pass\s+no reserved bit, byte or value is set$/m)
+    t.match(r.out, /^result: PASS$/m)
+    t.equal((await verify([...args, '--refuse-unknown'])).code, 0, `${g}: nothing unknown to refuse`)
+    const json = JSON.parse((await verify([...args, '--json'])).out) as Json & { report: { version: number, unknown: string[] } }
+    t.match(json, { ok: true, chainForm: 'vcek-and-chain', report: { version: 5, unknown: [] } })
+  }
+})
+
+t.test('reserved bits: a warning by default, a failure with --refuse-unknown', async t => {
+  const chain = join(tmp, 'turin-ask-ark-2.pem')
+  writeFileSync(chain, Buffer.concat([readFileSync(fx('virtee-sev', 'turin_ask.pem')), readFileSync(fx('virtee-sev', 'turin_ark.pem'))]))
+  const bytes = readFileSync(fx('project-oak', 'turin_oc_report.bin'))
+  bytes[0x041] = 0x01 // PLATFORM_INFO bit 8 (the signature breaks too: the bytes are signed)
+  writeFileSync(join(tmp, 'turin-bit8.bin'), bytes)
+  const args = ['--report', join(tmp, 'turin-bit8.bin'), '--chain', chain, '--vcek', fx('project-oak', 'turin_oc_vcek.der'), '--now', '2025-09-01']
+  const warned = await verify(args)
+  t.equal(warned.code, 1)
+  t.match(warned.out, /^unknown-fields\s+warn\s+PLATFORM_INFO reserved bits 0x100: newer than/m)
+  t.match(warned.err, /failed: signature$/m)
+  const refused = await verify([...args, '--refuse-unknown'])
+  t.match(refused.out, /^unknown-fields\s+fail\s+PLATFORM_INFO reserved bits 0x100 \(refused: --refuse-unknown\)$/m)
+  t.match(refused.err, /failed: signature, unknown-fields$/m)
 })

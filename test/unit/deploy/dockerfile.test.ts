@@ -247,13 +247,16 @@ t.test('the entrypoint names files the image has', async t => {
   const healthcheck = effective(finalStage, 'HEALTHCHECK')
   t.match(healthcheck, /CMD \["\/nodejs\/bin\/node", "\/app\/bin\/skr\.js", "healthcheck"\]/)
 
-  // /skr.sh: the reference's command, as a Node script (no shell in the image).
-  const skrSh = [...stages.flatMap(s => s.instructions)].filter(i => i.op === 'COPY').map(i => parseCopy(i.args)).find(c => c.dest === '/skr.sh')
-  t.ok(skrSh, '/skr.sh is in the image')
-  t.equal(skrSh?.chmod, '0755', 'and executable')
-  const script = read(skrSh?.sources[0] ?? '')
-  t.match(script, /^#!\/nodejs\/bin\/node\n/, 'run by the kernel through the image\'s node')
-  t.match(script, /join\(__dirname, 'app', 'bin', 'skr\.js'\)/, '/ + app/bin/skr.js = the entrypoint script')
+  // /skr.sh and /bin/skr: the reference's commands (its ACI templates, the AKS docs), as a Node
+  // script (no shell in the image) the kernel starts through its shebang.
+  for (const dest of ['/skr.sh', '/bin/skr']) {
+    const copy = [...stages.flatMap(s => s.instructions)].filter(i => i.op === 'COPY').map(i => parseCopy(i.args)).find(c => c.dest === dest)
+    t.ok(copy, `${dest} is in the image`)
+    t.equal(copy?.chmod, '0755', `${dest} is executable`)
+    const script = read(copy?.sources[0] ?? '')
+    t.match(script, /^#!\/nodejs\/bin\/node\n/, `${dest} is run by the kernel through the image's node`)
+    t.match(script, /join\(dir, 'app', 'bin', 'skr\.js'\)/, `${dest} finds app/bin/skr.js above its own directory`)
+  }
 })
 
 t.test('files src/ reads at run time relative to its own location are in the image', async t => {
@@ -375,15 +378,25 @@ t.test('the image layout, rebuilt in a temp dir, starts', async t => {
   if (existsSync(join(root, 'proto'))) cpSync(join(root, 'proto'), join(app, 'proto'), { recursive: true })
   symlinkSync(join(root, 'node_modules'), join(app, 'node_modules'), 'dir')
   cpSync(join(root, 'deploy/image/skr.sh'), join(image, 'skr.sh'))
+  cpSync(join(root, 'deploy/image/skr.sh'), join(image, 'bin', 'skr'))
+
+  // Every entry the reference's users and skr's own docs write starts skr.
+  for (const entry of [join(app, 'bin/skr.js'), join(image, 'skr.sh'), join(image, 'bin', 'skr')]) {
+    const started = await node([entry, '--help'], {}, image)
+    t.equal(started.code, 0, `${entry.slice(image.length)} --help\n${started.stderr}`)
+    t.match(started.stdout, /^usage: skr/)
+  }
 
   const help = await node([join(app, 'bin/skr.js'), '--help'], {}, image)
   t.equal(help.code, 0, help.stderr)
   t.match(help.stdout, /^usage: skr/)
   t.notOk(existsSync(join(app, 'src')), 'and it ran dist/, not the TypeScript sources')
 
-  const positional = await node([join(image, 'skr.sh'), '', 'not-a-port'], {}, image)
-  t.equal(positional.code, 2, 'skr.sh $2 reaches the Port setting (and is rejected as a config error)')
-  t.match(positional.stderr, /ERR_CONFIG_INVALID.*Port/)
+  for (const entry of ['skr.sh', 'bin/skr']) {
+    const positional = await node([join(image, entry), '', 'not-a-port'], {}, image)
+    t.equal(positional.code, 2, `/${entry} $2 reaches the Port setting (and is rejected as a config error)`)
+    t.match(positional.stderr, /ERR_CONFIG_INVALID.*Port/)
+  }
 
   const client = await import(pathToFileURL(join(app, 'dist/client/index.js')).href) as Record<string, unknown>
   t.type(client.createSkrClient, 'function', 'the compiled client loads')
@@ -429,6 +442,20 @@ t.test('the image layout, rebuilt in a temp dir, starts', async t => {
   }
   serve.kill('SIGTERM')
   t.equal(await exited, 0, 'SIGTERM shuts it down cleanly')
+
+  // /bin/skr, as the AKS docs' manifest starts it: serves and is healthy too.
+  const binPort = await freePort()
+  const binServe = spawnClean([join(image, 'bin', 'skr')], { Port: String(binPort), LogLevel: 'error', SKR_ATTESTATION: 'simulated' }, image, ['ignore', 'ignore', 'pipe'])
+  const binExited = new Promise<number | null>(done => binServe.on('close', code => { done(code) }))
+  t.teardown(() => { binServe.kill('SIGKILL') })
+  let binHealthy = false
+  for (let i = 0; i < 150 && !binHealthy && binServe.exitCode === null; i++) {
+    binHealthy = (await probe({ host: '127.0.0.1', port: binPort, path: '/status', timeoutMs: 2000, socketPath: null })).ok
+    if (!binHealthy) await new Promise(done => setTimeout(done, 200))
+  }
+  t.ok(binHealthy, 'skr started from /bin/skr answers the healthcheck')
+  binServe.kill('SIGTERM')
+  t.equal(await binExited, 0, 'and shuts down cleanly')
   // Node's own account of each module it compiled: the shipped cache served every skr module.
   const verdicts = [...serveErr.matchAll(/V8 code cache for \S+ (\S+) was (accepted|rejected|not initialized)/g)]
   const ofDist = verdicts.filter(m => (m[1] ?? '').includes(`${app}/dist/`))

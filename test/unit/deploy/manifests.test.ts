@@ -108,7 +108,8 @@ function checkKataPod (t: Tap, path: string, mode: 'native' | 'classic'): void {
   if (workload === undefined) return void t.fail(`${path}: a Pod or Deployment`)
   noPrivilege(t, workload, path)
   const { spec, labels } = podSpec(workload)
-  t.equal(spec.runtimeClassName, 'kata-cc', `${path}: runtimeClassName kata-cc`)
+  // The RuntimeClass the AKS confidential-containers docs use (its handler is kata-cc).
+  t.equal(spec.runtimeClassName, 'kata-cc-isolation', `${path}: runtimeClassName kata-cc-isolation`)
   t.equal(labels['azure.workload.identity/use'], 'true', `${path}: workload identity label, a string "true"`)
   t.type(spec.serviceAccountName, 'string', `${path}: a service account (federated with the identity)`)
   if (workload.kind === 'Deployment') {

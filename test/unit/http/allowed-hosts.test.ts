@@ -4,32 +4,40 @@ import {
   DEFAULT_ALLOWED_HOSTS,
   DEFAULT_ALLOWED_SUFFIXES,
   isEndpointAllowed,
-  parseAllowedHosts
+  parseAllowedHosts,
+  type EndpointRole
 } from '../../../src/http/allowed-hosts.ts'
 import { normaliseEndpoint } from '../../../src/http/endpoint.ts'
 import { VAULT_RESOURCES } from '../../../src/identity/resource.ts'
 
 // What a caller sends goes through the same normalisation as in the routes.
-const allowed = (list: string | null, endpoint: string): boolean =>
-  isEndpointAllowed(parseAllowedHosts(list), normaliseEndpoint(endpoint, 'body.akv_endpoint'))
+const allowedAs = (role: EndpointRole) => (list: string | null, endpoint: string): boolean =>
+  isEndpointAllowed(parseAllowedHosts(list), normaliseEndpoint(endpoint, `body.${role}`), role)
+const allowed = allowedAs('akv_endpoint')
+const allowedMaa = allowedAs('maa_endpoint')
 
 t.test('the default allows the Azure hosts, the AKS docs\' examples among them, and nothing else', async t => {
   t.equal(parseAllowedHosts(null), DEFAULT_ALLOWED_HOSTS)
   t.equal(parseAllowedHosts('  '), DEFAULT_ALLOWED_HOSTS)
+  // learn.microsoft.com/azure/aks/deploy-confidential-containers-default-policy (consumer.yaml)
+  t.ok(allowed(null, 'myKeyVault.vault.azure.net'), 'the docs\' vault')
+  t.ok(allowedMaa(null, 'sharedeus2.eus2.test.attest.azure.net'), 'the docs\' MAA')
   for (const host of [
-    // learn.microsoft.com/azure/aks/deploy-confidential-containers-default-policy (consumer.yaml)
-    'myKeyVault.vault.azure.net',
-    'sharedeus2.eus2.test.attest.azure.net',
     'https://myvault.vault.azure.net/',
-    'sharedeus.eus.attest.azure.net:443',
+    'myvault.vault.azure.net:443',
     'myhsm.managedhsm.azure.net',
     'v.vault.azure.cn',
     'h.managedhsm.azure.cn',
     'v.vault.usgovcloudapi.net',
     'h.managedhsm.usgovcloudapi.net',
-    'sharedugv.ugv.attest.azure.us',
     'MYVAULT.VAULT.AZURE.NET.'
   ]) t.ok(allowed(null, host), host)
+  for (const host of ['sharedeus.eus.attest.azure.net', 'sharedeus.eus.attest.azure.net:443', 'sharedugv.ugv.attest.azure.us']) t.ok(allowedMaa(null, host), host)
+  // Each suffix in its own role only, and on 443 only: Azure answers there; another port hangs.
+  t.notOk(allowed(null, 'sharedeus.eus.attest.azure.net'), 'an MAA host is not a vault')
+  t.notOk(allowedMaa(null, 'myvault.vault.azure.net'), 'a vault is not an MAA')
+  t.notOk(allowed(null, 'myvault.vault.azure.net:8443'), 'another port of a vault')
+  t.notOk(allowedMaa(null, 'x.attest.azure.net:9'), 'another port of an MAA')
   for (const host of [
     'vault.azure.net', // the suffix itself is not a vault
     'evil.example',
@@ -67,6 +75,7 @@ t.test('entries: host, host:port, .suffix, *.suffix, IP literals, *', async t =>
   t.ok(allowed('*', 'evil.example:1'))
   t.ok(allowed('evil.example, *', '1.2.3.4'))
   t.same(parseAllowedHosts('*'), { any: true, rules: [], source: 'configured' })
+  t.ok(allowedMaa(list, 'vault.contoso.example'), 'operator entries serve either role')
 })
 
 t.test('IP literals in any spelling match only an entry naming that address', async t => {
@@ -108,10 +117,11 @@ t.test('allowedHostEntries prints the rules back', async t => {
   t.same(allowedHostEntries(parseAllowedHosts('A.example, b.example:8443, *.c.example, [::1]:9, 2130706433')),
     ['a.example', 'b.example:8443', '.c.example', '[::1]:9', '127.0.0.1'])
   t.same(allowedHostEntries(parseAllowedHosts('*')), ['*'])
-  t.same(allowedHostEntries(DEFAULT_ALLOWED_HOSTS), [...DEFAULT_ALLOWED_SUFFIXES])
+  t.same(allowedHostEntries(DEFAULT_ALLOWED_HOSTS), DEFAULT_ALLOWED_SUFFIXES.map(s => `${s}:443`))
 })
 
 t.test('an endpoint that is not canonical host[:port] is never allowed', async t => {
-  t.notOk(isEndpointAllowed(parseAllowedHosts('a.example'), 'a.example/path'))
-  t.notOk(isEndpointAllowed(parseAllowedHosts('a.example'), ''))
+  t.notOk(isEndpointAllowed(parseAllowedHosts('a.example'), 'a.example/path', 'akv_endpoint'))
+  t.notOk(isEndpointAllowed(parseAllowedHosts('a.example'), '', 'maa_endpoint'))
+  t.ok(isEndpointAllowed(parseAllowedHosts('a.example'), 'a.example', 'maa_endpoint'), 'an operator entry allows either role')
 })

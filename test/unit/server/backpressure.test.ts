@@ -20,7 +20,7 @@ import { sampleIntervalOf, startPressureMonitor, type DelayHistogram, type Press
 import { FAKE_JWK, FakeAttestationService, FakeKeyReleaseService, GatedKeyRelease, testConfig } from '../../doubles/fake-services.ts'
 
 const KEY_OK = { maa_endpoint: 'sharedeus.eus.attest.azure.net', akv_endpoint: 'myvault.vault.azure.net', kid: 'mykey' }
-const MAA_OK = { maa_endpoint: 'sharedeus.eus.attest.azure.net', runtime_data: 'aGVsbG8=' }
+const MAA_OK = { maa_endpoint: 'sharedeus.eus.attest.azure.net', runtime_data: 'eyJoZWxsbyI6MX0=' }
 
 function build (overrides: Partial<AppDeps> = {}): { app: ReturnType<typeof buildApp>; metrics: PrometheusMetrics } {
   const metrics = createMetricsRegistry({ defaultMetrics: false })

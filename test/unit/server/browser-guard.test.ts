@@ -139,3 +139,16 @@ t.test('on the Unix socket any Host is accepted (no browser opens one), Origin i
   const origin = await exchange({ path }, 'GET /status HTTP/1.1\r\nHost: localhost\r\nOrigin: https://a.example\r\n\r\n')
   t.equal(origin.answer?.status, 403)
 })
+
+t.test('an absolute-form target names the host too, and Host may be given once only', async t => {
+  const { port, keyRelease } = await serve(t)
+  const absolute = await exchange({ port }, 'GET http://attacker.example/status HTTP/1.1\r\nHost: localhost\r\n\r\n')
+  t.equal(absolute.answer?.status, 403, 'the target\'s authority is checked (RFC 9112 §3.2.2: it wins over Host)')
+  t.equal(absolute.answer?.json?.code, 'ERR_HOST_NOT_ALLOWED')
+  const local = await exchange({ port }, `GET http://127.0.0.1:${port}/status HTTP/1.1\r\nHost: localhost\r\n\r\n`)
+  t.not(local.answer?.status, 403, 'a loopback absolute-form target is not refused by the guard')
+  const twice = await exchange({ port }, 'GET /status HTTP/1.1\r\nHost: localhost\r\nHost: attacker.example\r\n\r\n')
+  t.equal(twice.answer?.status, 400, 'two Host headers')
+  t.match(twice.answer?.json?.error, /more than once/)
+  t.equal(keyRelease.calls.length, 0)
+})

@@ -27,7 +27,7 @@ async function serve (t: Test, env: Record<string, string> = {}, keyRelease: Key
   const logger = pino(loggerOptions('trace'), { write (line: string) { logs.push(line) } })
   const metrics = createMetricsRegistry({ defaultMetrics: false })
   const app = buildApp({ config, attestation: new FakeAttestationService(), keyRelease, logger, metrics })
-  const listening = await listen(app, config, logger, metrics)
+  const listening = await listen(app, config, logger, { events: metrics })
   t.teardown(async () => { listening.forceClose(); await listening.close() })
   return { port: Number((listening.addresses[0] ?? '').split(':').pop()), logs, metrics, keyRelease }
 }
@@ -182,4 +182,72 @@ t.test('the cap follows the open-file limit', async t => {
   t.same(deriveConnectionCap({ configured: null, fdLimit: 256, openNow: 30, upstreamSockets: 256 }), { maxConnections: MIN_CONNECTIONS, source: 'open-file limit', fdLimit: 256, tight: true })
   t.same(deriveConnectionCap({ configured: 99, fdLimit: 256, openNow: 30, upstreamSockets: 256 }).maxConnections, 99)
   t.same(deriveConnectionCap({ configured: null, fdLimit: null, openNow: null, upstreamSockets: 256 }).source, 'default')
+})
+
+t.test('a caller that never reads its answers does not hold its connection: closed after the deadline plus a margin', async t => {
+  const s = await serve(t, { SKR_REQUEST_TIMEOUT_MS: '200', SKR_KEEP_ALIVE_TIMEOUT_MS: '60000', SKR_HEADERS_TIMEOUT_MS: '60000', SKR_RECEIVE_TIMEOUT_MS: '60000' })
+  const socket = await open({ port: s.port })
+  socket.pause() // never reads: the answers fill the kernel buffers and writing stalls
+  socket.write('GET /openapi.json HTTP/1.1\r\nHost: localhost\r\n\r\n'.repeat(400))
+  // A paused client does not notice the close; the server's own count does.
+  const open1 = async (): Promise<boolean> => /skr_http_connections_open 1\b/.test(await s.metrics.render())
+  while (!await open1()) await new Promise(resolve => setTimeout(resolve, 20))
+  const until = Date.now() + 60_000
+  while (await open1() && Date.now() < until) await new Promise(resolve => setTimeout(resolve, 100))
+  t.notOk(await open1(), 'the stalled connection was closed by the server')
+  socket.destroy()
+})
+
+t.test('bare CRLFs after an answer do not keep a connection open', async t => {
+  const s = await serve(t, { SKR_KEEP_ALIVE_TIMEOUT_MS: '100', SKR_HEADERS_TIMEOUT_MS: '300' })
+  const socket = await open({ port: s.port })
+  const first = receive(socket)
+  socket.write('GET /status HTTP/1.1\r\nHost: localhost\r\n\r\n')
+  t.equal((await first).answer?.status, 200)
+  // Each CRLF re-arms Node's keep-alive (inactivity) timer; skr's next-request timer is absolute.
+  const drip = setInterval(() => { if (!socket.destroyed) socket.write('\r\n') }, 50)
+  const ended = await receive(socket, { withinMs: 30_000, untilClosed: true })
+  clearInterval(drip)
+  t.ok(ended.closed, 'closed although bytes kept coming')
+  t.equal(ended.text, '', 'with nothing more said')
+})
+
+t.test('an early answer is the connection\'s last: what the client pipelines after it does no work, and gets no second answer', async t => {
+  const s = await serve(t, { SKR_RECEIVE_TIMEOUT_MS: '500', SKR_HEADERS_TIMEOUT_MS: '400' })
+  const socket = await open({ port: s.port })
+  const got = receive(socket, { withinMs: 20_000, untilClosed: true })
+  socket.write(`POST /key/release HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 2000000\r\n\r\n${RELEASE}`)
+  // The rest of the "body" is more requests: none may reach the service.
+  const pipelined = `POST /key/release HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${RELEASE.length}\r\n\r\n${RELEASE}`
+  setTimeout(() => { if (!socket.destroyed) socket.write(pipelined.repeat(5)) }, 100)
+  const received = await got
+  const answers = received.text.split('HTTP/1.1 ').length - 1
+  t.equal(received.answer?.status, 413)
+  t.equal(received.answer?.headers.connection, 'close')
+  t.equal(answers, 1, 'exactly one answer on the connection')
+  t.equal(s.keyRelease.calls?.length, 0, 'no pipelined request reached the service')
+
+  // A refusal before the body (a browser's request), then the body trickles: no 408 after the 403.
+  const trickle = await open({ port: s.port })
+  const refused = receive(trickle, { withinMs: 20_000, untilClosed: true })
+  trickle.write('POST /key/release HTTP/1.1\r\nHost: localhost\r\nOrigin: https://a.example\r\nContent-Type: application/json\r\nContent-Length: 500000\r\n\r\n{')
+  const drip = setInterval(() => { if (!trickle.destroyed) trickle.write(' ') }, 50)
+  const after = await refused
+  clearInterval(drip)
+  t.equal(after.answer?.status, 403)
+  t.equal(after.text.split('HTTP/1.1 ').length - 1, 1, 'one answer only')
+})
+
+t.test('a caller that disconnects is logged as ERR_CLIENT_CLOSED at info, not as a 5xx', async t => {
+  const keyRelease = new GatedKeyRelease()
+  const s = await serve(t, {}, keyRelease)
+  const socket = await open({ port: s.port })
+  socket.write(`POST /key/release HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${RELEASE.length}\r\n\r\n${RELEASE}`)
+  while (keyRelease.started.length === 0) await new Promise(resolve => setTimeout(resolve, 10))
+  socket.destroy()
+  const line = async (): Promise<Record<string, unknown> | undefined> => s.logs.map(l => JSON.parse(l) as Record<string, unknown>).find(l => l['code'] === 'ERR_CLIENT_CLOSED')
+  while (await line() === undefined) await new Promise(resolve => setTimeout(resolve, 10))
+  t.equal((await line())?.['level'], 'info')
+  t.notOk(s.logs.some(l => l.includes('"level":"error"')), 'nothing at error level')
+  keyRelease.open()
 })

@@ -63,7 +63,7 @@ t.test('UpstreamTimeout is 504', async t => {
   const { app, attestation } = createHarness()
   t.teardown(() => app.close())
   attestation.mode = { kind: 'fail', error: new UpstreamTimeout('MAA did not answer within 10000 ms') }
-  const res = await app.inject({ method: 'POST', url: '/attest/maa', payload: { maa_endpoint: 'm.attest.azure.net', runtime_data: 'aGVsbG8=' } })
+  const res = await app.inject({ method: 'POST', url: '/attest/maa', payload: { maa_endpoint: 'm.attest.azure.net', runtime_data: 'eyJoZWxsbyI6MX0=' } })
   t.equal(res.statusCode, 504)
   t.equal(res.json().code, 'ERR_UPSTREAM_TIMEOUT')
   t.equal(res.json().error, 'request deadline exceeded')

@@ -112,7 +112,7 @@ t.test('fake services logging secrets at trace: nothing secret reaches the log',
   })
   t.equal(release.statusCode, 200)
   t.same(JSON.parse(release.json().key as string), jwk, 'the client gets the key')
-  const runtime_data = Buffer.from(runtimeMarker).toString('base64')
+  const runtime_data = Buffer.from(JSON.stringify({ m: runtimeMarker })).toString('base64')
   t.equal((await app.inject({ method: 'POST', url: '/attest/maa', payload: { maa_endpoint: 'sharedeus.eus.attest.azure.net', runtime_data } })).statusCode, 200)
   t.equal((await app.inject({ method: 'POST', url: '/attest/raw', payload: { runtime_data } })).statusCode, 200)
   t.equal((await app.inject({ method: 'POST', url: '/attest/combined', payload: { runtime_data } })).statusCode, 200)

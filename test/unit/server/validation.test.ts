@@ -5,7 +5,7 @@ import { createHarness } from '../../doubles/fake-services.ts'
 
 type Body = Record<string, unknown>
 
-const MAA_OK: Body = { maa_endpoint: 'sharedeus.eus.attest.azure.net', runtime_data: 'aGVsbG8=' }
+const MAA_OK: Body = { maa_endpoint: 'sharedeus.eus.attest.azure.net', runtime_data: 'eyJoZWxsbyI6MX0=' }
 const KEY_OK: Body = { maa_endpoint: 'sharedeus.eus.attest.azure.net', akv_endpoint: 'myvault.vault.azure.net', kid: 'mykey' }
 const B64_ERROR = 'body.runtime_data must be base64 (standard or url-safe alphabet, padded or unpadded)'
 const MAA_SHAPE = 'body.maa_endpoint must be a host name like sharedeus.eus.attest.azure.net (optionally https:// and :port), got'
@@ -47,6 +47,9 @@ const cases: Array<[string, string, Body, string]> = [
   ['/attest/combined', 'std: impossible length', { runtime_data: '+/+/A' }, B64_ERROR],
   ['/attest/maa', 'space inside', { ...MAA_OK, runtime_data: 'aGVs bG8=' }, B64_ERROR],
   ['/attest/raw', 'decodes to nothing', { runtime_data: '\n' }, 'body.runtime_data must not decode to zero bytes'],
+  // /attest/maa sends runtime data to MAA as JSON: anything else is the caller's mistake, said up front (it used to be a 502 after a round trip)
+  ['/attest/maa', 'not JSON', { ...MAA_OK, runtime_data: Buffer.from('hello').toString('base64') }, 'body.runtime_data must be base64 of JSON text (MAA evaluates it as JSON and puts it in the x-ms-runtime claim), e.g. base64 of {"nonce":"…"}; it decodes to text that is not JSON'],
+  ['/attest/maa', 'not UTF-8', { ...MAA_OK, runtime_data: Buffer.from([0x7b, 0xff, 0x7d]).toString('base64') }, 'body.runtime_data must be base64 of UTF-8 JSON text (MAA evaluates it as JSON and puts it in the x-ms-runtime claim); it decodes to bytes that are not UTF-8'],
   // endpoints
   ['/attest/maa', 'http scheme', { ...MAA_OK, maa_endpoint: 'http://sharedeus.eus.attest.azure.net' }, `${MAA_SHAPE} the scheme "http://" (only https:// is allowed)`],
   ['/attest/maa', 'path', { ...MAA_OK, maa_endpoint: 'https://sharedeus.eus.attest.azure.net/attest/SevSnpVm' }, `${MAA_SHAPE} a path`],

@@ -121,3 +121,24 @@ t.test('a leave function is idempotent and limits are checked', async t => {
   t.throws(() => createDestinationAdmission({ limit: 0 }), TypeError)
   t.throws(() => createDestinationAdmission({ limit: 1.5 }), TypeError)
 })
+
+t.test('admission: one host\'s ports share its share; the total cap covers every destination and transport', async t => {
+  const sheds: string[] = []
+  const admission = createDestinationAdmission({ limit: 2, totalLimit: 3, onShed: (reason) => { sheds.push(reason) } })
+  const anyPort = parseAllowedHosts('maa.example, vault.example, other-vault.example, third.example')
+  const inner = recordingKeyRelease()
+  const guarded = guardKeyRelease(inner, { allowedHosts: anyPort, admission })
+  const hung = [':1', ':2'].map(async (port) => await guarded.release({ maaEndpoint: 'maa.example', akvEndpoint: `vault.example${port}`, kid: 'hang' }))
+  await new Promise(resolve => setImmediate(resolve))
+  await t.rejects(guarded.release({ maaEndpoint: 'maa.example', akvEndpoint: 'vault.example:3', kid: 'hang' }), { code: 'ERR_OVERLOADED', details: { reason: 'destination' } },
+    'a third port of the same host is the same destination')
+  const third = guarded.release({ maaEndpoint: 'maa.example', akvEndpoint: 'other-vault.example', kid: 'hang' })
+  await new Promise(resolve => setImmediate(resolve))
+  t.equal(admission.total, 3)
+  await t.rejects(guarded.release({ maaEndpoint: 'maa.example', akvEndpoint: 'third.example', kid: 'k' }), { code: 'ERR_OVERLOADED', details: { reason: 'in_flight', limit: 3 } })
+  t.same(sheds, ['destination', 'in_flight'])
+  inner.gate.open()
+  await Promise.all([...hung, third])
+  t.equal(admission.total, 0)
+  t.throws(() => createDestinationAdmission({ limit: 1, totalLimit: 0 }), TypeError)
+})

@@ -10,7 +10,7 @@ import { AccessDenied, KeyNotFound, KeyReleaseDenied, UpstreamUnavailable } from
 import type { TokenSource } from '../../../src/identity/token-source.ts'
 import type { AttestationService, AttestationStatus, CombinedEvidence } from '../../../src/service/types.ts'
 import { createAttestationCache } from '../../../src/skr/attestation-cache.ts'
-import { createKeyReleaseService } from '../../../src/skr/key-release.ts'
+import { createKeyReleaseService, STALE_TOKEN_MIN_AGE_MS } from '../../../src/skr/key-release.ts'
 import type { KeyReleaseDeps } from '../../../src/skr/key-release.ts'
 import { createWrappingKey } from '../../../src/skr/wrapping-key.ts'
 import type { WrappingKey } from '../../../src/skr/wrapping-key.ts'
@@ -91,16 +91,23 @@ function setup (options: { ttlMs?: number, deps?: Partial<KeyReleaseDeps> } = {}
   maa: Maa
   vault: Vault
   service: ReturnType<typeof createKeyReleaseService>
+  /** Moves the clock the cache and the service share forward. */
+  advance: (ms: number) => void
 } {
   const maa = new Maa()
   const vault = new Vault(maa)
   let next = 0
+  let clock = Date.now()
+  const now = (): Date => new Date(clock)
   const wrappingKey = async (): Promise<WrappingKey> => keyring[next++ % keyring.length] as WrappingKey
-  const attestationCache = createAttestationCache({ attestation: maa, wrappingKey, ttlMs: options.ttlMs ?? 300_000 })
-  const service = createKeyReleaseService({ attestation: maa, tokens, release: vault, trustedRoots: () => roots, enc: null, attestationCache, coalesce: true, ...options.deps })
+  const attestationCache = createAttestationCache({ attestation: maa, wrappingKey, ttlMs: options.ttlMs ?? 300_000, now })
+  const service = createKeyReleaseService({ attestation: maa, tokens, release: vault, trustedRoots: () => roots, enc: null, attestationCache, coalesce: true, now, ...options.deps })
   t.teardown(() => { service.close(); attestationCache.close() })
-  return { maa, vault, service }
+  return { maa, vault, service, advance: (ms) => { clock += ms } }
 }
+
+// Past the age below which a refused reused token is never taken for stale.
+const AGED = STALE_TOKEN_MIN_AGE_MS + 1_000
 
 const expected = (name: string): Record<string, unknown> => ({ k: secretOf(name).toString('base64url'), key_ops: ['encrypt', 'decrypt'], kty: 'oct' })
 
@@ -174,10 +181,11 @@ t.test('a caller that gives up leaves the others waiting on the shared release',
 })
 
 t.test('a token the vault stopped accepting: evicted and re-attested once, transparently', async (t) => {
-  const { maa, vault, service } = setup()
+  const { maa, vault, service, advance } = setup()
   await service.release({ maaEndpoint: MAA, akvEndpoint: VAULT, kid: 'k' })
   const first = vault.calls[0]?.target as string
   vault.stale.add(first)
+  advance(AGED)
   t.same(await service.release({ maaEndpoint: MAA, akvEndpoint: VAULT, kid: 'k' }), expected('k'))
   t.equal(maa.calls, 2, 'one re-attestation')
   t.equal(vault.calls.length, 3)
@@ -187,9 +195,10 @@ t.test('a token the vault stopped accepting: evicted and re-attested once, trans
 })
 
 t.test('a policy denial: at most one re-attestation, then remembered; other keys keep reusing', async (t) => {
-  const { maa, vault, service } = setup()
+  const { maa, vault, service, advance } = setup()
   await service.release({ maaEndpoint: MAA, akvEndpoint: VAULT, kid: 'ok' })
   vault.refuse.add('nope')
+  advance(AGED)
   await t.rejects(service.release({ maaEndpoint: MAA, akvEndpoint: VAULT, kid: 'nope' }), { code: 'ERR_KEY_RELEASE_DENIED', statusCode: 403, message: `release: ${DENIED}` })
   t.equal(maa.calls, 2, 'a reused token was refused: one fresh attempt')
   t.equal(vault.calls.length, 3)
@@ -205,6 +214,30 @@ t.test('a policy denial: at most one re-attestation, then remembered; other keys
   await t.rejects(fresh.service.release({ maaEndpoint: MAA, akvEndpoint: VAULT, kid: 'nope' }), { code: 'ERR_KEY_RELEASE_DENIED' })
   t.equal(fresh.maa.calls, 1)
   t.equal(fresh.vault.calls.length, 1)
+})
+
+t.test('refusals under a token younger than a minute are the policy\'s answer: alternating denied keys force no re-attestation', async (t) => {
+  const { maa, vault, service, advance } = setup()
+  await service.release({ maaEndpoint: MAA, akvEndpoint: VAULT, kid: 'ok' })
+  vault.refuse.add('no-a')
+  vault.refuse.add('no-b')
+  for (let i = 0; i < 10; i++) {
+    await t.rejects(service.release({ maaEndpoint: MAA, akvEndpoint: VAULT, kid: i % 2 === 0 ? 'no-a' : 'no-b' }), { code: 'ERR_KEY_RELEASE_DENIED' })
+  }
+  t.equal(maa.calls, 1, 'the shared attestation survived ten denials')
+  t.same(await service.release({ maaEndpoint: MAA, akvEndpoint: VAULT, kid: 'ok' }), expected('ok'))
+  t.equal(maa.calls, 1)
+  // Once the token is older, keys it was refused for stay refused without a retry; a refusal of
+  // another key may mean it went stale: one re-attestation, and the fresh entry is young again.
+  advance(AGED)
+  await t.rejects(service.release({ maaEndpoint: MAA, akvEndpoint: VAULT, kid: 'no-a' }), { code: 'ERR_KEY_RELEASE_DENIED' })
+  t.equal(maa.calls, 1, 'remembered refusals are not retried')
+  vault.refuse.add('no-c')
+  vault.refuse.add('no-d')
+  for (let i = 0; i < 10; i++) {
+    await t.rejects(service.release({ maaEndpoint: MAA, akvEndpoint: VAULT, kid: i % 2 === 0 ? 'no-c' : 'no-d' }), { code: 'ERR_KEY_RELEASE_DENIED' })
+  }
+  t.equal(maa.calls, 2, 'one re-attestation for ten denials of new keys')
 })
 
 t.test('refusals that no token can fix are never retried', async (t) => {
@@ -276,9 +309,10 @@ t.test('batch: malformed batches and a failed attestation reject as a whole', as
 })
 
 t.test('batch: a stale reused token is re-attested once for the whole batch', async (t) => {
-  const { maa, vault, service } = setup()
+  const { maa, vault, service, advance } = setup()
   await service.release({ maaEndpoint: MAA, akvEndpoint: VAULT, kid: 'warm' })
   vault.stale.add(vault.calls[0]?.target as string)
+  advance(AGED)
   const result = await service.releaseMany({ maaEndpoint: MAA, akvEndpoint: VAULT, kids: ['a', 'b', 'c'] })
   t.same(Object.keys(result.keys), ['a', 'b', 'c'])
   t.equal(maa.calls, 2, 'the kids shared one re-attestation')

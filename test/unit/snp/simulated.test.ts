@@ -50,7 +50,8 @@ t.test('report fields are as specified (v3, Milan)', async (t) => {
   t.ok(r.idKeyDigest.equals(Buffer.alloc(48)) && r.authorKeyDigest.equals(Buffer.alloc(48)))
   t.equal(r.familyId.length, 16)
   t.equal(r.launchMitVector, null)
-  // parseReport already rejects any non-zero MBZ byte; the unsigned tail is checked here directly.
+  // The simulator sets no reserved bit or byte (parseReport would keep them in unknownBits/unknownBytes).
+  t.same([r.policy.unknownBits, r.platformInfo.unknownBits, r.signerInfo.unknownBits, r.unknownBytes], [0n, 0n, 0, []])
   t.ok(r.raw.subarray(0x330).every((b) => b === 0))
   t.ok(r.raw.subarray(0x18b, 0x1a0).every((b) => b === 0))
 })

@@ -7,7 +7,7 @@ import type { AmdChain } from '../../../src/certs/amd-chain.ts'
 import { toPem } from '../../../src/certs/pem.ts'
 import { parseAmdExtensions } from '../../../src/certs/vcek-ext.ts'
 import { ReportInvalid, ReportUnverified } from '../../../src/errors.ts'
-import { SIGNED_SIZE, writeSignature } from '../../../src/snp/abi.ts'
+import { SIGNED_SIZE, unknownFields, writeSignature, type AttestationReport } from '../../../src/snp/abi.ts'
 import { encodeTcb } from '../../../src/snp/tcb.ts'
 import type { Generation, TcbParts } from '../../../src/snp/tcb.ts'
 import { compareTcb, verifyReport } from '../../../src/snp/verify.ts'
@@ -155,7 +155,7 @@ async function fakeChain (o: Fake = {}): Promise<AmdChain> {
   return { vcek: node(leaf), ask: node(ask), ark: node(ark) }
 }
 
-interface Patch { tcb?: bigint, chipId?: Buffer, signer?: number, algo?: number, cpuid?: [number, number] }
+interface Patch { tcb?: bigint, chipId?: Buffer, signer?: number, algo?: number, cpuid?: [number, number], mutate?: (raw: Buffer) => void }
 
 // A structurally valid v2 report (version 2, policy 0x30000), patched, then signed by the fake VCEK.
 function fakeReport (p: Patch = {}): Buffer {
@@ -171,6 +171,7 @@ function fakeReport (p: Patch = {}): Buffer {
     raw.writeUInt8(p.cpuid[1], 0x189)
   }
   ;(p.chipId ?? CHIP).copy(raw, 0x1a0)
+  p.mutate?.(raw)
   writeSignature(raw, sign('sha384', raw.subarray(0, SIGNED_SIZE), { key: leafPrivate, dsaEncoding: 'ieee-p1363' }))
   return raw
 }
@@ -207,6 +208,29 @@ t.test('a throwaway Milan chain: the VCEK binding to the report', async (t) => {
   t.throws(() => verifyReport(fakeReport({ cpuid: [0x19, 0x11] }), chain, trust(chain)),
     { ...unverified('generation'), message: 'report is from a Genoa CPU but its certificate is for Milan' })
   t.ok(verifyReport(fakeReport({ cpuid: [0x19, 0x01] }), chain, trust(chain)), 'a v3 Milan report')
+})
+
+t.test('signed reports that set reserved bits and bytes verify; the unknown is kept, not refused (issue 12)', async (t) => {
+  const chain = await fakeChain()
+  const cases: Array<[string, (raw: Buffer) => void, (r: AttestationReport) => void]> = [
+    ['PLATFORM_INFO bit 8', (raw) => { raw.writeBigUInt64LE(0x167n, 0x040) }, (r) => { t.equal(r.platformInfo.unknownBits, 0x100n) }],
+    ['POLICY bit 26', (raw) => { raw.writeBigUInt64LE(0x4030000n, 0x008) }, (r) => { t.equal(r.policy.unknownBits, 0x4000000n) }],
+    ['POLICY bit 17 clear', (raw) => { raw.writeBigUInt64LE(0x10000n, 0x008) }, (r) => { t.equal(r.policy.unknownBits, 0x20000n) }],
+    ['signer word bit 9', (raw) => { raw.writeUInt32LE(0x200, 0x048) }, (r) => { t.match(r.signerInfo, { signingKey: 'vcek', unknownBits: 0x200 }) }],
+    ['reserved byte 0x04C', (raw) => { raw[0x04c] = 7 }, (r) => { t.match(r.unknownBytes, [{ offset: 0x04c, signed: true }]) }],
+    ['reserved byte 0x250', (raw) => { raw[0x250] = 7 }, (r) => { t.match(r.unknownBytes, [{ offset: 0x1f8, signed: true }]) }]
+  ]
+  for (const [label, mutate, check] of cases) {
+    const result = verifyReport(fakeReport({ mutate }), chain, trust(chain))
+    t.equal(unknownFields(result.report).length, 1, `${label}: verifies, one unknown field`)
+    check(result.report)
+  }
+  t.throws(() => verifyReport(fakeReport({ signer: 3 }), chain, trust(chain)),
+    { ...unverified('signer'), message: 'report SIGNING_KEY is 3, a value SNP ABI 56860 reserves: no key skr knows signed it' })
+  const masked = fakeReport({ mutate: (raw) => { raw.writeUInt32LE(2, 0x048) } })
+  masked[0x2a0] = (masked[0x2a0] ?? 0) ^ 1
+  t.throws(() => verifyReport(masked, chain, trust(chain)),
+    { ...unverified('signature'), message: 'report signature does not verify under the VCEK (MASK_CHIP_KEY is set: the platform may not sign with its chip key)' })
 })
 
 t.test('a throwaway VLEK chain: signer must be VLEK, no hwID binding', async (t) => {
