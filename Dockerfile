@@ -14,8 +14,12 @@
 # environment variables, its Go-style flags, or skr.sh's positional arguments. See
 # deploy/README.md for the root/non-root choice and /dev/sev-guest.
 
+# Base images are pinned by digest, not only by tag: the image's layers are measured into the
+# confidential container's policy (HOST_DATA), so a base that changes silently under the same tag
+# would change that measurement and stop every key release bound to it. The tag stays for
+# readers; Docker pulls by the digest. Updating them: deploy/README.md "Base images".
 # ---- build: compilers, dev dependencies, the addon and the TypeScript --------------------
-FROM node:24-bookworm AS build
+FROM node:24-bookworm@sha256:934240a162082fd8b8a2f90cd5114446443f1eba1c5378f6687167ca405e6584 AS build
 WORKDIR /src
 # Dependencies first, so this layer is cached until the lockfile changes. Scripts are off:
 # the addon is built explicitly below, against this image's own Node.
@@ -34,7 +38,7 @@ COPY proto ./proto
 RUN npm run build:ts && npm prune --omit=dev --no-audit --no-fund
 
 # ---- app: distroless Node 24, no shell, no package manager, CA certificates included -------
-FROM gcr.io/distroless/nodejs24-debian12:nonroot AS app
+FROM gcr.io/distroless/nodejs24-debian12:nonroot@sha256:14d42e2511532589a7c7e01a753667a74fcc96266e137e8125006b87b0c32d0a AS app
 WORKDIR /app
 ENV NODE_ENV=production
 # Bound V8's heap growth and glibc's malloc arenas. The young generation grows to 64 MB under load

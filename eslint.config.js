@@ -2,7 +2,7 @@ import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'build/**', 'node_modules/**', '.cache/**', 'coverage/**', '.tap/**'] },
+  { ignores: ['dist/**', 'packages/*/dist/**', 'build/**', 'node_modules/**', '.cache/**', 'coverage/**', '.tap/**', 'tmp/**'] },
   js.configs.recommended,
   ...tseslint.configs.strict,
   {

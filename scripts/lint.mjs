@@ -1,12 +1,14 @@
 #!/usr/bin/env node
-// `npm run lint`: eslint over TS/JS, the TypeScript type check, and the C sources of the
+// `npm run lint`: eslint over TS/JS, the TypeScript type check, the OpenAPI document under
+// redocly's recommended ruleset (scripts/lint-openapi.mjs, offline), and the C sources of the
 // test shim compiled with warnings as errors (the addon itself builds with -Werror).
 import { spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 
 const steps = [
   ['eslint', ['node_modules/.bin/eslint', '--max-warnings=0', '.']],
-  ['tsc', ['node_modules/.bin/tsc', '--noEmit', '-p', 'tsconfig.json']]
+  ['tsc', ['node_modules/.bin/tsc', '--noEmit', '-p', 'tsconfig.json']],
+  ['openapi', ['scripts/lint-openapi.mjs']]
 ]
 let failed = 0
 for (const [name, [bin, ...args]] of steps) {

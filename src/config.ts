@@ -19,6 +19,7 @@ import { envName, flagName, serveFlags, type SettingKey } from './config/setting
 import { parseProxyEnv, type ProxySettings } from './http/proxy.ts'
 import { DEFAULT_ALLOWED_HOSTS, parseAllowedHosts, type AllowedHosts } from './http/allowed-hosts.ts'
 import { canonicalHost, HostSyntaxError } from './http/host-name.ts'
+import { isIP } from 'node:net'
 
 export type { AzureInformation } from './config/sidecar-args.ts'
 
@@ -36,6 +37,11 @@ export interface Config {
   readonly serverType: ServerType
   /** The gRPC port when serverType is 'both' (with 'grpc' alone, `port` is used, as in the reference). */
   readonly grpcPort: number
+  /**
+   * The metrics listener (SKR_METRICS_PORT, SKR_METRICS_HOST): GET /metrics, /livez and /readyz
+   * only, on an address the cluster can reach (server/metrics-listener.ts); null when off.
+   */
+  readonly metricsListener: { readonly port: number; readonly host: string } | null
   readonly logLevel: LogLevel
   readonly logFile: string | null
   readonly attestation: AttestationMode
@@ -240,6 +246,7 @@ export function loadConfig (argv: readonly string[], env: Env): Config {
 
   const port = parsePort(setting('port') ?? nonEmpty(positionals[1]) ?? '8080', envName('port'), problems)
   const grpcPort = parsePort(setting('grpcPort') ?? '50000', envName('grpcPort'), problems)
+  const metricsListener = parseMetricsListener(setting('metricsPort'), setting('metricsHost'), problems)
 
   const levelRaw = (setting('logLevel') ?? 'warning').toLowerCase()
   const logLevel = LOGRUS_LEVELS[levelRaw]
@@ -247,6 +254,10 @@ export function loadConfig (argv: readonly string[], env: Env): Config {
 
   const serverTypeRaw = (setting('serverType') ?? 'http').toLowerCase()
   if (!['http', 'grpc', 'both'].includes(serverTypeRaw)) problems.push('ServerType must be http, grpc or both')
+  const metricsPort = metricsListener?.port ?? 0
+  if (metricsPort !== 0 && (metricsPort === port || (serverTypeRaw === 'both' && metricsPort === grpcPort))) {
+    problems.push(`${envName('metricsPort')} must differ from the API's port (${envName('port')}, and ${envName('grpcPort')} with ServerType=both)`)
+  }
 
   const attestationRaw = (setting('attestation') ?? 'auto').toLowerCase()
   if (!(ATTESTATION_MODES as readonly string[]).includes(attestationRaw)) problems.push('SKR_ATTESTATION must be auto, tsm, sev-guest, sev or simulated')
@@ -326,6 +337,7 @@ export function loadConfig (argv: readonly string[], env: Env): Config {
     listener,
     serverType: serverTypeRaw as ServerType,
     grpcPort,
+    metricsListener,
     logLevel: logLevel as LogLevel,
     logFile: setting('logFile'),
     attestation: attestationRaw as AttestationMode,
@@ -356,6 +368,22 @@ export function loadConfig (argv: readonly string[], env: Env): Config {
       azureAuthorityHost: fromEnv('azureAuthorityHost')
     }
   })
+}
+
+/**
+ * The metrics listener's port and bind address, or null when SKR_METRICS_PORT is unset. Its port
+ * clashing with the API's is checked by loadConfig, which knows the server type.
+ */
+function parseMetricsListener (portRaw: string | null, hostRaw: string | null, problems: string[]): Config['metricsListener'] {
+  if (portRaw === null) {
+    if (hostRaw !== null) problems.push(`${envName('metricsHost')} is set but ${envName('metricsPort')} is not: the metrics listener is off`)
+    return null
+  }
+  const port = parsePort(portRaw, envName('metricsPort'), problems)
+  // Bound by address, like the API: a name would be resolved, and could bind somewhere unexpected.
+  const host = (hostRaw ?? '0.0.0.0').trim()
+  if (host !== 'localhost' && isIP(host.replace(/^\[|\]$/g, '')) === 0) problems.push(`${envName('metricsHost')} must be an IP address (0.0.0.0, ::, the pod IP) or localhost`)
+  return { port, host }
 }
 
 /** Normalises a SHA-256 fingerprint to X509Certificate.fingerprint256's form (AA:BB:...). */

@@ -177,6 +177,16 @@ export class KeyUnwrapFailed extends SidecarError {
   readonly statusCode = 502
 }
 
+/**
+ * An upstream's host name does not exist (DNS answered NXDOMAIN: ENOTFOUND). Usually a host the
+ * caller named (maa_endpoint, akv_endpoint): the same request will fail the same way, so it is
+ * 502, not the retryable 503 (a resolver that cannot answer right now, EAI_AGAIN, stays 503).
+ */
+export class UpstreamNotFound extends SidecarError {
+  readonly code = 'ERR_UPSTREAM_NOT_FOUND'
+  readonly statusCode = 502
+}
+
 /** An upstream (MAA, AKV, IMDS, THIM, KDS) could not be reached or answered 5xx/429. */
 export class UpstreamUnavailable extends SidecarError {
   readonly code = 'ERR_UPSTREAM_UNAVAILABLE'
@@ -248,5 +258,15 @@ export class InternalError extends SidecarError {
 /** The configuration is invalid. Names the offending keys, never their values. */
 export class ConfigInvalid extends SidecarError {
   readonly code = 'ERR_CONFIG_INVALID'
+  readonly statusCode = 500
+}
+
+/**
+ * A listener could not be opened (port in use, a privileged port, a host that is not this
+ * machine's). Not ERR_CONFIG_INVALID: the same settings may work once the port is free. The
+ * message names the setting to change; `details.errno` has the system's code.
+ */
+export class ListenFailed extends SidecarError {
+  readonly code = 'ERR_LISTEN_FAILED'
   readonly statusCode = 500
 }

@@ -6,7 +6,11 @@ import type { Logger } from './log.ts'
 import { buildAttestation } from './attest/build.ts'
 import { buildKeyRelease } from './skr/build.ts'
 import { buildApp } from './server/app.ts'
-import { closeGracefully, createListenerGate, listen } from './server/listen.ts'
+import { closeGracefully, createListenerGate, listen, type Listening } from './server/listen.ts'
+// A type only (erased): gRPC's code is still loaded only when it is served.
+import type { RunningGrpcServer } from './grpc/server.ts'
+import { eventLoopDelayOf } from './server/plugins/backpressure.ts'
+import type { MetricsListening } from './server/metrics-listener.ts'
 import { createMetricsRegistry } from './observability/registry.ts'
 import { instrumentKeyRelease } from './observability/metrics.ts'
 import type { AttestationService, KeyReleaseService } from './service/types.ts'
@@ -16,6 +20,8 @@ import { allowedHostEntries } from './http/allowed-hosts.ts'
 
 export interface Sidecar {
   readonly addresses: readonly string[]
+  /** The metrics listener (GET /metrics, /livez, /readyz only), e.g. `http://0.0.0.0:9464`; null when SKR_METRICS_PORT is unset. */
+  readonly metricsAddress: string | null
   readonly attestationBackend: string | null
   readonly attestation: AttestationService
   readonly keyRelease: KeyReleaseService
@@ -29,6 +35,8 @@ export interface SidecarOptions {
   extraCa?: string[]
   /** Filesystem root for security-context discovery (tests). */
   root?: string
+  /** Lines for a person while slow start-up work runs (the emulated AMD chain's first generation). */
+  progress?: (message: string) => void
 }
 
 /**
@@ -43,7 +51,14 @@ export async function startSidecar (config: Config, options: SidecarOptions): Pr
   const extraCa = options.extraCa ?? []
   const metrics = createMetricsRegistry()
   // Warm-up work is deferred (deferWarmUp) until the sidecar serves: see warmUp below.
-  const attestation = await buildAttestation(config, { log: options.log, extraCa, metrics, deferWarmUp: true, ...(options.root === undefined ? {} : { root: options.root }) })
+  const attestation = await buildAttestation(config, {
+    log: options.log,
+    extraCa,
+    metrics,
+    deferWarmUp: true,
+    ...(options.root === undefined ? {} : { root: options.root }),
+    ...(options.progress === undefined ? {} : { progress: options.progress })
+  })
   metrics.setAttestationBackend(attestation.provider?.backend ?? 'none', attestation.provider?.simulated ?? false)
   const built = await buildKeyRelease(config, attestation.service, { log: options.log, extraCa, metrics, deferWarmUp: true })
   const p = config.performance
@@ -79,6 +94,8 @@ export async function startSidecar (config: Config, options: SidecarOptions): Pr
   }
   const onFirstRequest = (): void => { setImmediate(warmUp) }
 
+  const identityStatus = (): { configured: boolean, kind: string } => ({ configured: true, kind: built.identityKind })
+
   // The reference serves HTTP or gRPC on Port; skr can also serve both (gRPC on grpcPort).
   const app = config.serverType === 'grpc'
     ? null
@@ -88,20 +105,51 @@ export async function startSidecar (config: Config, options: SidecarOptions): Pr
       keyRelease,
       logger: options.log,
       metrics,
-      identityStatus: () => ({ configured: true, kind: built.identityKind }),
+      identityStatus,
       backpressure: { maxInFlightReleases: p.maxInFlight, maxEventLoopDelayMs: p.maxEventLoopDelayMs, maxHeapUsedBytes: p.maxHeapUsedBytes, maxRssBytes: p.maxRssBytes }
     })
   app?.server.once('request', onFirstRequest)
   // One connection gate for every listener, HTTP and gRPC: one count under one cap.
   const gate = createListenerGate(config, options.log, metrics)
-  const http = app === null ? null : await listen(app, config, options.log, { gate })
-  // gRPC (and its protobuf machinery) is loaded only when it is served.
-  const grpc = config.serverType === 'http'
-    ? null
-    : await (await import('./grpc/server.ts')).startGrpcServer({ config, attestation: attestationService, keyRelease, logger: options.log, gate })
+  let http: Listening | null = null
+  let grpc: RunningGrpcServer | null = null
+  let metricsListener: MetricsListening | null = null
+  try {
+    http = app === null ? null : await listen(app, config, options.log, { gate })
+    // gRPC (and its protobuf machinery) is loaded only when it is served.
+    grpc = config.serverType === 'http'
+      ? null
+      : await (await import('./grpc/server.ts')).startGrpcServer({ config, attestation: attestationService, keyRelease, logger: options.log, gate })
+    // The metrics listener (SKR_METRICS_PORT) last, so its /readyz is never up before the API.
+    metricsListener = config.metricsListener === null
+      ? null
+      : await (await import('./server/metrics-listener.ts')).startMetricsListener({
+        config,
+        logger: options.log,
+        metrics,
+        health: {
+          attestation: attestationService,
+          identityStatus,
+          // Not ready from the moment shutdown begins, like the API's /readyz.
+          lifecycle: { get draining () { return closing !== null } },
+          ...(app === null ? {} : { eventLoopDelayMs: () => eventLoopDelayOf(app) }),
+          maxEventLoopDelayMs: p.maxEventLoopDelayMs
+        }
+      })
+  } catch (err) {
+    // A listener that did open (HTTP, when the gRPC port is taken) would keep the process alive
+    // after the start-up error, and an in-process caller would leak it: close what was built.
+    await http?.close()
+    await grpc?.close(0)
+    attestation.service.close()
+    await built.close()
+    await Promise.allSettled(Object.values(attestation.upstreams).map(async u => { await u.close() }))
+    throw err
+  }
   if (!warmedUp) warmUpTimer = setTimeout(warmUp, WARM_UP_DELAY_MS)
   return {
     addresses: [...(http?.addresses ?? []), ...(grpc === null ? [] : [`grpc://${grpc.address}`])],
+    metricsAddress: metricsListener?.address ?? null,
     attestationBackend: attestation.provider?.backend ?? null,
     attestation: attestationService,
     keyRelease,
@@ -116,6 +164,8 @@ export async function startSidecar (config: Config, options: SidecarOptions): Pr
         ])
         if (httpClosed?.stopped === true) options.log.warn({ graceMs: p.shutdownGraceMs }, 'shutdown grace period over: requests still waiting were answered 503 ERR_SHUTTING_DOWN')
         if (httpClosed?.forced === true) options.log.warn({ graceMs: p.shutdownGraceMs }, 'connections still open after the shutdown answers were cut off')
+        // Closed after the API: meanwhile its /readyz answered 503 "shutting down" and Prometheus kept scraping.
+        await metricsListener?.close()
         attestation.service.close()
         await built.close()
         await Promise.allSettled(Object.values(attestation.upstreams).map(async u => { await u.close() }))

@@ -99,6 +99,10 @@ resource containerGroup 'Microsoft.ContainerInstance/containerGroups@2023-05-01'
               memoryInGB: json('0.5')
             }
           }
+          // no_new_privileges in the policy acipolicygen writes (deploy/README.md, "Pod Security").
+          securityContext: {
+            allowPrivilegeEscalation: false
+          }
         }
       }
       {
@@ -128,6 +132,9 @@ resource containerGroup 'Microsoft.ContainerInstance/containerGroups@2023-05-01'
               cpu: 1
               memoryInGB: json('1.5')
             }
+          }
+          securityContext: {
+            allowPrivilegeEscalation: false
           }
         }
       }

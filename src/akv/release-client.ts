@@ -149,7 +149,7 @@ export function createReleaseClient (options: ReleaseClientOptions): ReleaseClie
       }
 
       const info = res.status === 200 ? {} : parseAzureError(res.body)
-      const details = { upstream: 'akv', upstreamStatus: res.status, upstreamCode: info.code, upstreamInnerCode: info.innerCode, attempts: res.attempts }
+      const details = { upstream: 'akv', host, upstreamStatus: res.status, upstreamCode: info.code, upstreamInnerCode: info.innerCode, attempts: res.attempts }
       switch (res.status) {
         case 200: {
           let value: unknown

@@ -41,6 +41,8 @@ export interface BuildAttestationOptions {
    * it and calls start() once it is listening, so the fetch does not compete with start-up.
    */
   deferWarmUp?: boolean
+  /** Lines for a person while the emulated AMD chain is generated (simulated attestation, first run: seconds). */
+  progress?: (message: string) => void
 }
 
 /** Everything built; the caller owns the upstreams (close them on shutdown) and calls service.close(). */
@@ -85,7 +87,8 @@ export async function buildAttestation (config: Config, options: BuildAttestatio
     simulatedChain = await loadOrCreateEmulatedChain({
       ...(config.simulated.cacheDir === null ? {} : { cacheDir: config.simulated.cacheDir }),
       ...(config.simulated.vcekKeyPem === null ? {} : { vcekKeyPem: config.simulated.vcekKeyPem }),
-      ...(config.simulated.certChainPem === null ? {} : { certChainPem: config.simulated.certChainPem })
+      ...(config.simulated.certChainPem === null ? {} : { certChainPem: config.simulated.certChainPem }),
+      ...(options.progress === undefined ? {} : { progress: options.progress })
     })
     log.warn({ arkFingerprint: simulatedChain.arkFingerprint },
       'attestation is SIMULATED: reports are signed by an emulated AMD chain that skr trusts; there is no hardware root of trust and keys released this way are not protected')

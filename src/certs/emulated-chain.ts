@@ -284,6 +284,12 @@ export interface LoadEmulatedChainOptions {
   now?: Date
   /** Makes a chain when the cache has no usable one; default generateEmulatedChain. */
   generate?: (now: Date) => Promise<EmulatedAmdChain>
+  /**
+   * Called with a line for a person before and after a chain is generated (seconds of work with
+   * nothing else to show, on a first run); not called when the chain comes from the cache or PEM.
+   * Callers print it on stderr, so a command's JSON on stdout stays parseable.
+   */
+  progress?: (message: string) => void
 }
 
 const CACHE_FILE = 'emulated-amd-chain.json'
@@ -317,7 +323,11 @@ export async function loadOrCreateEmulatedChain (options: LoadEmulatedChainOptio
   const cached = await readCache(file, now)
   if (cached.chain !== null) return cached.chain
   const generate = options.generate ?? (async (at: Date) => await generateEmulatedChain({ now: at }))
-  return await writeCache(dir, file, await generate(now), cached.exists, now)
+  const started = performance.now()
+  options.progress?.(`generating the emulated AMD certificate chain (RSA-4096 keys: a few seconds, once; cached in ${dir})`)
+  const chain = await writeCache(dir, file, await generate(now), cached.exists, now)
+  options.progress?.(`emulated AMD certificate chain ready (${((performance.now() - started) / 1000).toFixed(1)} s)`)
+  return chain
 }
 
 function errnoOf (err: unknown): unknown {

@@ -37,7 +37,8 @@ function line (out: string[], text = ''): void {
   out.push(text)
 }
 
-async function importDemoKeys (env: EmulatedEnvironment): Promise<void> {
+/** Creates demo-key (released to the emulated container group) and other-key (bound to another one); also used by `skr emulate`. */
+export async function importDemoKeys (env: EmulatedEnvironment): Promise<void> {
   const encode = (policy: Record<string, unknown>): string => Buffer.from(JSON.stringify(policy)).toString('base64url')
   await env.akv.store.createKey('demo-key', {
     kty: 'oct-HSM', size: 256, exportable: true, releasePolicy: { data: encode(env.releasePolicy()), immutable: false }
@@ -65,7 +66,8 @@ export async function run (argv: readonly string[], env: Readonly<Record<string,
   }
   const started = Date.now()
   const out: string[] = []
-  const emulated = await startEmulatedEnvironment({ cacheDir: defaultEmulatedCacheDir(env) })
+  // Progress goes to stderr: stdout is the walk-through, or the --json document.
+  const emulated = await startEmulatedEnvironment({ cacheDir: defaultEmulatedCacheDir(env), progress: (message) => { process.stderr.write(`skr demo: ${message}\n`) } })
   let log: Logger | null = null
   let sidecar: Awaited<ReturnType<typeof startSidecar>> | null = null
   try {

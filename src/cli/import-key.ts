@@ -2,13 +2,12 @@
 // in a Key Vault, Managed HSM or the AKV emulator, like the reference's tools/importkey. The
 // policy is a file, or generated as `skr policy` generates it. Prints the key id and the stored
 // policy; never the key, never the token.
-import type { TokenCredential } from '@azure/identity'
-import { loadConfig, type Config } from '../config.ts'
+import { loadConfig } from '../config.ts'
 import { readExtraCa } from '../config/extra-ca.ts'
 import { UpstreamResponseInvalid } from '../errors.ts'
 import { normaliseEndpoint } from '../http/endpoint.ts'
 import { resourceFor } from '../identity/resource.ts'
-import { DEFAULT_SERVICE_VERSION, isAzureVaultHost, putExportableKey, staticTokenCredential, type HsmKeyType, type KeySource } from '../ops/import-key.ts'
+import { DEFAULT_SERVICE_VERSION, isAzureVaultHost, putExportableKey, type HsmKeyType, type KeySource } from '../ops/import-key.ts'
 import { parseKeyFile, wipeKey, type ImportableKey } from '../ops/key-file.ts'
 import { encodeReleasePolicy, parsePolicyDocument } from '../ops/release-policy-builder.ts'
 import type { FlagSpecs } from './flags.ts'
@@ -17,6 +16,7 @@ import {
   type CommandEnv, type CommandIo
 } from './operator-kit.ts'
 import { POLICY_FLAGS, policyFromFlags } from './policy.ts'
+import { CREDENTIAL_FLAGS, vaultCredential } from './vault-credential.ts'
 
 export const summary = 'create or import an exportable key with a release policy (Key Vault, Managed HSM, emulator)'
 
@@ -31,8 +31,7 @@ const KEY_FLAGS: FlagSpecs = {
   immutable: { type: 'boolean', help: 'make the release policy immutable (it can never be changed)' },
   mhsm: { type: 'boolean', help: 'the host is a Managed HSM (detected for *.managedhsm.* hosts)' },
   'api-version': { type: 'string', help: `Key Vault REST api-version (default ${DEFAULT_SERVICE_VERSION}, env SKR_AKV_API_VERSION)` },
-  'access-token': { type: 'string', help: 'bearer token for the vault (visible in ps: prefer --access-token-file); default: managed or workload identity from AZURE_* env' },
-  'access-token-file': { type: 'string', help: 'read the bearer token from this file' },
+  ...CREDENTIAL_FLAGS,
   json: { type: 'boolean', help: 'print {operation, keyId, version, keyType, exportable, immutable, releasePolicy} as JSON' }
 }
 
@@ -72,30 +71,6 @@ function keySource (values: Readonly<Record<string, string>>, mhsm: boolean, vau
   const size = values.size === undefined ? (type === 'oct-HSM' ? 256 : 2048) : Number(values.size)
   if (!SIZES[type].includes(size)) throw usageError(`--size for ${type} must be ${SIZES[type].join(', ')}`)
   return { kind: 'create', kty: type, size }
-}
-
-async function credentialFor (values: Readonly<Record<string, string>>, config: Config): Promise<TokenCredential> {
-  if (values['access-token'] !== undefined && values['access-token-file'] !== undefined) throw usageError('give --access-token or --access-token-file, not both')
-  let token = values['access-token']
-  if (values['access-token-file'] !== undefined) token = (await readUserFile(values['access-token-file'], '--access-token-file')).toString('utf8').trim()
-  if (token !== undefined) {
-    if (!/^[\x21-\x7e]{1,16384}$/.test(token)) throw usageError('the access token must be one printable word')
-    return staticTokenCredential(token)
-  }
-  // Loaded only when needed: @azure/identity is large.
-  const { createCredential, identityError } = await import('../identity/token-source.ts')
-  const { identityConfigOf } = await import('../skr/build.ts')
-  // Exactly the identity the sidecar would use.
-  const { credential, kind, hint } = await createCredential(identityConfigOf(config, await readExtraCa(config)))
-  return {
-    getToken: async (scopes, options) => {
-      try {
-        return await credential.getToken(scopes, options)
-      } catch (err) {
-        throw identityError(err, kind, hint)
-      }
-    }
-  }
 }
 
 function policyFlagsGiven (values: Readonly<Record<string, string>>, extraClaims: readonly string[]): string[] {
@@ -140,7 +115,7 @@ export async function run (argv: readonly string[], env: CommandEnv, io: Command
     }
     const keyFile = values['key-file'] === undefined ? null : parseKeyFile(await readUserFile(values['key-file'], '--key-file'))
     const source = keySource(values, mhsm, vault, keyFile)
-    const credential = await credentialFor(values, config)
+    const credential = await vaultCredential(values, config)
     for (const warning of warnings) io.stderr(`skr import-key: warning: ${warning}\n`)
 
     let result

@@ -21,7 +21,8 @@ export async function run (argv: readonly string[], env: Readonly<Record<string,
   }
   const config = loadConfig(argv, env)
   const log = createLogger(config.logLevel, config.logFile)
-  const sidecar = await startSidecar(config, { log })
+  // Progress for a person (simulated attestation's first run) goes to stderr, apart from the JSON log.
+  const sidecar = await startSidecar(config, { log, progress: (message) => { process.stderr.write(`skr: ${message}\n`) } })
   log.info({ addresses: sidecar.addresses, attestation: sidecar.attestationBackend }, 'skr listening')
 
   const signal = await new Promise<NodeJS.Signals>(resolve => {

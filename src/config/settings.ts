@@ -183,6 +183,22 @@ export const SETTINGS = [
     description: 'gRPC port when `ServerType=both`'
   },
   {
+    key: 'metricsPort',
+    flag: 'metrics-port',
+    help: 'also serve GET /metrics, /livez and /readyz, and nothing else, on this port (for the cluster)',
+    env: 'SKR_METRICS_PORT',
+    default: 'off',
+    description: 'also serve `GET /metrics`, `/livez` and `/readyz`, and nothing else (every other path is 404), on this TCP port at `SKR_METRICS_HOST`: for Prometheus scrapes and kubelet probes from the cluster, while the key API stays on loopback. Must differ from `Port` (and `SKR_GRPC_PORT` with `ServerType=both`)'
+  },
+  {
+    key: 'metricsHost',
+    flag: 'metrics-host',
+    help: 'bind address of --metrics-port',
+    env: 'SKR_METRICS_HOST',
+    default: '`0.0.0.0`',
+    description: 'bind address (an IP literal or `localhost`) of `SKR_METRICS_PORT`: by default every IPv4 address of the pod, so Prometheus can reach it at the pod IP; `::` for IPv6 as well, `127.0.0.1` to keep it in the pod'
+  },
+  {
     key: 'tsmRoot',
     env: 'SKR_TSM_ROOT',
     default: '`/sys/kernel/config/tsm/report`',

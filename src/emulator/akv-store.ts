@@ -9,7 +9,7 @@ import crypto from 'node:crypto'
 import type { KeyObject } from 'node:crypto'
 import { readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { ConfigInvalid, RequestInvalid } from '../errors.ts'
-import { decodePolicyData, parseReleasePolicy } from './release-policy.ts'
+import { decodePolicyData, parseReleasePolicy } from '../akv/release-policy.ts'
 
 /** The key types a vault or Managed HSM reports. */
 export type EmulatedKty = 'oct-HSM' | 'RSA-HSM' | 'EC-HSM' | 'oct' | 'RSA' | 'EC'

@@ -24,7 +24,7 @@ import { createKeyStore, isKeyName, publicMembers, releasePlaintext } from './ak
 import type { EmulatedKey, KeyStore } from './akv-store.ts'
 import { DEFAULT_TENANT_ID } from './bearer.ts'
 import { authority, azureError, closeServer, listen, readBody, sendJson } from './http-util.ts'
-import { evaluateReleasePolicy, parseReleasePolicy, policyAuthorities, sameAuthority } from './release-policy.ts'
+import { evaluateReleasePolicy, parseReleasePolicy, policyAuthorities, sameAuthority } from '../akv/release-policy.ts'
 import { createSignerChain, signReleaseJws, unsecuredReleaseJws } from './signer-chain.ts'
 import type { ReleaseSigner, SignerChain } from './signer-chain.ts'
 

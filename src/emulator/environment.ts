@@ -34,6 +34,8 @@ export interface EmulatedEnvironmentOptions {
   securityPolicy?: string
   /** AKV emulator flavour: a vault (vault.azure.net scope) or a managed HSM. */
   akvKind?: 'vault' | 'mhsm'
+  /** Lines for a person while the emulated AMD chain is generated (first run only; see loadOrCreateEmulatedChain). */
+  progress?: (message: string) => void
 }
 
 export interface EmulatedEnvironment {
@@ -78,7 +80,7 @@ export async function startEmulatedEnvironment (options: EmulatedEnvironmentOpti
 
   const [pki, chain, bearer, uvmEndorser] = await Promise.all([
     createLocalPki({ commonName: 'skr emulated environment CA' }),
-    loadOrCreateEmulatedChain({ cacheDir }),
+    loadOrCreateEmulatedChain({ cacheDir, ...(options.progress === undefined ? {} : { progress: options.progress }) }),
     createBearerIssuer(),
     createUvmEndorser()
   ])

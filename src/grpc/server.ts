@@ -15,6 +15,7 @@ import { loadGrpcDefinitions, OCICRYPT_SERVICE, REFERENCE_SERVICE } from './prot
 import { ocicryptHandlers, referenceHandlers } from './service.ts'
 import type { WrapOptions } from './wrap.ts'
 import type { ConnectionGate } from '../server/connections.ts'
+import { listenFailed } from '../server/listen-error.ts'
 
 /** What startGrpcServer needs. */
 export interface GrpcServerDeps {
@@ -67,14 +68,14 @@ export const MAX_CONNECTION_IDLE_MS = 30_000
  * through the sidecar's connection gate: they count under the same cap as the HTTP API's, and a
  * flood on the gRPC port can no longer take the descriptors every listener needs.
  */
-async function listenThroughGate (server: Server, host: string, port: number, gate: ConnectionGate | undefined, logger: Logger): Promise<{ listener: NetServer, port: number }> {
+async function listenThroughGate (server: Server, host: string, port: number, portSetting: string, gate: ConnectionGate | undefined, logger: Logger): Promise<{ listener: NetServer, port: number }> {
   const injector = server.createConnectionInjector(ServerCredentials.createInsecure())
   const listener = createNetServer()
   gate?.attach(listener, { http: false })
   // After the gate's listener: a connection it refused is already destroyed.
   listener.on('connection', (socket: Socket) => { if (!socket.destroyed) injector.injectConnection(socket) })
   await new Promise<void>((resolve, reject) => {
-    const onError = (err: Error): void => { reject(new ConfigInvalid(`cannot listen for gRPC on ${host}:${port}: ${err.message}`, { cause: err })) }
+    const onError = (err: Error): void => { reject(listenFailed(err, { host: host.replace(/^\[|\]$/g, ''), port, portSetting, what: 'gRPC' })) }
     listener.once('error', onError)
     listener.listen({ host: host.replace(/^\[|\]$/g, ''), port }, () => {
       listener.removeListener('error', onError)
@@ -123,8 +124,10 @@ export async function startGrpcServer (deps: GrpcServerDeps): Promise<RunningGrp
   new ReflectionService(defs.all).addToServer(server)
 
   const requested = deps.port ?? (config.serverType === 'grpc' ? config.port : config.grpcPort)
+  // ServerType=grpc serves gRPC on Port, as the reference; `both` puts it on SKR_GRPC_PORT.
+  const portSetting = config.serverType === 'both' ? 'SKR_GRPC_PORT / --grpc-port' : 'Port / --port'
   const host = bindHost(config.host)
-  const { listener, port } = await listenThroughGate(server, host, requested, deps.gate, logger)
+  const { listener, port } = await listenThroughGate(server, host, requested, portSetting, deps.gate, logger)
   const address = `${host}:${port}`
   if (!isLoopbackHost(config.host)) {
     logger.warn({ address }, `the gRPC key provider is listening on the NON-LOOPBACK address ${address}: anyone who can reach it can unwrap keys; this was allowed by SKR_ALLOW_NON_LOOPBACK`)

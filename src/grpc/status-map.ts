@@ -1,9 +1,10 @@
 // SidecarError → gRPC status. The reference returns bare Go errors from UnWrapKey, which
 // grpc-go sends as Code: Unknown; skr gives every failure the status a gRPC client can act on
 // (retry UNAVAILABLE/DEADLINE_EXCEEDED, fix the request on INVALID_ARGUMENT, stop on
-// PERMISSION_DENIED/FAILED_PRECONDITION). Details follow the HTTP rules: a 4xx-class
-// error's own message (it describes the caller's mistake), a fixed sentence per code for
-// server-side failures. The stable code travels in the message and in the `skr-error-code`
+// PERMISSION_DENIED/FAILED_PRECONDITION). Details follow the HTTP rules (publicMessage): a
+// 4xx-class error's own message (it describes the caller's mistake), a fixed sentence per code
+// plus its safe facts (step, upstream host, status, code) for server-side failures. The stable
+// code travels in the message and in the `skr-error-code`
 // trailer, for clients that branch on it.
 import { Metadata, status } from '@grpc/grpc-js'
 import type { StatusObject } from '@grpc/grpc-js'
@@ -25,6 +26,10 @@ const BY_CODE: Readonly<Record<string, status>> = {
   ERR_TCB_MISMATCH: status.FAILED_PRECONDITION,
   // An upstream refused the request as sent (a 4xx other than auth): retrying will not help.
   ERR_UPSTREAM_REJECTED: status.FAILED_PRECONDITION,
+  // A host name that does not exist (NXDOMAIN) stays so until someone fixes the name or the DNS
+  // zone: FAILED_PRECONDITION ("do not retry until the system state is fixed"), not the retryable
+  // UNAVAILABLE, and not NOT_FOUND, which clients read as "no such key" (ERR_KEY_NOT_FOUND).
+  ERR_UPSTREAM_NOT_FOUND: status.FAILED_PRECONDITION,
   ERR_OVERLOADED: status.UNAVAILABLE,
   // The client cancelled: grpc-js has already ended the call; the status is for the logs.
   ERR_CLIENT_CLOSED: status.CANCELLED,

@@ -2,6 +2,7 @@
 // errors are matched by `code`, never by class (their classes differ across undici versions and
 // realms). The message names the upstream, host and what happened; the raw error stays in `cause`.
 import {
+  UpstreamNotFound,
   UpstreamRejected,
   UpstreamResponseInvalid,
   UpstreamTimeout,
@@ -15,8 +16,21 @@ import type { UpstreamName } from './upstream.ts'
 /** Who was being called, for messages and details. */
 export interface FailureContext {
   upstream: UpstreamName
+  /** The upstream's host[:port] (from the URL): goes into messages and `details.host`. */
   host: string
   attempts: number
+  /** The egress proxy's origin when the call went through one (messages only; never credentials). */
+  proxy?: string
+}
+
+/** `host` or `host via proxy http://p:3128`: where messages say the call went. */
+export function whereText (ctx: FailureContext): string {
+  return ctx.proxy === undefined ? ctx.host : `${ctx.host} via proxy ${ctx.proxy}`
+}
+
+/** The details every upstream failure carries: which upstream, which host, whether through a proxy. */
+export function upstreamFacts (ctx: FailureContext): { upstream: UpstreamName, host: string, viaProxy?: true } {
+  return { upstream: ctx.upstream, host: ctx.host, ...(ctx.proxy === undefined ? {} : { viaProxy: true as const }) }
 }
 
 /** A mapped transport failure and whether another attempt may help. */
@@ -26,7 +40,7 @@ export interface TransportFailure {
   errorCode: string
 }
 
-type Kind = 'timeout' | 'network' | 'tls' | 'protocol'
+type Kind = 'timeout' | 'network' | 'tls' | 'protocol' | 'no-such-host'
 
 const KNOWN: Record<string, { kind: Kind, what: string }> = {
   UND_ERR_CONNECT_TIMEOUT: { kind: 'timeout', what: 'connect timed out' },
@@ -35,7 +49,10 @@ const KNOWN: Record<string, { kind: Kind, what: string }> = {
   ETIMEDOUT: { kind: 'timeout', what: 'connection timed out' },
   ECONNREFUSED: { kind: 'network', what: 'connection refused' },
   ECONNRESET: { kind: 'network', what: 'connection reset' },
-  ENOTFOUND: { kind: 'network', what: 'host name not found' },
+  // NXDOMAIN: the name does not exist (getaddrinfo's EAI_NONAME/EAI_NODATA, as Node reports them).
+  // An authoritative answer, not a transient one: retrying (here or by the client) cannot help.
+  ENOTFOUND: { kind: 'no-such-host', what: 'host name not found' },
+  // The resolver could not answer now (SERVFAIL, timeout): transient, retried.
   EAI_AGAIN: { kind: 'network', what: 'DNS lookup failed temporarily' },
   EHOSTUNREACH: { kind: 'network', what: 'host unreachable' },
   ENETUNREACH: { kind: 'network', what: 'network unreachable' },
@@ -86,9 +103,11 @@ export function attemptsText (n: number): string {
 export function mapTransportError (err: unknown, ctx: FailureContext): TransportFailure {
   const errorCode = codeOf(err) ?? 'UNKNOWN'
   const kind = classify(errorCode) ?? { kind: 'network', what: 'request failed' }
-  const message = `${ctx.upstream} ${ctx.host}: ${kind.what} (${errorCode}) ${attemptsText(ctx.attempts)}`
-  const options = { cause: err, details: { upstream: ctx.upstream, errorCode, attempts: ctx.attempts } }
+  const message = `${ctx.upstream} ${whereText(ctx)}: ${kind.what} (${errorCode}) ${attemptsText(ctx.attempts)}`
+  const options = { cause: err, details: { ...upstreamFacts(ctx), errorCode, attempts: ctx.attempts } }
   switch (kind.kind) {
+    case 'no-such-host':
+      return { error: new UpstreamNotFound(message, options), retryable: false, errorCode }
     case 'timeout':
       return { error: new UpstreamTimeout(message, options), retryable: true, errorCode }
     case 'tls':
@@ -104,8 +123,8 @@ export function mapTransportError (err: unknown, ctx: FailureContext): Transport
 /** The error for the whole-call deadline expiring (possibly mid-retry). */
 export function deadlineError (ctx: FailureContext, totalTimeoutMs: number, cause?: unknown): UpstreamTimeout {
   return new UpstreamTimeout(
-    `${ctx.upstream} ${ctx.host}: no answer within the ${totalTimeoutMs} ms deadline ${attemptsText(ctx.attempts)}`,
-    { cause, details: { upstream: ctx.upstream, errorCode: 'TOTAL_DEADLINE', attempts: ctx.attempts } }
+    `${ctx.upstream} ${whereText(ctx)}: no answer within the ${totalTimeoutMs} ms deadline ${attemptsText(ctx.attempts)}`,
+    { cause, details: { ...upstreamFacts(ctx), errorCode: 'TOTAL_DEADLINE', attempts: ctx.attempts } }
   )
 }
 
@@ -120,7 +139,7 @@ export function statusError (ctx: FailureContext, status: number, body: Buffer, 
   const target = what === undefined ? '' : ` for ${what}`
   const options = {
     details: {
-      upstream: ctx.upstream,
+      ...upstreamFacts(ctx),
       upstreamStatus: status,
       attempts: ctx.attempts,
       upstreamCode: info.code,
@@ -129,7 +148,7 @@ export function statusError (ctx: FailureContext, status: number, body: Buffer, 
     }
   }
   if (isRetryableStatus(status)) {
-    return new UpstreamUnavailable(`${ctx.upstream} ${ctx.host}: HTTP ${status}${code}${target} ${attemptsText(ctx.attempts)}`, options)
+    return new UpstreamUnavailable(`${ctx.upstream} ${whereText(ctx)}: HTTP ${status}${code}${target} ${attemptsText(ctx.attempts)}`, options)
   }
-  return new UpstreamRejected(`${ctx.upstream} ${ctx.host}: unexpected HTTP ${status}${code}${target}`, options)
+  return new UpstreamRejected(`${ctx.upstream} ${whereText(ctx)}: unexpected HTTP ${status}${code}${target}`, options)
 }

@@ -19,7 +19,7 @@ import { createSecureContext, rootCertificates, type SecureContext } from 'node:
 import type * as UndiciModule from 'undici'
 import type { buildConnector, Dispatcher, Pool } from 'undici'
 import { UpstreamResponseInvalid, UpstreamUnavailable } from '../errors.ts'
-import { attemptsText, deadlineError, mapTransportError, statusError, type FailureContext, type TransportFailure } from './errors-map.ts'
+import { attemptsText, deadlineError, mapTransportError, statusError, upstreamFacts, type FailureContext, type TransportFailure } from './errors-map.ts'
 import { proxyFor, proxyFromEnvironment, proxyRefusalStatus, type ProxyServer, type ProxySettings, type UnusableProxy } from './proxy.ts'
 import { isRetryableStatus, retryDelayMs } from './retry.ts'
 import { upstreamFailureStatus } from '../observability/metrics.ts'
@@ -106,20 +106,20 @@ const REFUSAL_HINTS: Record<number, string> = {
 }
 
 /** A proxied attempt's failure: a refused tunnel names the proxy and its status; anything else maps as usual. */
-function mapProxiedFailure (err: unknown, ctx: FailureContext, host: string, proxy: ProxyServer): TransportFailure {
+function mapProxiedFailure (err: unknown, ctx: FailureContext, proxy: ProxyServer): TransportFailure {
   const status = proxyRefusalStatus(err)
   if (status === null) return mapTransportError(err, ctx)
   // The upstream was never reached, whatever the proxy said; only a transient proxy status is worth another attempt.
   const error = new UpstreamUnavailable(
-    `${ctx.upstream} ${host}: proxy ${proxy.origin} refused the tunnel with HTTP ${status}${REFUSAL_HINTS[status] ?? ''} ${attemptsText(ctx.attempts)}`,
-    { cause: err, details: { upstream: ctx.upstream, errorCode: 'PROXY_REFUSED', proxyStatus: status, attempts: ctx.attempts } })
+    `${ctx.upstream} ${ctx.host}: proxy ${proxy.origin} refused the tunnel with HTTP ${status}${REFUSAL_HINTS[status] ?? ''} ${attemptsText(ctx.attempts)}`,
+    { cause: err, details: { ...upstreamFacts(ctx), errorCode: 'PROXY_REFUSED', proxyStatus: status, attempts: ctx.attempts } })
   return { error, retryable: isRetryableStatus(status), errorCode: 'PROXY_REFUSED' }
 }
 
 function unusableProxyError (upstream: UpstreamName, host: string, proxy: UnusableProxy): UpstreamUnavailable {
   return new UpstreamUnavailable(
     `${upstream} ${host}: ${proxy.variable} is set but unusable (${proxy.reason}); fix it, unset it, or list the host in NO_PROXY`,
-    { details: { upstream, errorCode: 'PROXY_UNUSABLE', proxyVariable: proxy.variable, attempts: 0 } })
+    { details: { upstream, host, errorCode: 'PROXY_UNUSABLE', proxyVariable: proxy.variable, attempts: 0 } })
 }
 
 function firstHeader (value: string | string[] | undefined): string | undefined {
@@ -310,7 +310,7 @@ export class Upstream {
     const route = proxyFor(this.#proxy, url)
     if (route !== null && route.kind === 'unusable') throw unusableProxyError(this.name, url.host, route)
     // Every message about a proxied call names the proxy (its origin only: never credentials).
-    const ctx: FailureContext = { upstream: this.name, host: route === null ? url.host : `${url.host} via proxy ${route.origin}`, attempts: 0 }
+    const ctx: FailureContext = { upstream: this.name, host: url.host, attempts: 0, ...(route === null ? {} : { proxy: route.origin }) }
     const maxAttempts = req.retry === false ? 1 : this.policy.maxRetries + 1
     const started = performance.now()
     const deadline = new AbortController()
@@ -330,7 +330,7 @@ export class Upstream {
           failure = statusError(ctx, res.status, res.body)
           retryAfter = firstHeader(res.headers['retry-after'])
         } else {
-          const mapped = route === null ? mapTransportError(outcome.err, ctx) : mapProxiedFailure(outcome.err, ctx, url.host, route)
+          const mapped = route === null ? mapTransportError(outcome.err, ctx) : mapProxiedFailure(outcome.err, ctx, route)
           if (!mapped.retryable) throw mapped.error
           failure = mapped.error
         }
@@ -394,7 +394,7 @@ export class Upstream {
     const cap = this.policy.maxResponseBytes
     const tooLarge = (found: string): UpstreamResponseInvalid => {
       const err = new UpstreamResponseInvalid(`${this.name} ${url.host}: response body ${found} bytes, want at most ${cap}`,
-        { details: { upstream: this.name, maxResponseBytes: cap } })
+        { details: { upstream: this.name, host: url.host, maxResponseBytes: cap } })
       // Dropping the connection is the only way to stop the rest of the body; the stream's own
       // 'error' is expected and must not become an uncaught exception.
       stream.on('error', () => {})

@@ -49,9 +49,9 @@ const TEE_TYPE = 'SevSnpVM'
 const MAX_MESSAGE = 200
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/
 
-function rejected (status: number, body: Buffer): UpstreamRejected | AccessDenied {
+function rejected (host: string, status: number, body: Buffer): UpstreamRejected | AccessDenied {
   const info = parseAzureError(body)
-  const details = { upstream: 'maa', upstreamStatus: status, upstreamCode: info.code ?? null }
+  const details = { upstream: 'maa', host, upstreamStatus: status, upstreamCode: info.code ?? null }
   if (status === 401 || status === 403) {
     return new AccessDenied(`MAA refused the request: HTTP ${status}${info.code === undefined ? '' : ` ${info.code}`}`, { details })
   }
@@ -135,7 +135,7 @@ export function createMaaClient (options: MaaClientOptions): MaaClient {
       const url = `${issuer}/attest/${TEE_TYPE}?api-version=${encodeURIComponent(apiVersion)}`
       const res = await upstream.request({ method: 'POST', url, headers, body, ...(signal === undefined ? {} : { signal }) })
       // The reference accepts 200..207 as success (pkg/common/http.go HTTPResponseBody).
-      if (res.status < 200 || res.status > 207) throw rejected(res.status, res.body)
+      if (res.status < 200 || res.status > 207) throw rejected(endpoint.toLowerCase(), res.status, res.body)
       const token = tokenOf(res.body)
       if (!verifyToken) return { token, claims: unverifiedClaims(token) }
       const claims = await verifyMaaToken(token, { endpoint, jwks, now: now(), ...(signal === undefined ? {} : { signal }) })

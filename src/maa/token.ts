@@ -101,3 +101,34 @@ export async function verifyMaaToken (token: string, options: VerifyMaaTokenOpti
     throw mapJoseError(err)
   }
 }
+
+/**
+ * The claims release policies commonly test (wire-protocols §1.6 and §3: the canonical ACI policy,
+ * the AKS preset, the CVM default), in the order a denial lists them. They describe the TEE (its
+ * type, compliance, policy hash, debug bit, VMPL and launch measurement), not a credential.
+ */
+export const POLICY_CLAIMS: readonly string[] = Object.freeze([
+  'x-ms-attestation-type',
+  'x-ms-compliance-status',
+  'x-ms-sevsnpvm-hostdata',
+  'x-ms-sevsnpvm-is-debuggable',
+  'x-ms-sevsnpvm-vmpl',
+  'x-ms-sevsnpvm-launchmeasurement'
+])
+
+/**
+ * The payload of a compact JWT, NOT verified (for diagnostics: a token skr verified when it got
+ * it, or one an operator saved); null when `token` is not a JWT with a JSON object payload. Never
+ * throws, and nothing it returns contains the token or its signature.
+ */
+export function decodeTokenClaims (token: string): Record<string, unknown> | null {
+  if (typeof token !== 'string') return null
+  const parts = token.split('.')
+  if (parts.length !== 3 || parts[1] === undefined || !/^[A-Za-z0-9_-]+$/.test(parts[1])) return null
+  try {
+    const payload: unknown = JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8'))
+    return typeof payload === 'object' && payload !== null && !Array.isArray(payload) ? payload as Record<string, unknown> : null
+  } catch {
+    return null
+  }
+}

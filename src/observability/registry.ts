@@ -8,6 +8,16 @@
 // and ~50 files). The four classes used here are required from their own files instead (prom-client
 // has no `exports` map, so its lib/ files are public paths), and the default process metrics are
 // loaded and registered on the first render(), i.e. the first scrape of GET /metrics.
+//
+// The exposition passes `promtool check metrics` (Prometheus's own linter, client_golang's
+// promlint): counters end in `_total` and nothing else does, names and labels are snake_case, units
+// are base units (https://prometheus.io/docs/practices/naming/). Three of prom-client's default
+// gauges break the `_total` rule and are not exported (see DROPPED_DEFAULT_METRICS). One label name
+// means one thing on every series: `status` is an HTTP status (or `error`/`timeout` upstream) on both
+// histograms. Counters whose label values form a known, closed set are created at 0 for each of them
+// ("avoid missing metrics", https://prometheus.io/docs/practices/instrumentation/#avoid-missing-metrics),
+// so `rate()` and alerts see a series from the first scrape instead of only after the first event.
+// test/unit/observability/exposition.test.ts checks all of this, with and without promtool.
 import { createRequire } from 'node:module'
 import type * as PromClient from 'prom-client'
 import type { Counter, Gauge, Histogram, Registry } from 'prom-client'
@@ -48,6 +58,25 @@ const prom = {
 /** Label for anything that is not a short identifier (a URL, a key name, a sentence). */
 export const OTHER_LABEL = 'other'
 
+/**
+ * prom-client default metrics skr does not export: gauges named `*_total`, which Prometheus
+ * reserves for counters (promtool: `non-counter metrics should not have "_total" suffix`). Each is
+ * the sum of its per-type twin (`skr_nodejs_active_handles{type}` and so on), which stays:
+ * `sum(skr_nodejs_active_handles)` gives the same number.
+ */
+export const DROPPED_DEFAULT_METRICS: readonly string[] = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']
+
+/** The caches skr has today: each starts at 0 hits and 0 misses (src/observability/metrics.ts lists who records them). */
+export const KNOWN_CACHES: readonly CacheName[] = ['aad_token', 'attestation', 'signer_chain', 'vcek_chain', 'maa_keys']
+
+/** Every reason skr sheds a request for (skr_http_shed_total's `reason`), snake_cased. */
+export const SHED_REASONS: readonly string[] = ['in_flight', 'destination', 'event_loop_delay', 'heap_used_bytes', 'rss_bytes', 'draining']
+
+/** The codes of requests refused before routing (src/server/client-error.ts, clientErrorFor). */
+export const CLIENT_ERROR_CODES: readonly string[] = ['ERR_REQUEST_INVALID', 'ERR_REQUEST_TIMEOUT', 'ERR_HEADERS_TOO_LARGE']
+
+const RELEASE_OUTCOMES: readonly ReleaseOutcome[] = ['released', 'denied', 'error']
+
 const IDENTIFIER = /^[a-z][a-z0-9_-]{0,31}$/
 const HTTP_STATUS = /^[1-5]\d\d$/
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'])
@@ -74,7 +103,7 @@ const UPSTREAM_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
 export class PrometheusMetrics implements Metrics, HttpMetrics {
   /** The prom-client registry (exposed for tests and for adding series). */
   readonly registry: Registry
-  readonly #httpDuration: Histogram<'method' | 'route' | 'status_code'>
+  readonly #httpDuration: Histogram<'method' | 'route' | 'status'>
   readonly #shed: Counter<'reason'>
   readonly #inFlight: Gauge
   readonly #connections: Gauge
@@ -97,7 +126,8 @@ export class PrometheusMetrics implements Metrics, HttpMetrics {
     this.#httpDuration = new Histogram({
       name: `${prefix}http_request_duration_seconds`,
       help: 'HTTP API requests by method, route pattern and status code, and how long they took',
-      labelNames: ['method', 'route', 'status_code'],
+      // `status`, as on skr_upstream_request_duration_seconds (renamed from `status_code`: docs/compatibility.md).
+      labelNames: ['method', 'route', 'status'],
       buckets: HTTP_BUCKETS,
       registers
     })
@@ -159,6 +189,11 @@ export class PrometheusMetrics implements Metrics, HttpMetrics {
       labelNames: ['outcome'],
       registers
     })
+    // Known label sets start at 0 (see the header).
+    for (const outcome of RELEASE_OUTCOMES) this.#releases.inc({ outcome }, 0)
+    for (const cache of KNOWN_CACHES) for (const result of ['hit', 'miss']) this.#cache.inc({ cache, result }, 0)
+    for (const reason of SHED_REASONS) this.#shed.inc({ reason }, 0)
+    for (const code of CLIENT_ERROR_CODES) this.#clientErrors.inc({ code }, 0)
   }
 
   /** The Content-Type of render()'s output: `text/plain; version=0.0.4; charset=utf-8`. */
@@ -182,13 +217,14 @@ export class PrometheusMetrics implements Metrics, HttpMetrics {
     this.#defaultMetricsPrefix = null
     const collect = require('prom-client/lib/defaultMetrics') as typeof PromClient.collectDefaultMetrics
     collect({ register: this.registry, prefix })
+    for (const name of DROPPED_DEFAULT_METRICS) this.registry.removeSingleMetric(`${prefix}${name}`)
   }
 
   observeRequest (method: string, route: string, statusCode: number, seconds: number): void {
     const labels = {
       method: METHODS.has(method) ? method : OTHER_LABEL,
       route: routeLabel(route),
-      status_code: HTTP_STATUS.test(String(statusCode)) ? String(statusCode) : OTHER_LABEL
+      status: HTTP_STATUS.test(String(statusCode)) ? String(statusCode) : OTHER_LABEL
     }
     this.#httpDuration.observe(labels, seconds)
   }

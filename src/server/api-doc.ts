@@ -57,8 +57,15 @@ function typeOf (schema: Schema): string {
   return base
 }
 
+// Short enums are listed; long ones (ErrorBody's codes) are left to the document and errors.md,
+// so adding an error code does not change this page.
+const MAX_LISTED_ENUM = 8
+
 function constraints (schema: Schema): string[] {
   const out: string[] = []
+  if (Array.isArray(schema.enum)) {
+    out.push(schema.enum.length <= MAX_LISTED_ENUM ? `one of ${schema.enum.map(v => `\`${String(v)}\``).join(', ')}` : 'enumerated in `GET /openapi.json`')
+  }
   if (typeof schema.minLength === 'number') out.push(`min length ${schema.minLength}`)
   if (typeof schema.maxLength === 'number') out.push(`max length ${schema.maxLength}`)
   if (typeof schema.pattern === 'string') out.push(`pattern \`${schema.pattern}\``)
@@ -80,6 +87,14 @@ function fieldRows (schema: Schema, prefix = ''): string[] {
   return rows
 }
 
+// `oneOf` branches that only require one field each (kid xor kids) read as a sentence.
+function exactlyOneOf (schema: Schema): string[] {
+  if (!Array.isArray(schema.oneOf)) return []
+  const fields = schema.oneOf.map(branch => isSchema(branch) && Array.isArray(branch.required) && branch.required.length === 1 && Object.keys(branch).length === 1 ? branch.required[0] as unknown : null)
+  if (fields.some(f => typeof f !== 'string')) return []
+  return ['', `Exactly one of ${fields.map(f => `\`${String(f)}\``).join(', ')}.`]
+}
+
 function schemaBlock (schema: Schema): string[] {
   if (typeof schema.$ref === 'string') return [`Body: ${typeOf(schema)}.`]
   const rows = fieldRows(schema)
@@ -87,7 +102,17 @@ function schemaBlock (schema: Schema): string[] {
     const notes = constraints(schema)
     return [`Body: ${typeOf(schema)}${notes.length > 0 ? ` (${notes.join('; ')})` : ''}.`]
   }
-  return ['| field | type | required | notes |', '| --- | --- | --- | --- |', ...rows]
+  return ['| field | type | required | notes |', '| --- | --- | --- | --- |', ...rows, ...exactlyOneOf(schema)]
+}
+
+// A response's headers, as one sentence per header.
+function headerNotes (response: Schema): string {
+  const headers = isSchema(response.headers) ? response.headers : {}
+  return Object.entries(headers).map(([name, raw]) => {
+    const header = isSchema(raw) ? raw : {}
+    const type = isSchema(header.schema) ? typeOf(header.schema) : 'string'
+    return `. Header \`${name}\` (${type}): ${typeof header.description === 'string' ? header.description : ''}`
+  }).join('')
 }
 
 function contentBlocks (content: unknown): string[] {
@@ -103,6 +128,7 @@ function contentBlocks (content: unknown): string[] {
 function operationSection (method: string, path: string, op: Schema): string[] {
   const out = [`### ${method.toUpperCase()} ${path}`, '']
   if (typeof op.summary === 'string') out.push(`**${op.summary}.**${typeof op.description === 'string' ? ` ${op.description}` : ''}`, '')
+  if (typeof op.operationId === 'string') out.push(`Operation id: \`${op.operationId}\`.`, '')
   const body = isSchema(op.requestBody) ? op.requestBody : null
   if (body !== null) out.push('Request body:', '', ...contentBlocks(body.content))
   const responses = isSchema(op.responses) ? op.responses : {}
@@ -111,12 +137,12 @@ function operationSection (method: string, path: string, op: Schema): string[] {
     if (!isSchema(raw)) continue
     const ref = errorRefOf(raw.content)
     if (ref !== null) {
-      errors.push(status)
+      errors.push(`| ${status} | ${cell(`${typeof raw.description === 'string' ? raw.description : ''}${headerNotes(raw)}`)} |`)
       continue
     }
     out.push(`Response ${status}: ${typeof raw.description === 'string' ? raw.description : ''}`, '', ...contentBlocks(raw.content))
   }
-  if (errors.length > 0) out.push(`Errors (${errors.join(', ')}): [ErrorBody](#errorbody), \`application/json\`.`, '')
+  if (errors.length > 0) out.push('Errors, each an [ErrorBody](#errorbody) (`application/json`):', '', '| status | when |', '| --- | --- |', ...errors, '')
   return out
 }
 
@@ -140,6 +166,11 @@ export function renderApiMarkdown (doc: OpenApiDocument): string {
     `OpenAPI ${doc.openapi} document: \`GET /openapi.json\`. Error codes: [errors.md](errors.md).`,
     ''
   ]
+  for (const server of doc.servers ?? []) {
+    const variables = Object.entries(server.variables ?? {}).map(([name, v]) => `\`${name}\` is ${v.description ?? `default ${v.default}`}`)
+    out.push(`Server: \`${server.url}\`${server.description === undefined ? '' : `: ${server.description}`}${variables.length === 0 ? '' : `; ${variables.join('; ')}`}.`, '')
+  }
+  if (doc.info.license !== undefined) out.push(`License: ${doc.info.license.url === undefined ? doc.info.license.name : `[${doc.info.license.name}](${doc.info.license.url})`}.`, '')
   for (const tag of doc.tags ?? []) {
     const ops: string[] = []
     for (const [path, methods] of Object.entries(doc.paths)) {

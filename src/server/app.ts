@@ -22,6 +22,7 @@ import { registerOpenApi, registerOpenApiRoute } from './plugins/openapi.ts'
 import { registerAttestRoutes } from './routes/attest.ts'
 import { registerKeyReleaseRoute } from './routes/key-release.ts'
 import { registerStatusRoute } from './routes/status.ts'
+import { quietProbeLogging } from './request-logging.ts'
 import { errorBodySchema } from './schemas.ts'
 
 /** What the HTTP application needs: validated config and the two domain services. */
@@ -107,6 +108,8 @@ export function buildApp (deps: AppDeps): FastifyInstance {
   })
   const app: FastifyInstance = Fastify({
     ...loggerOption,
+    // Probes and scrapes log their requests at debug, not twice at info every few seconds (./request-logging.ts).
+    logController: quietProbeLogging(),
     bodyLimit: BODY_LIMIT,
     genReqId: () => randomUUID(),
     // Never trust a caller-supplied request id: log correlation must not be spoofable.

@@ -15,6 +15,7 @@ import { isLoopbackHost, type Config } from '../config.ts'
 import { ConfigInvalid } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { trackResponses } from './client-error.ts'
+import { listenFailed } from './listen-error.ts'
 import { countOpenFiles, createConnectionGate, deriveConnectionCap, readOpenFileLimit, type ConnectionEvents, type ConnectionGate } from './connections.ts'
 import { applyListenerTimeouts, nodeServerOptions } from './http-options.ts'
 import { markLocalSocket } from './plugins/browser-guard.ts'
@@ -151,7 +152,8 @@ export function createListenerGate (config: Config, logger: Logger, events: Conn
 /**
  * Listens on config.host:config.port (and the Unix socket when configured).
  * @param options.gate the sidecar's connection gate (shared with gRPC); one of its own when absent
- * @throws ConfigInvalid for a non-loopback host without the opt-in, or an unusable socket path
+ * @throws ConfigInvalid for a non-loopback host without the opt-in, or an unusable socket path;
+ *   ListenFailed when a port or the socket cannot be opened (in use, privileged, not this machine's address)
  */
 export async function listen (app: FastifyInstance, config: Config, logger: Logger, options: { events?: ConnectionEvents, gate?: ConnectionGate } = {}): Promise<Listening> {
   const loopback = isLoopbackHost(config.host)
@@ -170,8 +172,16 @@ export async function listen (app: FastifyInstance, config: Config, logger: Logg
     server.on('error', (err) => { logger.error({ code: errnoCode(err) }, 'listener error; still serving the connections it has') })
   }
   const { primary, secondary } = tcpHosts(config.host)
+  const portSetting = 'Port / --port'
   gate.attach(app.server)
-  await app.listen({ host: primary, port: config.port })
+  try {
+    await app.listen({ host: primary, port: config.port })
+  } catch (err) {
+    // Stops what the app started for serving (its onClose hooks: samplers, timers), so an
+    // in-process caller that handles the error is not left with them; the listen error is the news.
+    await app.close().catch(() => {})
+    throw listenFailed(err, { host: primary, port: config.port, portSetting })
+  }
   keepServing(app.server)
   const extras: http.Server[] = []
   const closeAll = async (): Promise<void> => {
@@ -197,7 +207,7 @@ export async function listen (app: FastifyInstance, config: Config, logger: Logg
         extras.push(server)
         addresses.push(httpAddress(secondary, port))
       } catch (err) {
-        if (!NO_IPV6.has(errnoCode(err) ?? '')) throw err
+        if (!NO_IPV6.has(errnoCode(err) ?? '')) throw listenFailed(err, { host: secondary, port, portSetting })
         logger.debug({ host: secondary, code: errnoCode(err) }, 'no IPv6 loopback; serving 127.0.0.1 only')
       }
     }
@@ -207,7 +217,7 @@ export async function listen (app: FastifyInstance, config: Config, logger: Logg
       const server = secondaryServer(app, config)
       server.on('connection', markLocalSocket)
       gate.attach(server)
-      await listenOn(server, { path: config.unixSocket })
+      await listenOn(server, { path: config.unixSocket }).catch((err: unknown) => { throw listenFailed(err, { socketSetting: 'SKR_UNIX_SOCKET' }) })
       keepServing(server)
       extras.push(server)
       await chmod(config.unixSocket, SOCKET_MODE)

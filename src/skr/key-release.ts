@@ -11,7 +11,7 @@
 // (build.ts) adds the performance features: an AttestationCache that reuses one key + token per
 // MAA endpoint, a key pool, coalescing of identical concurrent releases, and batch releases.
 import type { X509Certificate } from 'node:crypto'
-import { isSidecarError, ReleaseUnverified } from '../errors.ts'
+import { ReleaseUnverified } from '../errors.ts'
 import { parseKeyHsm } from '../akv/key-hsm.ts'
 import type { ReleaseEnc } from '../akv/key-hsm.ts'
 import { plaintextToJwk } from '../akv/jwk.ts'
@@ -25,6 +25,7 @@ import { resourceFor } from '../identity/resource.ts'
 import type { Logger } from '../log.ts'
 import type { AttestationService, KeyReleaseBatchRequest, KeyReleaseBatchResult, KeyReleaseRequest, KeyReleaseService } from '../service/types.ts'
 import { createAttestationCache, noteRefusal } from './attestation-cache.ts'
+import { isPolicyDenial, withPresentedClaims } from './denial.ts'
 import type { AttestationCache, AttestationLease } from './attestation-cache.ts'
 import { DEFAULT_MAX_BATCH, releaseBatch } from './batch.ts'
 import { parseKid } from './kid.ts'
@@ -92,8 +93,7 @@ interface Target {
 // the claims do not satisfy. Only such refusals can be a stale token; a permission error (401,
 // ForbiddenBy*) or a non-exportable key never is.
 function mayBeStaleToken (err: unknown): boolean {
-  return isSidecarError(err) && err.code === 'ERR_KEY_RELEASE_DENIED' &&
-    err.details['upstreamInnerCode'] !== 'KeyNotExportable' && /attestation|token/i.test(err.message)
+  return isPolicyDenial(err)
 }
 
 /** Builds the KeyReleaseService over injected attestation, identity and release clients. */
@@ -114,16 +114,23 @@ export function createKeyReleaseService (deps: KeyReleaseDeps): KeyReleaseHandle
     const accessToken = target.accessToken ??
       await runStep('identity', signal, async () => await deps.tokens.getToken(resourceFor(akvEndpoint).resource, signal))
 
-    const jws = await runStep('release', signal, async () => await deps.release.release({
-      akvEndpoint,
-      keyName: name,
-      keyVersion: version,
-      target: maaToken,
-      accessToken,
-      // A caller-supplied token is never swapped for the sidecar's own identity.
-      ...(callerToken ? {} : { tokenFor: async (resource: string, s?: AbortSignal) => await deps.tokens.getToken(resource, s) }),
-      ...(signal === undefined ? {} : { signal })
-    }))
+    const jws = await runStep('release', signal, async () => {
+      try {
+        return await deps.release.release({
+          akvEndpoint,
+          keyName: name,
+          keyVersion: version,
+          target: maaToken,
+          accessToken,
+          // A caller-supplied token is never swapped for the sidecar's own identity.
+          ...(callerToken ? {} : { tokenFor: async (resource: string, s?: AbortSignal) => await deps.tokens.getToken(resource, s) }),
+          ...(signal === undefined ? {} : { signal })
+        })
+      } catch (err) {
+        // AKV's denial names no claim: say which ones this token presented (never the token).
+        throw withPresentedClaims(err, maaToken)
+      }
+    })
 
     const { key, envelope } = await runStep('verification', signal, async () => {
       const verified = await verifyReleaseJws(jws, {

@@ -258,10 +258,13 @@ t.test('AKV faults on one sidecar', async (t) => {
     expectKey(t, await s.release(key.name), 'after 403 and 404')
   })
 
-  await t.test('500 and 503: 503 ERR_UPSTREAM_UNAVAILABLE', async (t) => {
-    for (const status of [500, 503]) {
+  await t.test('500 and 503: 503 ERR_UPSTREAM_UNAVAILABLE, the body naming the step, the vault, its status and code', async (t) => {
+    for (const [status, code] of [[500, 'InternalServerError'], [503, 'ServiceUnavailable']] as const) {
       env.akv.faults.status = status
-      expectError(t, await s.release(key.name), 503, 'ERR_UPSTREAM_UNAVAILABLE', `AKV ${status}`)
+      const answer = await s.release(key.name)
+      expectError(t, answer, 503, 'ERR_UPSTREAM_UNAVAILABLE', `AKV ${status}`)
+      t.equal(answer.json?.['error'], `upstream unavailable (step: release, upstream: akv ${env.akv.endpoint}, status ${status}, code ${code})`, `AKV ${status}: the public facts`)
+      t.notMatch(answer.text, /temporarily|internal error|attempts/, `AKV ${status}: not the vault's message, nor skr's`)
     }
     clearFaults()
     expectKey(t, await s.release(key.name), 'after 5xx')

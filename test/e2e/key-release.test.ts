@@ -18,12 +18,16 @@ import { buildKeyRelease } from '../../src/skr/build.ts'
 
 // The mHSM emulator must be reached under a managedhsm-shaped name (that is how skr picks the
 // token audience), without touching /etc/hosts: names under .skr.test resolve to loopback in
-// this test process only.
+// this test process only; names under .nx.skr.test do not exist (NXDOMAIN, as getaddrinfo reports it).
 const MHSM_HOST = 'myhsm.managedhsm.skr.test'
 const originalLookup = dns.lookup
 const patchedLookup = function (this: unknown, host: string, options: unknown, callback?: unknown): void {
   const cb = (typeof options === 'function' ? options : callback) as (...args: unknown[]) => void
   const opts = (typeof options === 'object' && options !== null ? options : {}) as { all?: boolean }
+  if (typeof host === 'string' && host.endsWith('.nx.skr.test')) {
+    process.nextTick(() => { cb(Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND', hostname: host })) })
+    return
+  }
   if (typeof host === 'string' && host.endsWith('.skr.test')) {
     if (opts.all === true) cb(null, [{ address: '127.0.0.1', family: 4 }])
     else cb(null, '127.0.0.1', 4)
@@ -121,10 +125,13 @@ t.test('the caller\'s access_token is used instead of the identity', async (t) =
 })
 
 t.test('policy denial and unknown key: 403 with their own codes', async (t) => {
+  // The vault's sentence names no claim; skr adds the ones it presented (the emulated UVM's).
   await t.rejects(release(vault, 'other-workload'), {
     code: 'ERR_KEY_RELEASE_DENIED',
     statusCode: 403,
-    message: 'release: AKV denied the key release: Forbidden: Target environment attestation statement cannot be verified.'
+    message: new RegExp('^release: AKV denied the key release: Forbidden: Target environment attestation statement cannot be verified\\. ' +
+      `Claims presented: iss="${env.maa.issuer}", x-ms-attestation-type="sevsnpvm", x-ms-compliance-status="azure-compliant-uvm", ` +
+      `x-ms-sevsnpvm-hostdata="${env.hostData}", x-ms-sevsnpvm-is-debuggable=false, x-ms-sevsnpvm-vmpl=0, x-ms-sevsnpvm-launchmeasurement="[0-9a-f]{96}"$`)
   })
   await t.rejects(release(vault, 'no-such-key'), { code: 'ERR_KEY_NOT_FOUND', statusCode: 403, message: /^release: AKV has no key no-such-key: KeyNotFound/ })
 })
@@ -163,7 +170,26 @@ t.test('through POST /key/release: the reference\'s {"key"} and {"error","code"}
 
   const denied = await app.inject({ method: 'POST', url: '/key/release', payload: { maa_endpoint: maa, akv_endpoint: vault, kid: 'other-workload' } })
   t.equal(denied.statusCode, 403)
-  t.match(denied.json(), { error: /^release: AKV denied the key release/, code: 'ERR_KEY_RELEASE_DENIED' })
+  t.match(denied.json(), { error: /^release: AKV denied the key release: .* Claims presented: .*x-ms-sevsnpvm-hostdata="[0-9a-f]{64}"/, code: 'ERR_KEY_RELEASE_DENIED' })
+  t.notMatch(denied.body, /eyJ[\w-]{10,}\.[\w-]{10,}/, 'claims, never the token')
+})
+
+t.test('a vault host that does not exist: 502 ERR_UPSTREAM_NOT_FOUND after one attempt, the host named in the body', async (t) => {
+  const nx = 'myvaultt.nx.skr.test'
+  await t.rejects(release(nx, 'oct-key'), {
+    code: 'ERR_UPSTREAM_NOT_FOUND',
+    statusCode: 502,
+    message: `release: akv ${nx}: host name not found (ENOTFOUND) after 1 attempt`,
+    details: { step: 'release', upstream: 'akv', host: nx, errorCode: 'ENOTFOUND', attempts: 1 }
+  })
+  // Through the route, with the name allowed (the default allow-list would refuse it first).
+  const allowing = loadConfig([], { ...env.skrEnv(), SKR_ALLOWED_HOSTS: `${maa},${vault},.nx.skr.test` })
+  const app = buildApp({ config: allowing, attestation: attestation.service, keyRelease })
+  t.teardown(async () => { await app.close() })
+  const res = await app.inject({ method: 'POST', url: '/key/release', payload: { maa_endpoint: maa, akv_endpoint: nx, kid: 'oct-key' } })
+  t.equal(res.statusCode, 502)
+  t.match(res.json(), { error: `upstream host not found (step: release, upstream: akv ${nx}, error ENOTFOUND)`, code: 'ERR_UPSTREAM_NOT_FOUND' })
+  t.equal(res.headers['retry-after'], undefined)
 })
 
 t.test('no token, JWS or released key material in any log line', async (t) => {

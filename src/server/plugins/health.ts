@@ -8,7 +8,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { AttestationService } from '../../service/types.ts'
 import type { Lifecycle } from '../lifecycle.ts'
-import { errorRef } from '../schemas.ts'
+import { errorResponses } from '../schemas.ts'
 import { plainJsonSerializer } from './lazy-schemas.ts'
 
 /** What the identity module reports for /readyz. */
@@ -127,13 +127,13 @@ export function registerHealthRoutes (app: FastifyInstance, deps: HealthDeps): v
   app.get('/livez', {
     schema: {
       summary: 'Liveness probe',
+      operationId: 'getLiveness',
       description: '200 while the process serves requests; 503 when the event loop is wedged (sampled delay above its ceiling). Never shed.',
       tags: ['probes'],
       response: {
         200: { ...livenessSchema, description: 'Live' },
         503: { ...livenessSchema, description: 'Not live: the event loop is wedged' },
-        '4xx': errorRef,
-        '5xx': errorRef
+        ...errorResponses
       }
     },
     serializerCompiler: plainJsonSerializer
@@ -149,13 +149,13 @@ export function registerHealthRoutes (app: FastifyInstance, deps: HealthDeps): v
   app.get('/readyz', {
     schema: {
       summary: 'Readiness probe',
+      operationId: 'getReadiness',
       description: '200 when skr can attest and release keys: valid config, a usable attestation backend with its collateral, a configured identity, not shutting down. 503 lists what is missing. Never shed.',
       tags: ['probes'],
       response: {
         200: { ...readinessSchema, description: 'Ready' },
         503: { ...readinessSchema, description: 'Not ready (or shutting down); problems says why' },
-        '4xx': errorRef,
-        '5xx': errorRef
+        ...errorResponses
       }
     },
     serializerCompiler: plainJsonSerializer

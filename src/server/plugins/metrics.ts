@@ -1,10 +1,11 @@
 // GET /metrics (Prometheus text format 0.0.4) and the per-request histogram. Requests are
 // labelled by the ROUTE PATTERN fastify matched ('/key/release'), never by the URL, so a
-// caller cannot mint label values; unknown routes share the label 'unmatched'. Like the rest of
-// the API this is served on loopback only (see the README on probes and scraping).
+// caller cannot mint label values; unknown routes share the label 'unmatched'. Served with the
+// API on loopback and, when SKR_METRICS_PORT is set, on the metrics listener the cluster can
+// scrape (../metrics-listener.ts).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { PrometheusMetrics } from '../../observability/registry.ts'
-import { errorRef } from '../schemas.ts'
+import { errorResponses } from '../schemas.ts'
 
 /** The route label of requests no route matched. */
 export const UNMATCHED_ROUTE = 'unmatched'
@@ -28,6 +29,7 @@ export function registerMetricsRoute (app: FastifyInstance, metrics: PrometheusM
   app.get('/metrics', {
     schema: {
       summary: 'Prometheus metrics',
+      operationId: 'getMetrics',
       description: 'Requests by route and status, upstream latency by service and status, cache hits and misses, pool depth, ' +
         'the attestation backend, key release outcomes, load shedding, and process metrics; all prefixed skr_. Never shed.',
       tags: ['observability'],
@@ -36,8 +38,7 @@ export function registerMetricsRoute (app: FastifyInstance, metrics: PrometheusM
           description: 'Prometheus text exposition format, version 0.0.4',
           content: { 'text/plain': { schema: { type: 'string' } } }
         },
-        '4xx': errorRef,
-        '5xx': errorRef
+        ...errorResponses
       }
     }
   }, async (_request, reply) => {

@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs'
 import type { SwaggerOptions } from '@fastify/swagger'
 import type { FastifyInstance, RouteOptions } from 'fastify'
-import { errorRef } from '../schemas.ts'
+import { errorResponses } from '../schemas.ts'
 import { lazySchemaController } from './lazy-schemas.ts'
 
 /** The OpenAPI version skr documents itself with. */
@@ -19,7 +19,8 @@ export const OPENAPI_VERSION = '3.0.3'
 /** A loose view of the generated document (enough for tests and the markdown renderer). */
 export interface OpenApiDocument {
   openapi: string
-  info: { title: string; version: string; description?: string }
+  info: { title: string; version: string; description?: string; license?: { name: string; url?: string } }
+  servers?: Array<{ url: string; description?: string; variables?: Record<string, { default: string; description?: string }> }>
   paths: Record<string, Record<string, unknown>>
   components?: { schemas?: Record<string, unknown> }
   tags?: Array<{ name: string; description?: string }>
@@ -35,22 +36,49 @@ const TAGS = [
   { name: 'observability', description: 'Metrics and this document' }
 ]
 
-/** skr's version from package.json ('0.0.0' when it cannot be read). */
-export function packageVersion (): string {
+// The server, as a template: the API is on the pod's loopback at `Port` (default 8080), and its
+// host is SKR_HOST (default localhost, bound as 127.0.0.1 and ::1). A literal http://localhost:8080
+// would be right only for the defaults.
+const SERVERS = [{
+  url: 'http://{host}:{port}',
+  description: 'the sidecar on the pod\'s loopback, reachable only from inside the pod',
+  variables: {
+    host: { default: 'localhost', description: 'SKR_HOST (default localhost, bound as 127.0.0.1 and ::1)' },
+    port: { default: '8080', description: 'Port, the reference\'s variable (default 8080)' }
+  }
+}]
+
+function readPackageJson (): { version?: unknown, license?: unknown } {
   try {
     // src/server/plugins and dist/server/plugins are both three levels below the package root.
-    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: unknown }
-    return typeof pkg.version === 'string' ? pkg.version : '0.0.0'
+    return JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: unknown, license?: unknown }
   } catch {
-    return '0.0.0'
+    return {}
   }
 }
 
+/** skr's version from package.json ('0.0.0' when it cannot be read). */
+export function packageVersion (): string {
+  const { version } = readPackageJson()
+  return typeof version === 'string' ? version : '0.0.0'
+}
+
+/** skr's licence from package.json (an SPDX identifier), with its SPDX page; null when it cannot be read. */
+export function packageLicense (): { name: string, url: string } | null {
+  const { license } = readPackageJson()
+  return typeof license === 'string' && /^[A-Za-z0-9.+-]{1,64}$/.test(license) ? { name: license, url: `https://spdx.org/licenses/${license}.html` } : null
+}
+
 function swaggerOptions (version: string): SwaggerOptions {
+  const license = packageLicense()
   return {
     openapi: {
       openapi: OPENAPI_VERSION,
-      info: { title: 'skr', version, description: DESCRIPTION },
+      info: { title: 'skr', version, description: DESCRIPTION, ...(license === null ? {} : { license }) },
+      servers: SERVERS,
+      // No authentication: the API is reachable only from inside the pod (loopback, or the Unix
+      // socket's file mode); the callers' own Entra token, when they send one, is a body field.
+      security: [],
       tags: TAGS
     },
     // Shared schemas become components named after their $id (ErrorBody), not def-0.
@@ -115,11 +143,11 @@ export function registerOpenApiRoute (api: FastifyInstance, state: OpenApiState)
   api.get('/openapi.json', {
     schema: {
       summary: 'This OpenAPI document',
+      operationId: 'getOpenApiDocument',
       tags: ['observability'],
       response: {
         200: { description: 'OpenAPI 3 document', content: { 'application/json': { schema: { type: 'object' } } } },
-        '4xx': errorRef,
-        '5xx': errorRef
+        ...errorResponses
       }
     }
   }, async (_request, reply) => {

@@ -10,8 +10,8 @@ import type { AttestationService } from '../../service/types.ts'
 import { withDeadline } from '../deadline.ts'
 import {
   combinedResponseSchema,
-  errorResponses,
   maaAttestBodySchema,
+  postErrorResponses,
   maaTokenResponseSchema,
   rawReportResponseSchema,
   runtimeDataBodySchema,
@@ -52,6 +52,19 @@ export function checkJsonRuntimeData (bytes: Buffer): void {
   }
 }
 
+// What the attestation routes can fail with, besides what every POST route can (schemas.ts postErrorResponses).
+const REPORT_ERRORS = {
+  500: 'The attestation device failed or produced a bad report (ERR_SNP_FIRMWARE, ERR_SNP_REPORT_INVALID, ERR_SNP_REPORT_UNVERIFIED), or a bug (ERR_INTERNAL)',
+  502: 'The report\'s certificate chain did not verify (ERR_CERT_CHAIN_INVALID, ERR_TCB_MISMATCH), or a chain source answered badly (ERR_UPSTREAM_REJECTED, ERR_UPSTREAM_RESPONSE_INVALID)',
+  503: 'No usable attestation device (ERR_SNP_DEVICE_UNAVAILABLE), or its collateral could not be had (ERR_COLLATERAL_UNAVAILABLE, ERR_UPSTREAM_UNAVAILABLE)'
+} as const
+const MAA_ERRORS = {
+  403: 'The MAA host is not in SKR_ALLOWED_HOSTS (ERR_ENDPOINT_NOT_ALLOWED), or MAA refused skr (ERR_ACCESS_DENIED)',
+  500: REPORT_ERRORS[500],
+  502: 'MAA refused the evidence or answered badly (ERR_UPSTREAM_REJECTED, ERR_UPSTREAM_RESPONSE_INVALID) or its host name does not exist (ERR_UPSTREAM_NOT_FOUND), its token did not verify (ERR_MAA_TOKEN_INVALID), or the report\'s chain did not (ERR_CERT_CHAIN_INVALID, ERR_TCB_MISMATCH)',
+  503: 'MAA, the attestation device or its collateral is unavailable (ERR_UPSTREAM_UNAVAILABLE, ERR_SNP_DEVICE_UNAVAILABLE, ERR_COLLATERAL_UNAVAILABLE)'
+} as const
+
 /** Registers the three attestation routes. */
 export function registerAttestRoutes (app: FastifyInstance, config: Config, attestation: AttestationService): void {
   const timeoutMs = config.requestTimeoutMs
@@ -59,10 +72,11 @@ export function registerAttestRoutes (app: FastifyInstance, config: Config, atte
   app.post<{ Body: RuntimeDataBody }>('/attest/raw', {
     schema: {
       summary: 'Raw SEV-SNP attestation report',
+      operationId: 'attestRaw',
       description: 'A fresh report whose REPORT_DATA is sha256(runtime_data) followed by 32 zero bytes, as lowercase hex.',
       tags: ['reference'],
       body: runtimeDataBodySchema,
-      response: { 200: rawReportResponseSchema, ...errorResponses }
+      response: { 200: rawReportResponseSchema, ...postErrorResponses(REPORT_ERRORS) }
     }
   }, async (request, reply) => {
     const runtimeData = decodeRuntimeData(request.body.runtime_data)
@@ -73,10 +87,11 @@ export function registerAttestRoutes (app: FastifyInstance, config: Config, atte
   app.post<{ Body: RuntimeDataBody }>('/attest/combined', {
     schema: {
       summary: 'Report with its certificate chain and UVM endorsements',
+      operationId: 'attestCombined',
       description: 'A fresh report plus the VCEK/ASK/ARK chain that certifies it and the UVM reference info, base64-encoded (field names of the Privacy Sandbox KMS).',
       tags: ['reference'],
       body: runtimeDataBodySchema,
-      response: { 200: combinedResponseSchema, ...errorResponses }
+      response: { 200: combinedResponseSchema, ...postErrorResponses(REPORT_ERRORS) }
     }
   }, async (request, reply) => {
     const runtimeData = decodeRuntimeData(request.body.runtime_data)
@@ -92,10 +107,11 @@ export function registerAttestRoutes (app: FastifyInstance, config: Config, atte
   app.post<{ Body: MaaAttestBody }>('/attest/maa', {
     schema: {
       summary: 'MAA attestation token',
+      operationId: 'attestMaa',
       description: 'Attests to Microsoft Azure Attestation at maa_endpoint with runtime_data (base64 of UTF-8 JSON text, else 400) as JSON runtime data and returns the token. Counted against the in-flight limit (503 ERR_OVERLOADED past it).',
       tags: ['reference'],
       body: maaAttestBodySchema,
-      response: { 200: maaTokenResponseSchema, ...errorResponses }
+      response: { 200: maaTokenResponseSchema, ...postErrorResponses(MAA_ERRORS) }
     }
   }, async (request, reply) => {
     const maaEndpoint = normaliseEndpoint(request.body.maa_endpoint, 'body.maa_endpoint')

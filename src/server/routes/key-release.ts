@@ -11,7 +11,14 @@ import { RequestInvalid } from '../../errors.ts'
 import type { KeyReleaseBatchRequest, KeyReleaseBatchResult, KeyReleaseRequest, KeyReleaseService } from '../../service/types.ts'
 import { withDeadline } from '../deadline.ts'
 import { errorBody } from '../error-handler.ts'
-import { errorResponses, keyReleaseAnyResponseSchema, keyReleaseBodySchema, type KeyReleaseBody } from '../schemas.ts'
+import { keyReleaseAnyResponseSchema, keyReleaseBodySchema, postErrorResponses, type KeyReleaseBody } from '../schemas.ts'
+
+// What a release can fail with, besides what every POST route can (schemas.ts postErrorResponses).
+const RELEASE_ERRORS = {
+  403: 'The key\'s release policy is not met (ERR_KEY_RELEASE_DENIED), the vault refused skr\'s identity or has no such key (ERR_ACCESS_DENIED, ERR_KEY_NOT_FOUND), a host is not in SKR_ALLOWED_HOSTS (ERR_ENDPOINT_NOT_ALLOWED), or the release answer did not verify (ERR_RELEASE_UNVERIFIED)',
+  502: 'MAA or the vault answered badly (ERR_UPSTREAM_REJECTED, ERR_UPSTREAM_RESPONSE_INVALID) or its host name does not exist (ERR_UPSTREAM_NOT_FOUND), a token or chain did not verify (ERR_MAA_TOKEN_INVALID, ERR_CERT_CHAIN_INVALID, ERR_TCB_MISMATCH), or the key could not be unwrapped (ERR_KEY_UNWRAP_FAILED)',
+  503: 'MAA, the vault, the identity, the attestation device or its collateral is unavailable (ERR_UPSTREAM_UNAVAILABLE, ERR_IDENTITY_UNAVAILABLE, ERR_SNP_DEVICE_UNAVAILABLE, ERR_COLLATERAL_UNAVAILABLE)'
+} as const
 
 /** Builds the service request from a schema-checked body (throws RequestInvalid for bad endpoints or a missing kid). */
 export function toKeyReleaseRequest (body: KeyReleaseBody): KeyReleaseRequest {
@@ -48,10 +55,11 @@ export function registerKeyReleaseRoute (app: FastifyInstance, config: Config, k
   app.post<{ Body: KeyReleaseBody }>('/key/release', {
     schema: {
       summary: 'Secure key release',
+      operationId: 'releaseKey',
       description: 'Attests to MAA, presents the token to Azure Key Vault or Managed HSM at akv_endpoint, and returns the released key kid as a JWK serialised into the string `key` (the reference\'s shape). access_token (optional) replaces the sidecar\'s own identity. Counted against the in-flight limit (503 ERR_OVERLOADED past it). skr extension: `kids` (1-16 distinct ids) instead of `kid` releases them all under one attestation and answers {"keys","errors"} per kid (200 when at least one was released, else the first kid\'s error).',
       tags: ['reference'],
       body: keyReleaseBodySchema,
-      response: { 200: keyReleaseAnyResponseSchema, ...errorResponses }
+      response: { 200: keyReleaseAnyResponseSchema, ...postErrorResponses(RELEASE_ERRORS) }
     }
   }, async (request, reply) => {
     if (request.body.kids !== undefined) {

@@ -20,6 +20,7 @@ export function registerStatusRoute (app: FastifyInstance, attestation: Attestat
   app.get('/status', {
     schema: {
       summary: 'Reference liveness check',
+      operationId: 'getStatus',
       description: 'The reference sidecar\'s status route: `message` is always "Status OK"; skr adds the attestation backend and warns when attestation is simulated.',
       tags: ['reference'],
       response: { 200: statusResponseSchema, ...errorResponses }

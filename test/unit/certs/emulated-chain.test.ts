@@ -227,6 +227,23 @@ t.test('cache round trip: generated once, then loaded; 0600 file in a 0700 dir',
   sameChain(t, second, chain)
 })
 
+t.test('progress: a line before and after a generation, none for the cache or PEM input', async (t) => {
+  const dir = join(await tmp(t), 'skr')
+  const lines: string[] = []
+  const progress = (message: string): void => { lines.push(message) }
+  const gen = counting()
+  await loadOrCreateEmulatedChain({ cacheDir: dir, now: NOW, generate: gen.generate, progress })
+  t.equal(lines.length, 2)
+  t.equal(lines[0], `generating the emulated AMD certificate chain (RSA-4096 keys: a few seconds, once; cached in ${dir})`)
+  t.match(lines[1], /^emulated AMD certificate chain ready \(\d+\.\d s\)$/)
+  lines.length = 0
+  await loadOrCreateEmulatedChain({ cacheDir: dir, now: NOW, generate: gen.generate, progress })
+  t.same(lines, [], 'nothing when the cache has the chain')
+  await loadOrCreateEmulatedChain({ vcekKeyPem: chain.vcekKey.export({ type: 'pkcs8', format: 'pem' }) as string, certChainPem: chain.vcekPem + chain.chainPem, now: NOW, progress })
+  t.same(lines, [], 'nothing when the chain is given as PEM')
+  t.equal(gen.calls(), 1)
+})
+
 t.test('a corrupt or unusable cache is regenerated, not fatal', async (t) => {
   const dir = await tmp(t)
   const file = join(dir, 'emulated-amd-chain.json')

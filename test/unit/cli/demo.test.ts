@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { repoRoot } from '../../helpers/vectors.ts'
 
-const bin = join(repoRoot, 'bin', 'skr.js')
+// src/main.ts, as `npm run demo` runs it (bin/skr.js would prefer a dist/ left by an earlier build).
+const bin = join(repoRoot, 'src', 'main.ts')
 const cache = mkdtempSync(join(tmpdir(), 'skr-demo-cache-'))
 t.teardown(() => { rmSync(cache, { recursive: true, force: true }) })
 // A clean environment: the demo sets up everything it needs itself.
@@ -24,6 +25,9 @@ t.test('skr demo --json: the bound key is released, the other refused', async t 
   t.equal(out.claims['x-ms-sevsnpvm-hostdata'], out.hostData, 'the token carries the simulated HOST_DATA')
   t.equal(out.refused.status, 403)
   t.equal(out.refused.body.code, 'ERR_KEY_RELEASE_DENIED')
+  // The cache directory is fresh: the chain was generated, and said so on stderr, not stdout.
+  t.match(r.stderr, `skr demo: generating the emulated AMD certificate chain (RSA-4096 keys: a few seconds, once; cached in ${join(cache, 'skr')})\n`)
+  t.match(r.stderr, /skr demo: emulated AMD certificate chain ready \(\d+\.\d s\)\n/)
 })
 
 t.test('skr demo with a bad flag exits 2 with one line', async t => {

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { run } from '../../../src/cli/policy.ts'
 import type { CommandIo } from '../../../src/cli/operator-kit.ts'
-import { parseReleasePolicy } from '../../../src/emulator/release-policy.ts'
+import { parseReleasePolicy } from '../../../src/akv/release-policy.ts'
 import { needsVectors, vector, vectorsDir } from '../../helpers/vectors.ts'
 
 function capture (): { io: CommandIo, out: () => string, err: () => string } {

@@ -1,4 +1,4 @@
-// skr/client against a local HTTP double shaped like skr: real sockets on 127.0.0.1:0 (and a
+// skr-sidecar-client against a local HTTP double shaped like skr: real sockets on 127.0.0.1:0 (and a
 // Unix socket), scripted answers per call, and a record of what the client sent.
 import t, { type Test } from 'tap'
 import http from 'node:http'
@@ -7,8 +7,8 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
-import { createSkrClient, isSkrClientError, jwkToKeyObject, SkrClientError, type SkrClient, type SkrClientOptions } from '../../../src/client/index.ts'
-import { backoffDelay, errorFromResponse, parseRetryAfter } from '../../../src/client/transport.ts'
+import { createSkrClient, isSkrClientError, jwkToKeyObject, SkrClientError, type SkrClient, type SkrClientOptions } from '../../../packages/client/src/index.ts'
+import { backoffDelay, errorFromResponse, parseRetryAfter } from '../../../packages/client/src/transport.ts'
 
 interface Answer { status: number; body?: unknown; raw?: string; headers?: Record<string, string>; hang?: boolean }
 interface Seen { method: string; url: string; contentType: string | undefined; body: unknown }

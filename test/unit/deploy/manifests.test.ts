@@ -150,6 +150,97 @@ function checkKataPod (t: Tap, path: string, mode: 'native' | 'classic'): void {
 t.test('AKS: native sidecar', async t => { checkKataPod(t, 'deploy/aks/skr-native-sidecar.yaml', 'native') })
 t.test('AKS: classic two-container pod', async t => { checkKataPod(t, 'deploy/aks/skr-classic-sidecar.yaml', 'classic') })
 
+// The Pod Security Standards (https://kubernetes.io/docs/concepts/security/pod-security-standards/),
+// the controls of the "baseline" and "restricted" profiles that a pod spec can break, checked as
+// the PodSecurity admission controller checks them: a pod-level setting counts for every container
+// that does not override it.
+const BASELINE_CAPABILITIES = new Set(['AUDIT_WRITE', 'CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'KILL', 'MKNOD', 'NET_BIND_SERVICE', 'SETFCAP', 'SETGID', 'SETPCAP', 'SETUID', 'SYS_CHROOT'])
+const RESTRICTED_VOLUMES = new Set(['configMap', 'csi', 'downwardAPI', 'emptyDir', 'ephemeral', 'persistentVolumeClaim', 'projected', 'secret'])
+
+function podSecurityViolations (spec: Json): { baseline: string[], restricted: string[] } {
+  const baseline: string[] = []
+  const restricted: string[] = []
+  const pod = obj(spec.securityContext)
+  const containers = [...arr(spec.initContainers), ...arr(spec.containers), ...arr(spec.ephemeralContainers)].map(obj)
+  for (const key of ['hostNetwork', 'hostPID', 'hostIPC']) if (spec[key] === true) baseline.push(key)
+  for (const v of arr(spec.volumes).map(obj)) {
+    if (v.hostPath !== undefined) baseline.push(`hostPath volume "${String(v.name)}"`)
+    const type = Object.keys(v).find(k => k !== 'name')
+    if (type !== undefined && type !== 'hostPath' && !RESTRICTED_VOLUMES.has(type)) restricted.push(`${type} volume "${String(v.name)}"`)
+  }
+  const podSeccomp = obj(pod.seccompProfile).type
+  if (podSeccomp === 'Unconfined') baseline.push('pod seccompProfile Unconfined')
+  if (pod.runAsUser === 0) restricted.push('pod runAsUser 0')
+  if (arr(obj(pod).sysctls).length > 0) baseline.push('pod sysctls (check each is safe)')
+  for (const c of containers) {
+    const name = String(c.name)
+    const sc = obj(c.securityContext)
+    if (sc.privileged === true) baseline.push(`${name}: privileged`)
+    if (sc.procMount !== undefined && sc.procMount !== 'Default') baseline.push(`${name}: procMount`)
+    for (const add of arr(obj(sc.capabilities).add).map(String)) {
+      if (!BASELINE_CAPABILITIES.has(add)) baseline.push(`${name}: adds capability ${add}`)
+      if (add !== 'NET_BIND_SERVICE') restricted.push(`${name}: adds capability ${add}`)
+    }
+    if (arr(c.ports).some(p => obj(p).hostPort !== undefined && obj(p).hostPort !== 0)) baseline.push(`${name}: hostPort`)
+    const seccomp = obj(sc.seccompProfile).type ?? podSeccomp
+    if (seccomp === 'Unconfined') baseline.push(`${name}: seccompProfile Unconfined`)
+    if (seccomp !== 'RuntimeDefault' && seccomp !== 'Localhost') restricted.push(`${name}: seccompProfile RuntimeDefault or Localhost`)
+    if (sc.allowPrivilegeEscalation !== false) restricted.push(`${name}: allowPrivilegeEscalation false`)
+    if (!arr(obj(sc.capabilities).drop).includes('ALL')) restricted.push(`${name}: capabilities drop ALL`)
+    if ((sc.runAsNonRoot ?? pod.runAsNonRoot) !== true) restricted.push(`${name}: runAsNonRoot`)
+    if (sc.runAsUser === 0) restricted.push(`${name}: runAsUser 0`)
+  }
+  return { baseline, restricted: [...baseline, ...restricted] }
+}
+
+t.test('Pod Security: "restricted", but for the hostPath volume the Kata CC pattern needs', async t => {
+  t.same(podSecurityViolations({ containers: [{ name: 'c' }], volumes: [{ name: 'h', hostPath: { path: '/x' } }] }).restricted, [
+    'hostPath volume "h"', 'c: seccompProfile RuntimeDefault or Localhost', 'c: allowPrivilegeEscalation false', 'c: capabilities drop ALL', 'c: runAsNonRoot'
+  ], 'the checker finds what the profile forbids')
+  for (const path of ['deploy/aks/skr-native-sidecar.yaml', 'deploy/aks/skr-classic-sidecar.yaml']) {
+    const workload = parseYaml(path).find(d => d.kind === 'Pod' || d.kind === 'Deployment') ?? {}
+    const { spec } = podSpec(workload)
+    const found = podSecurityViolations(spec)
+    t.same(found.restricted, ['hostPath volume "endorsement-location"'], `${path}: only the documented exception`)
+    t.same(found.baseline, found.restricted, `${path}: which "baseline" forbids too (deploy/README.md says so)`)
+    t.equal(obj(obj(spec.securityContext).seccompProfile).type, 'RuntimeDefault', `${path}: seccompProfile RuntimeDefault for the pod`)
+    const volume = obj(arr(spec.volumes).map(obj).find(v => v.name === 'endorsement-location')?.hostPath)
+    t.equal(volume.type, 'File', `${path}: the hostPath is type File (no directory is made in its place)`)
+    for (const c of [...arr(spec.initContainers), ...arr(spec.containers)].map(obj)) {
+      const resources = obj(c.resources)
+      t.ok(obj(resources.requests).cpu !== undefined && obj(resources.requests).memory !== undefined, `${path} ${String(c.name)}: cpu and memory requests`)
+      t.ok(obj(resources.limits).memory !== undefined, `${path} ${String(c.name)}: a memory limit`)
+      t.ok(c.securityContext !== undefined, `${path} ${String(c.name)}: its own securityContext`)
+    }
+  }
+})
+
+t.test('metrics: the listener, the annotations and the PodMonitor agree', async t => {
+  const podLabels: Json[] = []
+  for (const [path, mode] of [['deploy/aks/skr-native-sidecar.yaml', 'native'], ['deploy/aks/skr-classic-sidecar.yaml', 'classic']] as const) {
+    const workload = parseYaml(path).find(d => d.kind === 'Pod' || d.kind === 'Deployment') ?? {}
+    const { spec, labels } = podSpec(workload)
+    podLabels.push(labels)
+    const annotations = obj(workload.kind === 'Pod' ? obj(workload.metadata).annotations : obj(obj(obj(workload.spec).template).metadata).annotations)
+    const skr = obj((mode === 'native' ? arr(spec.initContainers) : arr(spec.containers)).find(c => obj(c).name === 'skr'))
+    const config = loadConfig([], envMap(skr))
+    const metricsPort = config.metricsListener?.port
+    t.ok(metricsPort !== undefined && metricsPort !== 8080, `${path}: SKR_METRICS_PORT is set, apart from the API's port`)
+    t.equal(config.metricsListener?.host, '0.0.0.0', `${path}: on the pod IP`)
+    t.equal(config.host, 'localhost', `${path}: the key API stays on loopback`)
+    const port = obj(arr(skr.ports).find(p => obj(p).name === 'metrics'))
+    t.equal(port.containerPort, metricsPort, `${path}: the container port named metrics is SKR_METRICS_PORT`)
+    t.notOk(arr(skr.ports).some(p => obj(p).containerPort === 8080), `${path}: 8080 is not declared`)
+    t.same([annotations['prometheus.io/scrape'], annotations['prometheus.io/port'], annotations['prometheus.io/path']], ['true', String(metricsPort), '/metrics'], `${path}: prometheus.io annotations`)
+  }
+  const monitor = parseYaml('deploy/aks/skr-podmonitor.yaml')[0] ?? {}
+  t.equal(monitor.kind, 'PodMonitor')
+  t.match(monitor.apiVersion, /^(azmonitoring|monitoring)\.coreos\.com\/v1$/, 'Azure Managed Prometheus (or Prometheus Operator) API group')
+  const selector = obj(obj(obj(monitor.spec).selector).matchLabels)
+  for (const labels of podLabels) for (const [k, v] of Object.entries(selector)) t.equal(labels[k], v, `the PodMonitor selects the pods (${k})`)
+  t.same(arr(obj(monitor.spec).podMetricsEndpoints).map(e => [obj(e).port, obj(e).path]), [['metrics', '/metrics']], 'by the port name, at /metrics')
+})
+
 /** Resolves `[parameters('x')]` to the parameter's default (or a marker when it has none). */
 function resolveArm (value: string, parameters: Json): string {
   const m = /^\[parameters\('([^']+)'\)\]$/.exec(value)
@@ -184,6 +275,9 @@ t.test('ACI: ARM template', async t => {
   checkProbe(t, skr.readinessProbe, 'ARM readinessProbe')
   checkProbe(t, skr.livenessProbe, 'ARM livenessProbe')
   checkApp(t, obj(obj(containers.find(c => c.name === 'app')).properties), 'ARM app')
+  // No Pod Security admission in ACI; allowPrivilegeEscalation is what carries over (acipolicygen
+  // writes it into the policy as no_new_privileges). Why not the rest: deploy/README.md.
+  for (const c of containers) t.equal(obj(obj(c.properties).securityContext).allowPrivilegeEscalation, false, `ARM ${String(c.name)}: allowPrivilegeEscalation false`)
 
   // Every parameter used is declared, and every declared one used.
   const text = read('deploy/aci/skr-aci.json')
@@ -206,6 +300,7 @@ t.test('ACI: Bicep mirrors the ARM template', async t => {
   const healthcheckVar = read('deploy/aci/skr-aci.bicep').match(/var healthcheck = \[([^\]]*)\]/)?.[1] ?? ''
   t.same([...healthcheckVar.matchAll(/'([^']+)'/g)].map(m => m[1]), HEALTHCHECK, 'the same probe command as ARM')
   t.notOk(lines.some(l => /privileged:\s*true|ipAddress/.test(l)), 'nothing privileged, nothing exposed')
+  t.equal(lines.filter(l => /^allowPrivilegeEscalation: false$/.test(l)).length, 2, 'allowPrivilegeEscalation false on both containers, as ARM')
 
   const params = lines.map(l => /^param (\w+) /.exec(l)?.[1]).filter((p): p is string => p !== undefined)
   t.same(params.filter(p => p !== 'ccePolicy').sort(), Object.keys(armParameters).sort(), 'same parameters as the ARM template (plus ccePolicy)')
@@ -217,10 +312,10 @@ t.test('ACI: Bicep mirrors the ARM template', async t => {
 
 t.test('the walk-through covers every example and the decisions', async t => {
   const readme = read('deploy/README.md')
-  for (const file of ['aks/skr-native-sidecar.yaml', 'aks/skr-classic-sidecar.yaml', 'aci/skr-aci.json', 'aci/skr-aci.bicep', 'image/skr.sh']) {
+  for (const file of ['aks/skr-native-sidecar.yaml', 'aks/skr-classic-sidecar.yaml', 'aks/skr-podmonitor.yaml', 'aci/skr-aci.json', 'aci/skr-aci.bicep', 'image/skr.sh']) {
     t.ok(readme.includes(file), `mentions ${file}`)
   }
-  for (const topic of ['/skr.sh', '--target root', 'acipolicygen', 'katapolicygen', 'x-ms-sevsnpvm-hostdata', 'POST /attest/maa', 'skr/client', 'healthcheck', '["/nodejs/bin/node", "/app/bin/skr.js"]']) {
+  for (const topic of ['/skr.sh', '--target root', 'acipolicygen', 'katapolicygen', 'x-ms-sevsnpvm-hostdata', 'POST /attest/maa', 'skr-sidecar-client', 'healthcheck', '["/nodejs/bin/node", "/app/bin/skr.js"]', 'SKR_METRICS_PORT', 'prometheus.io/scrape', 'restricted', 'hostPath', 'seccompProfile']) {
     t.ok(readme.includes(topic), `covers ${topic}`)
   }
 })

@@ -2,7 +2,7 @@ import t from 'tap'
 import { RequestInvalid } from '../../../src/errors.ts'
 import {
   evaluateReleasePolicy, parseReleasePolicy, policyAuthorities, releasePolicyFromJson, sameAuthority
-} from '../../../src/emulator/release-policy.ts'
+} from '../../../src/akv/release-policy.ts'
 
 const MAA = 'https://sharedeus.eus.attest.azure.net'
 const b64url = (doc: unknown): string => Buffer.from(JSON.stringify(doc)).toString('base64url')

@@ -315,7 +315,8 @@ t.test('binding: localhost pins 127.0.0.1, non-loopback needs the opt-in', async
   await t.rejects(startGrpcServer({ config, attestation: h.attestation, keyRelease: h.keyRelease, port: 0 }), { code: 'ERR_CONFIG_INVALID' })
   const taken = await startGrpcServer({ config: testConfig(), attestation: h.attestation, keyRelease: h.keyRelease, port: h.server.port })
     .then(async s => { await s.close(0); return null }, (err: unknown) => err)
-  t.match(taken, { code: 'ERR_CONFIG_INVALID' }, 'a port in use is a start-up error')
+  t.match(taken, { code: 'ERR_LISTEN_FAILED', details: { errno: 'EADDRINUSE', port: h.server.port } }, 'a port in use is a start-up error')
+  t.match((taken as Error).message, new RegExp(`^gRPC port ${h.server.port} on 127\\.0\\.0\\.1 is in use \\(EADDRINUSE\\): another skr or the reference sidecar\\? .*set Port / --port`), 'naming the setting to change')
 })
 
 t.test('RequestInvalid and InternalError classes round-trip through the status map', async t => {

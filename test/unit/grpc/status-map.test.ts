@@ -18,6 +18,7 @@ const EXPECTED: Readonly<Record<string, status>> = {
   ERR_KEY_NOT_FOUND: status.NOT_FOUND,
   ERR_RELEASE_UNVERIFIED: status.PERMISSION_DENIED,
   ERR_UPSTREAM_REJECTED: status.FAILED_PRECONDITION,
+  ERR_UPSTREAM_NOT_FOUND: status.FAILED_PRECONDITION,
   ERR_TCB_MISMATCH: status.FAILED_PRECONDITION,
   ERR_UPSTREAM_UNAVAILABLE: status.UNAVAILABLE,
   ERR_IDENTITY_UNAVAILABLE: status.UNAVAILABLE,
@@ -52,4 +53,14 @@ t.test('failures carry the code; server-side ones a fixed message', async t => {
   t.equal(unknown.status.code, status.INTERNAL)
   t.equal(unknown.error.code, 'ERR_INTERNAL')
   t.equal(unknown.status.details, 'ERR_INTERNAL: internal error')
+})
+
+t.test('a server-side failure carries the same safe facts as its HTTP body', async t => {
+  const err = new errors.UpstreamNotFound('release: akv myvaultt.vault.azure.net: host name not found (ENOTFOUND) after 1 attempt', {
+    details: { step: 'release', upstream: 'akv', host: 'myvaultt.vault.azure.net', errorCode: 'ENOTFOUND', attempts: 1 }
+  })
+  const failure = toGrpcFailure(err)
+  t.equal(failure.status.code, status.FAILED_PRECONDITION, 'not UNAVAILABLE: a client must not retry it')
+  t.equal(failure.status.details, 'ERR_UPSTREAM_NOT_FOUND: upstream host not found (step: release, upstream: akv myvaultt.vault.azure.net, error ENOTFOUND)')
+  t.same(failure.status.metadata?.get(ERROR_CODE_TRAILER), ['ERR_UPSTREAM_NOT_FOUND'])
 })

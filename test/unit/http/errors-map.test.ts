@@ -11,7 +11,8 @@ t.test('transport codes → code, retryability and message', async (t) => {
     ['UND_ERR_BODY_TIMEOUT', 'ERR_UPSTREAM_TIMEOUT', true, 'response body stalled'],
     ['ECONNREFUSED', 'ERR_UPSTREAM_UNAVAILABLE', true, 'connection refused'],
     ['ECONNRESET', 'ERR_UPSTREAM_UNAVAILABLE', true, 'connection reset'],
-    ['ENOTFOUND', 'ERR_UPSTREAM_UNAVAILABLE', true, 'host name not found'],
+    // NXDOMAIN: the name does not exist; not retried, and not a retryable 503 for the caller either.
+    ['ENOTFOUND', 'ERR_UPSTREAM_NOT_FOUND', false, 'host name not found'],
     ['EAI_AGAIN', 'ERR_UPSTREAM_UNAVAILABLE', true, 'DNS lookup failed temporarily'],
     ['UND_ERR_SOCKET', 'ERR_UPSTREAM_UNAVAILABLE', true, 'connection closed by the server'],
     ['EPIPE', 'ERR_UPSTREAM_UNAVAILABLE', true, 'connection closed while sending'],
@@ -30,7 +31,7 @@ t.test('transport codes → code, retryability and message', async (t) => {
     t.equal(m.retryable, retryable, `${errno} retryable`)
     t.equal(m.errorCode, errno)
     t.equal(m.error.message, `kds kdsintf.amd.com: ${what} (${errno}) after 3 attempts`)
-    t.same(m.error.details, { upstream: 'kds', errorCode: errno, attempts: 3 })
+    t.same(m.error.details, { upstream: 'kds', host: 'kdsintf.amd.com', errorCode: errno, attempts: 3 })
   }
 })
 
@@ -48,7 +49,7 @@ t.test('deadlineError', async (t) => {
   const err = deadlineError(ctx, 30000)
   t.equal(err.code, 'ERR_UPSTREAM_TIMEOUT')
   t.equal(err.message, 'kds kdsintf.amd.com: no answer within the 30000 ms deadline after 3 attempts')
-  t.same(err.details, { upstream: 'kds', errorCode: 'TOTAL_DEADLINE', attempts: 3 })
+  t.same(err.details, { upstream: 'kds', host: 'kdsintf.amd.com', errorCode: 'TOTAL_DEADLINE', attempts: 3 })
 })
 
 t.test('statusError: retryable statuses → unavailable, others → rejected; body never copied raw', async (t) => {
@@ -56,7 +57,7 @@ t.test('statusError: retryable statuses → unavailable, others → rejected; bo
   const u = statusError(ctx, 429, body)
   t.equal(u.code, 'ERR_UPSTREAM_UNAVAILABLE')
   t.equal(u.message, 'kds kdsintf.amd.com: HTTP 429 (Throttled) after 3 attempts')
-  t.same(u.details, { upstream: 'kds', upstreamStatus: 429, attempts: 3, upstreamCode: 'Throttled', upstreamMessage: 'slow down', upstreamInnerCode: 'Inner' })
+  t.same(u.details, { upstream: 'kds', host: 'kdsintf.amd.com', upstreamStatus: 429, attempts: 3, upstreamCode: 'Throttled', upstreamMessage: 'slow down', upstreamInnerCode: 'Inner' })
   const r = statusError({ ...ctx, attempts: 1 }, 404, Buffer.from('<html>nope</html>'), 'the VCEK')
   t.equal(r.code, 'ERR_UPSTREAM_REJECTED')
   t.equal(r.statusCode, 502)
@@ -64,4 +65,27 @@ t.test('statusError: retryable statuses → unavailable, others → rejected; bo
   t.equal(r.details.upstreamStatus, 404)
   t.notMatch(JSON.stringify({ m: u.message, d: u.details }), /do-not-leak/)
   t.notMatch(JSON.stringify({ m: r.message, d: r.details }), /nope/)
+})
+
+t.test('ENOTFOUND is 502 ERR_UPSTREAM_NOT_FOUND, final; EAI_AGAIN stays a retryable 503', async (t) => {
+  const nx = mapTransportError(e('ENOTFOUND'), { upstream: 'akv', host: 'myvaultt.vault.azure.net', attempts: 1 })
+  t.equal(nx.error.code, 'ERR_UPSTREAM_NOT_FOUND')
+  t.equal(nx.error.statusCode, 502, 'not 503: a client that retries 503 would retry it forever')
+  t.equal(nx.retryable, false)
+  t.equal(nx.error.message, 'akv myvaultt.vault.azure.net: host name not found (ENOTFOUND) after 1 attempt')
+  const again = mapTransportError(e('EAI_AGAIN'), { upstream: 'akv', host: 'myvault.vault.azure.net', attempts: 1 })
+  t.equal(again.error.code, 'ERR_UPSTREAM_UNAVAILABLE')
+  t.equal(again.error.statusCode, 503)
+  t.equal(again.retryable, true)
+  // Happy-eyeballs and wrapped errors carry the code inside.
+  t.equal(mapTransportError(new AggregateError([e('ENOTFOUND')]), ctx).error.code, 'ERR_UPSTREAM_NOT_FOUND')
+})
+
+t.test('through a proxy: messages name it, details say viaProxy (never its address)', async (t) => {
+  const via = { upstream: 'akv' as const, host: 'myvault.vault.azure.net', attempts: 2, proxy: 'http://10.0.0.4:3128' }
+  const m = mapTransportError(e('ECONNREFUSED'), via)
+  t.equal(m.error.message, 'akv myvault.vault.azure.net via proxy http://10.0.0.4:3128: connection refused (ECONNREFUSED) after 2 attempts')
+  t.same(m.error.details, { upstream: 'akv', host: 'myvault.vault.azure.net', viaProxy: true, errorCode: 'ECONNREFUSED', attempts: 2 })
+  t.equal(statusError(via, 503, Buffer.alloc(0)).message, 'akv myvault.vault.azure.net via proxy http://10.0.0.4:3128: HTTP 503 after 2 attempts')
+  t.notMatch(JSON.stringify(deadlineError(via, 1000).details), /10\.0\.0\.4/)
 })

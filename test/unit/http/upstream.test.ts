@@ -190,6 +190,30 @@ t.test('connection refused → ERR_UPSTREAM_UNAVAILABLE after every attempt', as
   t.same(r.sleeps, [0, 0, 0])
 })
 
+t.test('a host name that does not exist (ENOTFOUND) fails at once with 502; EAI_AGAIN is retried as 503', async (t) => {
+  const lookups: string[] = []
+  // Name resolution as getaddrinfo reports it: NXDOMAIN for one name, a resolver that cannot answer for another.
+  const lookup = ((hostname: string, _options: unknown, callback: (err: Error | null) => void): void => {
+    lookups.push(hostname)
+    const code = hostname.startsWith('nx.') ? 'ENOTFOUND' : 'EAI_AGAIN'
+    process.nextTick(() => { callback(Object.assign(new Error(`getaddrinfo ${code} ${hostname}`), { code, hostname })) })
+  }) as unknown as UpstreamOptions['lookup']
+  const r = recorder()
+  const up = new Upstream({ name: 'akv', sleep: r.sleep, random: () => 0, ...(lookup === undefined ? {} : { lookup }) })
+  t.teardown(() => up.close())
+
+  const nx = await up.request({ method: 'GET', url: 'http://nx.vault.skr.test:8080/keys' }).catch((e: unknown) => e)
+  t.match(nx, { code: 'ERR_UPSTREAM_NOT_FOUND', statusCode: 502, details: { upstream: 'akv', host: 'nx.vault.skr.test:8080', errorCode: 'ENOTFOUND', attempts: 1 } })
+  t.equal((nx as Error).message, 'akv nx.vault.skr.test:8080: host name not found (ENOTFOUND) after 1 attempt')
+  t.same(lookups, ['nx.vault.skr.test'], 'asked once: NXDOMAIN is not retried')
+  t.same(r.sleeps, [])
+
+  lookups.length = 0
+  const again = await up.request({ method: 'GET', url: 'http://flaky.vault.skr.test:8080/keys' }).catch((e: unknown) => e)
+  t.match(again, { code: 'ERR_UPSTREAM_UNAVAILABLE', statusCode: 503, details: { errorCode: 'EAI_AGAIN', attempts: 4 } })
+  t.equal(lookups.length, 4, 'a resolver that cannot answer now is retried')
+})
+
 t.test('a socket destroyed mid-body is retried', async (t) => {
   let n = 0
   const half: http.RequestListener = (_req, res) => {

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { evaluateReleasePolicy, releasePolicyFromJson } from '../../../src/emulator/release-policy.ts'
+import { evaluateReleasePolicy, releasePolicyFromJson } from '../../../src/akv/release-policy.ts'
 import { sevSnpClaims } from '../../../src/emulator/maa-claims.ts'
 import {
   authorityOf, buildReleasePolicy, encodeReleasePolicy, hostDataOf, normaliseHostData, parseExtraClaim, parsePolicyDocument,

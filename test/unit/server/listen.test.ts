@@ -149,10 +149,70 @@ t.test('a non-loopback host needs the opt-in, and is announced at warn level', a
   // 192.0.2.1 (TEST-NET-1) is not assigned here, so the bind fails after the warning: nothing is exposed.
   const allowed = setup({ Port: '0' })
   const allowedConfig: Config = { ...allowed.config, host: '192.0.2.1', allowNonLoopback: true }
-  await t.rejects(listen(allowed.app, allowedConfig, allowed.logger), { code: 'EADDRNOTAVAIL' })
+  await t.rejects(listen(allowed.app, allowedConfig, allowed.logger), {
+    code: 'ERR_LISTEN_FAILED',
+    message: '192.0.2.1 is not an address of this machine (EADDRNOTAVAIL): set SKR_HOST / --host to one of its addresses, or leave it unset for localhost',
+    details: { errno: 'EADDRNOTAVAIL', host: '192.0.2.1' }
+  })
   const warning = allowed.logs.find(l => l.level === 'warn')
   t.ok(warning, 'a warning was logged')
   t.match(String(warning?.msg), 'NON-LOOPBACK address 192.0.2.1')
+})
+
+/** A plain TCP listener on host:0 standing in for "another skr"; closed at teardown. */
+async function occupy (t: Test, host: string): Promise<number> {
+  const other = createNetServer(socket => socket.end())
+  await new Promise<void>((resolve, reject) => { other.once('error', reject); other.listen(0, host, resolve) })
+  t.teardown(() => new Promise<void>(resolve => other.close(() => { resolve() })))
+  const bound = other.address()
+  return typeof bound === 'object' && bound !== null ? bound.port : 0
+}
+
+t.test('a port in use is ERR_LISTEN_FAILED with a hint, and nothing stays open', async t => {
+  const port = await occupy(t, '127.0.0.1')
+  const { config, app, logger } = setup({ Port: String(port) })
+  await t.rejects(listen(app, config, logger), {
+    code: 'ERR_LISTEN_FAILED',
+    message: `port ${port} on 127.0.0.1 is in use (EADDRINUSE): another skr or the reference sidecar? Stop it, or set Port / --port to a free port (0 picks one)`,
+    details: { errno: 'EADDRINUSE', host: '127.0.0.1', port },
+    cause: { code: 'EADDRINUSE' }
+  })
+  t.equal(app.server.listening, false)
+})
+
+t.test("'localhost': the port in use on ::1 only is ERR_LISTEN_FAILED too, and the 127.0.0.1 listener is closed again", async t => {
+  let port: number
+  try {
+    port = await occupy(t, '::1')
+  } catch (err) {
+    t.comment(`skipped: this machine has no IPv6 loopback (${String((err as { code?: unknown }).code)})`)
+    t.pass('nothing to check without ::1')
+    return
+  }
+  const { config, app, logger } = setup({ Port: String(port) })
+  const failed = await listen(app, config, logger).then(async s => { await s.close(); return null }, (err: unknown) => err)
+  if (failed === null) {
+    t.comment('skipped: 127.0.0.1 and ::1 do not share port numbers here')
+    t.pass('nothing to check')
+    return
+  }
+  t.match(failed, { code: 'ERR_LISTEN_FAILED', message: `port ${port} on [::1] is in use (EADDRINUSE)`, details: { host: '::1', port } })
+  t.equal(app.server.listening, false)
+})
+
+t.test('a Unix socket that cannot be created is ERR_LISTEN_FAILED naming the setting, not the path', async t => {
+  const dir = await tempDir(t)
+  const { config, app, logger } = setup({ SKR_HOST: '127.0.0.1', Port: '0', SKR_UNIX_SOCKET: join(dir, 'missing', 'skr.sock') })
+  const err = await listen(app, config, logger).then(() => null, (e: unknown) => e)
+  // libuv reports a missing directory as EACCES (Linux) or ENOENT.
+  t.match(err, { code: 'ERR_LISTEN_FAILED', message: /^cannot create the Unix socket SKR_UNIX_SOCKET names \((EACCES|ENOENT)\): its directory must exist and be writable by skr's user$/ })
+  t.notMatch((err as Error).message, dir)
+  t.equal(app.server.listening, false, 'the TCP listener was closed again')
+})
+
+t.test('a privileged port without the privilege is ERR_LISTEN_FAILED (EACCES)', { skip: process.getuid?.() === 0 ? 'running as root: any port can be bound (listen-error.test.ts covers the message)' : false }, async t => {
+  const { config, app, logger } = setup({ SKR_HOST: '127.0.0.1', Port: '1' })
+  await t.rejects(listen(app, config, logger), { code: 'ERR_LISTEN_FAILED', message: /^port 1 on 127\.0\.0\.1 needs privileges \(EACCES\)/ })
 })
 
 t.test('a client disconnect aborts the service signal', async t => {

@@ -171,7 +171,7 @@ const cases: Case[] = [
   { name: 'MAA down', arrange: (s) => { s.attestation.mode = { kind: 'fail', error: new UpstreamUnavailable('maa sharedeus.eus.attest.azure.net: HTTP 503 after 4 attempts', { details: { upstream: 'maa', upstreamStatus: 503 } }) } }, code: 'ERR_UPSTREAM_UNAVAILABLE', status: 503, message: /^attestation: maa sharedeus\.eus\.attest\.azure\.net: HTTP 503/ },
   { name: 'MAA token invalid', arrange: (s) => { s.attestation.mode = { kind: 'fail', error: new MaaTokenInvalid('MAA token signature invalid') } }, code: 'ERR_MAA_TOKEN_INVALID', status: 502, message: /^attestation: MAA token signature invalid$/ },
   { name: 'identity unavailable', arrange: (s) => { s.tokens.error = new IdentityUnavailable('managed identity token request failed: IMDS answered 400 invalid_request: Identity not found (is the identity assigned to the container group? client_id abc)') }, code: 'ERR_IDENTITY_UNAVAILABLE', status: 503, message: /^identity: managed identity token request failed: IMDS answered 400/ },
-  { name: 'policy denial', arrange: (s) => { s.vault.faults.error = new KeyReleaseDenied('AKV denied the key release: Forbidden: Target environment attestation statement cannot be verified.') }, code: 'ERR_KEY_RELEASE_DENIED', status: 403, message: /^release: AKV denied the key release: Forbidden: Target environment attestation statement cannot be verified\.$/ },
+  { name: 'policy denial', arrange: (s) => { s.vault.faults.error = new KeyReleaseDenied('AKV denied the key release: Forbidden: Target environment attestation statement cannot be verified.') }, code: 'ERR_KEY_RELEASE_DENIED', status: 403, message: /^release: AKV denied the key release: Forbidden: Target environment attestation statement cannot be verified\. Claims presented: iss absent, x-ms-attestation-type="sevsnpvm", x-ms-compliance-status absent, /u },
   { name: 'AKV timeout', arrange: (s) => { s.vault.faults.error = new UpstreamTimeout('akv myvault.vault.azure.net: no answer within the 30000 ms deadline after 2 attempts') }, code: 'ERR_UPSTREAM_TIMEOUT', status: 504, message: /^release: akv myvault/ },
   { name: 'release client bug', arrange: (s) => { s.vault.faults.error = new Error(`oops ${AAD_TOKEN}`) }, code: 'ERR_INTERNAL', status: 500, message: /^release: internal error$/ },
   { name: 'untrusted signer chain', arrange: (s) => { s.vault.faults.signer = untrusted }, code: 'ERR_RELEASE_UNVERIFIED', status: 403, message: /^verification: release JWS signer chain does not reach a trusted root$/ },
@@ -202,6 +202,45 @@ t.test('each failing step keeps its code and status, and its message starts with
     }
     t.same(secretsIn(`${err.message} ${JSON.stringify(err.details)}`, s.vault), [], `${c.name}: no secret in the message`)
     t.same(secretsIn(s.logs.join(''), s.vault), [], `${c.name}: no secret in the logs`)
+  }
+})
+
+t.test('a policy denial names the claims the token presented, never the token', async (t) => {
+  const claims = {
+    iss: `https://${MAA}`,
+    'x-ms-attestation-type': 'sevsnpvm',
+    'x-ms-compliance-status': 'azure-compliant-uvm',
+    'x-ms-sevsnpvm-hostdata': 'ab'.repeat(32),
+    'x-ms-sevsnpvm-is-debuggable': false,
+    'x-ms-sevsnpvm-vmpl': 0,
+    'x-ms-sevsnpvm-launchmeasurement': 'cd'.repeat(48),
+    'x-ms-runtime': { keys: [{ kid: 'wrapping', n: 'PUBLIC-MODULUS' }] },
+    nonce: '12345'
+  }
+  const token = `eyJhbGciOiJSUzI1NiJ9.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.c2lnbmF0dXJlLVNFQ1JFVA`
+  const denied = 'AKV denied the key release: Forbidden: Target environment attestation statement cannot be verified.'
+  const s = setup()
+  s.attestation.token = token
+  s.vault.faults.error = new KeyReleaseDenied(denied, { details: { upstream: 'akv', upstreamStatus: 403, upstreamCode: 'Forbidden', upstreamInnerCode: 'AccessDenied' } })
+  const err = await s.service.release({ maaEndpoint: MAA, akvEndpoint: VAULT, kid: 'k' }).then(() => { throw new Error('released') }, (e: unknown) => e as KeyReleaseDenied)
+  t.equal(err.code, 'ERR_KEY_RELEASE_DENIED')
+  t.equal(err.message, `release: ${denied} Claims presented: iss="https://${MAA}", x-ms-attestation-type="sevsnpvm", ` +
+    `x-ms-compliance-status="azure-compliant-uvm", x-ms-sevsnpvm-hostdata="${'ab'.repeat(32)}", x-ms-sevsnpvm-is-debuggable=false, ` +
+    `x-ms-sevsnpvm-vmpl=0, x-ms-sevsnpvm-launchmeasurement="${'cd'.repeat(48)}"`)
+  t.match(err.details, { step: 'release', upstreamInnerCode: 'AccessDenied', claimsShown: true })
+  for (const secret of [token, token.split('.')[2] ?? '', 'PUBLIC-MODULUS', '12345']) t.notOk(err.message.includes(secret), 'no token, signature, runtime key or nonce')
+  t.same(secretsIn(s.logs.join(''), s.vault), [])
+
+  // Not a policy denial: the vault's answer passes unchanged.
+  for (const other of [
+    new KeyReleaseDenied('AKV denied the key release: Forbidden: key is not exportable', { details: { upstreamInnerCode: 'KeyNotExportable' } }),
+    new UpstreamUnavailable('akv myvault.vault.azure.net: HTTP 503 after 4 attempts')
+  ]) {
+    const o = setup()
+    o.attestation.token = token
+    o.vault.faults.error = other
+    const e = await o.service.release({ maaEndpoint: MAA, akvEndpoint: VAULT, kid: 'k' }).then(() => { throw new Error('released') }, (x: unknown) => x as Error)
+    t.equal(e.message, `release: ${other.message}`, `${other.code}: no claims appended`)
   }
 })
 

@@ -1,5 +1,8 @@
-// The key release policy grammar and its evaluation against attestation claims, as the AKV/mHSM
-// emulator applies it (wire-protocols §3; SECDOCS key-management-policy-grammar.md). Pure: no I/O.
+// The key release policy grammar and its evaluation against attestation claims (wire-protocols
+// §3; SECDOCS key-management-policy-grammar.md). Pure: no I/O. Two users: the AKV/mHSM emulator
+// (src/emulator/akv.ts), which decides releases with evaluateReleasePolicy, and `skr explain`
+// (src/ops/explain.ts), which shows every clause met or not with explainReleasePolicy; both are
+// one evaluation, so what explain prints is what the emulator decides.
 //
 // Choices where the sources are silent (each is UNCONFIRMED against the live service):
 // - every operator of the grammar is evaluated, not only `equals`;
@@ -206,8 +209,7 @@ function numberForm (value: unknown): number | null {
   return null
 }
 
-function claimHolds (cond: ClaimCondition, claims: Record<string, unknown>): boolean {
-  const { found, value } = lookup(claims, cond.claim)
+function claimHolds (cond: ClaimCondition, found: boolean, value: unknown): boolean {
   if (cond.operator === 'exists') return found === cond.value
   if (!found) return false
   if (cond.operator === 'equals' || cond.operator === 'notEquals') {
@@ -226,33 +228,103 @@ function claimHolds (cond: ClaimCondition, claims: Record<string, unknown>): boo
   }
 }
 
-/** Evaluates a condition list; returns null when it holds, else the first claim name that failed. */
-function failing (mode: 'allOf' | 'anyOf', conditions: Condition[], claims: Record<string, unknown>): string | null {
-  let firstFailure: string | null = null
-  for (const cond of conditions) {
-    const failed = cond.kind === 'claim' ? (claimHolds(cond, claims) ? null : cond.claim) : failing(cond.kind, cond.conditions, claims)
+/** One claim condition, evaluated: what the policy expects and what the claims hold. */
+export interface ClaimResult {
+  kind: 'claim'
+  claim: string
+  operator: ClaimOperator
+  expected: PolicyValue
+  /** Whether the claims carry it (a missing claim fails every operator but `exists: false`). */
+  present: boolean
+  /** The claim's value; undefined when absent. */
+  actual: unknown
+  met: boolean
+}
+
+/** A nested allOf/anyOf, evaluated: each of its conditions, and whether the group holds. */
+export interface GroupResult {
+  kind: 'allOf' | 'anyOf'
+  met: boolean
+  conditions: ConditionResult[]
+}
+
+/** One evaluated node of a policy's condition tree. */
+export type ConditionResult = ClaimResult | GroupResult
+
+/** One authority entry, evaluated. `met` needs both the issuer and the conditions. */
+export interface AuthorityResult {
+  authority: string
+  /** The token's issuer is this authority (sameAuthority): only then can the entry allow a release. */
+  issuerMatches: boolean
+  mode: 'allOf' | 'anyOf'
+  /** The conditions hold for these claims (whatever the issuer). */
+  conditionsMet: boolean
+  met: boolean
+  conditions: ConditionResult[]
+}
+
+/** A whole policy, evaluated clause by clause against one issuer's claims. */
+export interface PolicyExplanation {
+  allowed: boolean
+  issuer: string
+  /** The first authority entry that allows the release; null when none does. */
+  authority: string | null
+  authorities: AuthorityResult[]
+}
+
+function explainCondition (cond: Condition, claims: Record<string, unknown>): ConditionResult {
+  if (cond.kind === 'claim') {
+    const { found, value } = lookup(claims, cond.claim)
+    return { kind: 'claim', claim: cond.claim, operator: cond.operator, expected: cond.value, present: found, actual: value, met: claimHolds(cond, found, value) }
+  }
+  const conditions = cond.conditions.map((c) => explainCondition(c, claims))
+  return { kind: cond.kind, met: groupHolds(cond.kind, conditions), conditions }
+}
+
+function groupHolds (mode: 'allOf' | 'anyOf', results: readonly ConditionResult[]): boolean {
+  return mode === 'allOf' ? results.every((r) => r.met) : results.some((r) => r.met)
+}
+
+/**
+ * Evaluates every clause of `policy` against claims issued by `issuer` (no short cut: every
+ * condition of every authority entry gets a result). The release is allowed when some entry
+ * names the issuer (sameAuthority) and its conditions hold.
+ */
+export function explainReleasePolicy (policy: ReleasePolicy, issuer: string, claims: Record<string, unknown>): PolicyExplanation {
+  const authorities = policy.anyOf.map((rule): AuthorityResult => {
+    const conditions = rule.conditions.map((c) => explainCondition(c, claims))
+    const issuerMatches = sameAuthority(rule.authority, issuer)
+    const conditionsMet = groupHolds(rule.mode, conditions)
+    return { authority: rule.authority, issuerMatches, mode: rule.mode, conditionsMet, met: issuerMatches && conditionsMet, conditions }
+  })
+  const allowing = authorities.find((a) => a.met)
+  return { allowed: allowing !== undefined, issuer, authority: allowing?.authority ?? null, authorities }
+}
+
+/** The first claim name that keeps a condition list from holding; null when it holds. */
+function firstFailure (mode: 'allOf' | 'anyOf', results: readonly ConditionResult[]): string | null {
+  let first: string | null = null
+  for (const r of results) {
+    const failed = r.kind === 'claim' ? (r.met ? null : r.claim) : firstFailure(r.kind, r.conditions)
     if (mode === 'anyOf' && failed === null) return null
     if (mode === 'allOf' && failed !== null) return failed
-    firstFailure ??= failed
+    first ??= failed
   }
-  return mode === 'allOf' ? null : firstFailure
+  return mode === 'allOf' ? null : first
 }
 
 /**
  * Decides whether claims issued by `issuer` meet `policy`: some authority entry must name the
  * issuer (see sameAuthority) and its conditions must hold. Missing claims make a condition false,
- * except `exists: false`.
+ * except `exists: false`. The reason names claims and authorities, never claim values.
  */
 export function evaluateReleasePolicy (policy: ReleasePolicy, issuer: string, claims: Record<string, unknown>): PolicyDecision {
-  const rules = policy.anyOf.filter((rule) => sameAuthority(rule.authority, issuer))
-  if (rules.length === 0) return { allowed: false, authority: null, reason: 'no policy authority matches the token issuer' }
-  let reason = ''
-  for (const rule of rules) {
-    const failed = failing(rule.mode, rule.conditions, claims)
-    if (failed === null) return { allowed: true, authority: rule.authority, reason: `claims satisfy the policy of ${rule.authority}` }
-    reason ||= `claim ${failed} does not satisfy the policy of ${rule.authority}`
-  }
-  return { allowed: false, authority: rules[0]?.authority ?? null, reason }
+  const explanation = explainReleasePolicy(policy, issuer, claims)
+  const matching = explanation.authorities.filter((a) => a.issuerMatches)
+  const first = matching[0]
+  if (first === undefined) return { allowed: false, authority: null, reason: 'no policy authority matches the token issuer' }
+  if (explanation.authority !== null) return { allowed: true, authority: explanation.authority, reason: `claims satisfy the policy of ${explanation.authority}` }
+  return { allowed: false, authority: first.authority, reason: `claim ${firstFailure(first.mode, first.conditions) ?? '?'} does not satisfy the policy of ${first.authority}` }
 }
 
 /** The authorities a policy names, in order (the issuers whose tokens it can accept). */

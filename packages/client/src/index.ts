@@ -1,12 +1,13 @@
-// skr/client: a small typed client for app containers that sit beside the sidecar. It speaks
-// the reference API (POST /key/release, /attest/maa, /attest/raw, /attest/combined, GET
-// /status), so it works against skr and against the reference Go sidecar alike. It imports
-// node built-ins only (undici lazily, for Unix sockets), never logs, and hands released keys
-// back as node:crypto KeyObjects.
+// skr-sidecar-client: a small typed client for app containers that sit beside the sidecar. It
+// speaks the reference API (POST /key/release, /attest/maa, /attest/raw, /attest/combined, GET
+// /status), so it works against skr and against the reference Go sidecar alike. It imports node
+// built-ins only (no dependencies: an app container that installs it gets kilobytes), never logs,
+// and hands released keys back as node:crypto KeyObjects.
 import type { JsonWebKey, KeyObject } from 'node:crypto'
 import { CLIENT_ERROR_CODES, SkrClientError } from './errors.ts'
 import { parseReleasedKey, type ReleasedKey } from './jwk.ts'
 import { requestJson, type FetchFn, type TransportSettings } from './transport.ts'
+import { unixSocketFetch } from './unix-fetch.ts'
 
 export { CLIENT_ERROR_CODES, SkrClientError, isSkrClientError, type SkrClientErrorOptions } from './errors.ts'
 export { jwkToKeyObject, type ReleasedKey } from './jwk.ts'
@@ -18,7 +19,7 @@ export interface SkrClientOptions {
   baseUrl?: string
   /** Dial this Unix socket (skr `--unix-socket`) instead of TCP; baseUrl's host is then ignored. */
   socketPath?: string
-  /** Budget of one attempt (headers and body), in ms. Default 70000: above skr's 60 s request deadline, so its own 504 arrives first. */
+  /** Budget of one attempt (headers and body), in ms. Default 20000: above skr's 15 s request deadline (SKR_REQUEST_TIMEOUT_MS), so its own 504 arrives first. */
   timeoutMs?: number
   /** Extra attempts after a 503/504 or an unreachable sidecar; default 3. */
   retries?: number
@@ -80,11 +81,11 @@ export interface SkrClient {
   combined (runtimeData: Uint8Array | string, options?: CallOptions): Promise<CombinedEvidence>
   /** GET /status. */
   status (options?: CallOptions): Promise<SkrStatus>
-  /** Closes the Unix-socket connection pool, if one was opened. */
+  /** Releases what the client holds; nothing is kept open between calls, so this is a no-op kept for compatibility. */
   close (): Promise<void>
 }
 
-const DEFAULTS = { baseUrl: 'http://localhost:8080', timeoutMs: 70_000, retries: 3, backoffMs: 250, maxRetryDelayMs: 10_000 }
+const DEFAULTS = { baseUrl: 'http://localhost:8080', timeoutMs: 20_000, retries: 3, backoffMs: 250, maxRetryDelayMs: 10_000 }
 
 function isRecord (v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
@@ -134,16 +135,9 @@ export function createSkrClient (options: SkrClientOptions = {}): SkrClient {
   const socketPath = options.socketPath
   if (socketPath !== undefined && (typeof socketPath !== 'string' || socketPath === '')) throw new TypeError('createSkrClient: socketPath must be a non-empty string')
   const userFetch = options.fetch as FetchFn | undefined
-  // A Unix socket needs undici's Agent and the matching undici fetch; load them only then.
-  let unix: Promise<{ fetch: FetchFn; dispatcher: { close: () => Promise<void> } }> | null = null
-  const connect = async (): Promise<{ fetch: FetchFn; dispatcher?: unknown }> => {
-    if (socketPath === undefined) return { fetch: userFetch ?? (globalThis.fetch as FetchFn) }
-    unix ??= import('undici').then(undici => ({
-      fetch: userFetch ?? (undici.fetch as unknown as FetchFn),
-      dispatcher: new undici.Agent({ connect: { socketPath } })
-    }))
-    return await unix
-  }
+  // A Unix socket is dialled through node:http (./unix-fetch.ts): the global fetch cannot.
+  const fetchFn: FetchFn = userFetch ?? (socketPath === undefined ? (globalThis.fetch as FetchFn) : unixSocketFetch(socketPath))
+  const connect = async (): Promise<{ fetch: FetchFn }> => ({ fetch: fetchFn })
   const settings: TransportSettings = {
     baseUrl: normaliseBaseUrl(options.baseUrl ?? (socketPath === undefined ? DEFAULTS.baseUrl : 'http://localhost')),
     timeoutMs: nonNegativeInteger(options.timeoutMs, 'timeoutMs', DEFAULTS.timeoutMs, 1),
@@ -196,10 +190,7 @@ export function createSkrClient (options: SkrClientOptions = {}): SkrClient {
       return out
     },
     async close () {
-      if (unix === null) return
-      const { dispatcher } = await unix
-      unix = null
-      await dispatcher.close()
+      // Nothing is kept open between calls (each Unix-socket call uses its own connection).
     }
   }
 }
