@@ -80,17 +80,38 @@ function text (base: string, env: EmulatedEnvironment, requests: readonly TryReq
   ].join('\n') + '\n'
 }
 
-/** Settles on the first SIGINT or SIGTERM after the call (which then no longer ends the process at once). */
-async function stopped (): Promise<void> {
-  await new Promise<void>(resolve => {
-    const done = (): void => {
-      process.removeListener('SIGINT', done)
-      process.removeListener('SIGTERM', done)
-      resolve()
+/** The run's stop request: the first SIGINT or SIGTERM. */
+interface StopRequest {
+  readonly requested: boolean
+  readonly signalled: Promise<void>
+  /** Gives the signals back to Node's default handling. */
+  dispose (): void
+}
+
+/**
+ * Listens for SIGINT and SIGTERM for the whole run: the first one asks the run to stop, and any
+ * later one is ignored, so that a second Ctrl-C while the emulators shut down cannot kill the
+ * process half way (and leave their temporary files behind).
+ */
+function stopRequest (): StopRequest {
+  let requested = false
+  let resolve = (): void => {}
+  const signalled = new Promise<void>(done => { resolve = done })
+  const onSignal = (): void => {
+    if (requested) return
+    requested = true
+    resolve()
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+  return {
+    get requested () { return requested },
+    signalled,
+    dispose () {
+      process.removeListener('SIGINT', onSignal)
+      process.removeListener('SIGTERM', onSignal)
     }
-    process.once('SIGINT', done)
-    process.once('SIGTERM', done)
-  })
+  }
 }
 
 /** Runs until SIGINT/SIGTERM; resolves to the exit code. */
@@ -116,17 +137,26 @@ export async function run (argv: readonly string[], env: Readonly<Record<string,
     return 2
   }
 
-  // Listening from here on: Ctrl-C while the emulators start still closes them and removes their files.
-  const stop = stopped()
+  // Listening from here on: Ctrl-C while the emulators start still closes them and removes their
+  // files, and stops the start-up at the next step.
+  const stop = stopRequest()
   // The chain cache the simulated `skr serve` uses, so a first run's chain serves both.
   const cacheDir = env.SKR_SIMULATED_CACHE_DIR !== undefined && env.SKR_SIMULATED_CACHE_DIR !== '' ? env.SKR_SIMULATED_CACHE_DIR : defaultEmulatedCacheDir(env)
-  const emulated = await startEmulatedEnvironment({ cacheDir, progress: (message) => { stderr.write(`skr emulate: ${message}\n`) } })
+  let emulated
+  try {
+    emulated = await startEmulatedEnvironment({ cacheDir, progress: (message) => { stderr.write(`skr emulate: ${message}\n`) } })
+  } catch (err) {
+    stop.dispose()
+    throw err
+  }
   // @azure/identity reads the IMDS redirect from the process environment itself; put back after.
   const identityHost = process.env.AZURE_POD_IDENTITY_AUTHORITY_HOST
   let log: Logger | null = null
   let sidecar: Sidecar | null = null
   try {
+    if (stop.requested) return 0
     await importDemoKeys(emulated)
+    if (stop.requested) return 0
     process.env.AZURE_POD_IDENTITY_AUTHORITY_HOST = emulated.imds.url
     // Only the emulator's settings: a shell's own Azure or skr variables (a workload identity, a
     // proxy, a real vault's allow-list) must not point this sidecar anywhere else.
@@ -134,6 +164,7 @@ export async function run (argv: readonly string[], env: Readonly<Record<string,
     // The sidecar's JSON log lines go to stderr: stdout is for the curl lines (or the --json line).
     log = redactChildBindings(pino(loggerOptions(config.logLevel), pino.destination({ dest: 2, sync: false })))
     sidecar = await startSidecar(config, { log, extraCa: [...emulated.extraCa] })
+    if (stop.requested) return 0
     const base = sidecar.addresses[0] as string
     const requests = tryRequests(base, emulated.maa.endpoint, emulated.akv.endpoint)
     if (flags.json === 'true') {
@@ -149,7 +180,7 @@ export async function run (argv: readonly string[], env: Readonly<Record<string,
     } else {
       stdout.write(text(base, emulated, requests))
     }
-    await stop
+    await stop.signalled
     return 0
   } finally {
     await sidecar?.close()
@@ -157,5 +188,6 @@ export async function run (argv: readonly string[], env: Readonly<Record<string,
     await emulated.close()
     if (identityHost === undefined) delete process.env.AZURE_POD_IDENTITY_AUTHORITY_HOST
     else process.env.AZURE_POD_IDENTITY_AUTHORITY_HOST = identityHost
+    stop.dispose()
   }
 }

@@ -3,11 +3,12 @@
 // token from a running sidecar, or a saved token), evaluates the policy locally with the
 // evaluator the AKV emulator uses, and prints every clause as met or not met with its expected
 // and actual value. Prints claims, never a token.
+import { parseKid } from '../skr/kid.ts'
 import { loadConfig } from '../config.ts'
 import { readExtraCa } from '../config/extra-ca.ts'
 import { normaliseEndpoint } from '../http/endpoint.ts'
 import { DEFAULT_SERVICE_VERSION } from '../ops/import-key.ts'
-import { buildReport, claimsOfToken, renderJson, renderText, tokenFromText, type ClaimsSource } from '../ops/explain.ts'
+import { buildReport, claimsOfToken, policyOfKey, releasable, renderJson, renderText, tokenFromText, type ClaimsSource } from '../ops/explain.ts'
 import type { FlagSpecs } from './flags.ts'
 import {
   EXIT, helpText, parseCommandFlags, processIo, readUserFile, runOperatorCommand, toJson, usageError, wantsHelp,
@@ -32,8 +33,6 @@ const FLAGS: FlagSpecs = {
   json: { type: 'boolean', help: 'print {allowed, authority, issuer, claimsSource, authorities: [{authority, issuerMatches, met, conditions}], warnings, policy} as JSON' }
 }
 
-const KEY_NAME = /^[0-9A-Za-z-]{1,127}$/
-const KEY_VERSION = /^[0-9A-Za-z]{1,64}$/
 
 /** Hooks for tests. */
 export interface ExplainHooks { maxRetries?: number, now?: () => Date }
@@ -49,12 +48,15 @@ function endpoint (value: string, flag: string): string {
 function keyOf (values: Readonly<Record<string, string>>): { name: string, version?: string } {
   const raw = values.name
   if (raw === undefined) throw usageError('--name is required: the key name, or name/version')
-  const [name = '', inline, ...more] = raw.split('/')
-  const version = inline ?? values.version
-  if (inline !== undefined && values.version !== undefined) throw usageError('give the version in --name name/version or with --version, not both')
-  if (more.length > 0 || !KEY_NAME.test(name)) throw usageError('--name must be a key name (1-127 letters, digits or dashes), optionally /version')
-  if (version !== undefined && !KEY_VERSION.test(version)) throw usageError('the key version must be 1-64 letters or digits')
-  return version === undefined ? { name } : { name, version }
+  if (raw.includes('/') && values.version !== undefined) throw usageError('give the version in --name name/version or with --version, not both')
+  // The same key-id rule as the sidecar's kid (skr/kid.ts).
+  let kid
+  try {
+    kid = parseKid(values.version === undefined ? raw : `${raw}/${values.version}`)
+  } catch {
+    throw usageError('--name must be a key name (1-127 letters, digits or dashes), optionally /version (1-64 letters or digits)')
+  }
+  return kid.version === null ? { name: kid.name } : { name: kid.name, version: kid.version }
 }
 
 function sidecarUrl (raw: string | undefined): string {
@@ -121,6 +123,8 @@ export async function run (argv: readonly string[], env: CommandEnv, io: Command
       ...(hooks.maxRetries === undefined ? {} : { maxRetries: hooks.maxRetries })
     })
 
+    // A key without a usable policy is said so before anything else (not as a missing --maa-endpoint).
+    policyOfKey(vaultKey)
     let source: ClaimsSource
     let token: string
     if (savedToken !== null) {
@@ -132,8 +136,9 @@ export async function run (argv: readonly string[], env: CommandEnv, io: Command
       source = { kind: 'sidecar', url: sidecar ?? DEFAULT_SIDECAR_URL, maaEndpoint }
       token = await tokenFromSidecar({ url: source.url, maaEndpoint, timeoutMs: config.requestTimeoutMs + 5_000 })
     }
-    const report = buildReport({ vault, key: vaultKey, claims: claimsOfToken(token), source, now: hooks.now?.() ?? new Date() })
+    const report = buildReport({ vault, key: vaultKey, claims: claimsOfToken(token, savedToken === null ? 'sidecar' : 'file'), source, now: hooks.now?.() ?? new Date() })
     io.stdout(values.json === 'true' ? toJson(renderJson(report)) : renderText(report))
-    return report.explanation.allowed ? EXIT.ok : EXIT.failed
+    // Exit 0 only when the vault would release: an expired token or a non-exportable key is refused whatever the policy says.
+    return releasable(report) ? EXIT.ok : EXIT.failed
   })
 }

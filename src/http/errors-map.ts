@@ -70,6 +70,11 @@ const TLS_CODES = new Set([
   'HOSTNAME_MISMATCH', 'INVALID_CA', 'PATH_LENGTH_EXCEEDED', 'INVALID_PURPOSE'
 ])
 
+/** The errno-style code of a transport failure: its own, an AggregateError part's, or its cause's. */
+export function transportErrorCode (err: unknown): string | undefined {
+  return codeOf(err)
+}
+
 function codeOf (err: unknown): string | undefined {
   if (typeof err !== 'object' || err === null) return undefined
   const code = (err as { code?: unknown }).code

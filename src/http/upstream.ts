@@ -19,7 +19,7 @@ import { createSecureContext, rootCertificates, type SecureContext } from 'node:
 import type * as UndiciModule from 'undici'
 import type { buildConnector, Dispatcher, Pool } from 'undici'
 import { UpstreamResponseInvalid, UpstreamUnavailable } from '../errors.ts'
-import { attemptsText, deadlineError, mapTransportError, statusError, upstreamFacts, type FailureContext, type TransportFailure } from './errors-map.ts'
+import { attemptsText, deadlineError, mapTransportError, statusError, upstreamFacts, type FailureContext, type TransportFailure, transportErrorCode } from './errors-map.ts'
 import { proxyFor, proxyFromEnvironment, proxyRefusalStatus, type ProxyServer, type ProxySettings, type UnusableProxy } from './proxy.ts'
 import { isRetryableStatus, retryDelayMs } from './retry.ts'
 import { upstreamFailureStatus } from '../observability/metrics.ts'
@@ -108,7 +108,17 @@ const REFUSAL_HINTS: Record<number, string> = {
 /** A proxied attempt's failure: a refused tunnel names the proxy and its status; anything else maps as usual. */
 function mapProxiedFailure (err: unknown, ctx: FailureContext, proxy: ProxyServer): TransportFailure {
   const status = proxyRefusalStatus(err)
-  if (status === null) return mapTransportError(err, ctx)
+  if (status === null) {
+    // Through a proxy skr resolves only the proxy's name (the proxy resolves the upstream's), so a
+    // name that does not exist is the proxy's: the operator's setting, not the caller's host.
+    if (transportErrorCode(err) === 'ENOTFOUND') {
+      const error = new UpstreamUnavailable(
+        `${ctx.upstream} ${ctx.host}: the egress proxy ${proxy.origin} (${proxy.variable}) has a host name that does not resolve; fix ${proxy.variable} or list the host in NO_PROXY ${attemptsText(ctx.attempts)}`,
+        { cause: err, details: { ...upstreamFacts(ctx), errorCode: 'PROXY_NOT_FOUND', proxyVariable: proxy.variable, attempts: ctx.attempts } })
+      return { error, retryable: false, errorCode: 'PROXY_NOT_FOUND' }
+    }
+    return mapTransportError(err, ctx)
+  }
   // The upstream was never reached, whatever the proxy said; only a transient proxy status is worth another attempt.
   const error = new UpstreamUnavailable(
     `${ctx.upstream} ${ctx.host}: proxy ${proxy.origin} refused the tunnel with HTTP ${status}${REFUSAL_HINTS[status] ?? ''} ${attemptsText(ctx.attempts)}`,

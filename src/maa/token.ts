@@ -2,6 +2,7 @@
 // against the expected issuer's /certs keys, the issuer and the lifetime, with jose. The issuer is
 // derived from the endpoint skr was told to use, never from the token: a token's own `iss` or
 // `jku` never makes us fetch keys from a URL of its choosing.
+import { decodeBase64Url } from '../encoding/base64.ts'
 import { decodeProtectedHeader, jwtVerify } from 'jose'
 import type { ProtectedHeaderParameters } from 'jose'
 import { MaaTokenInvalid, SidecarError } from '../errors.ts'
@@ -124,9 +125,10 @@ export const POLICY_CLAIMS: readonly string[] = Object.freeze([
 export function decodeTokenClaims (token: string): Record<string, unknown> | null {
   if (typeof token !== 'string') return null
   const parts = token.split('.')
-  if (parts.length !== 3 || parts[1] === undefined || !/^[A-Za-z0-9_-]+$/.test(parts[1])) return null
+  const bytes = parts.length === 3 && parts[1] !== undefined ? decodeBase64Url(parts[1]) : null
+  if (bytes === null) return null
   try {
-    const payload: unknown = JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8'))
+    const payload: unknown = JSON.parse(bytes.toString('utf8'))
     return typeof payload === 'object' && payload !== null && !Array.isArray(payload) ? payload as Record<string, unknown> : null
   } catch {
     return null

@@ -2,6 +2,7 @@
 // getKey, with operator credentials), and the claims skr would present, as an MAA token from a
 // running sidecar (`POST /attest/maa`, exactly what a release attests with, the runtime data
 // aside). The token is held in memory only long enough to decode its claims, never printed.
+import { decodePolicy } from './import-key.ts'
 import type { TokenCredential } from '@azure/identity'
 import { UpstreamRejected, UpstreamResponseInvalid, UpstreamUnavailable } from '../errors.ts'
 import { openKeyClient, vaultError } from './vault-client.ts'
@@ -38,15 +39,7 @@ export async function readKeyPolicy (request: ReadKeyPolicyRequest): Promise<Vau
       ...(request.version === undefined ? {} : { version: request.version })
     })
     if (typeof key.id !== 'string' || key.id === '') throw new UpstreamResponseInvalid('the vault answered without a key id', { details: { upstream: 'akv' } })
-    const encoded = key.properties.releasePolicy?.encodedPolicy
-    let policy: unknown = null
-    if (encoded !== undefined) {
-      try {
-        policy = JSON.parse(Buffer.from(encoded).toString('utf8'))
-      } catch {
-        throw new UpstreamResponseInvalid(`${key.id}: the vault returned a release policy that is not JSON`, { details: { upstream: 'akv' } })
-      }
-    }
+    const policy = decodePolicy(key.properties.releasePolicy?.encodedPolicy)
     return { keyId: key.id, exportable: key.properties.exportable ?? null, policy }
   } catch (err) {
     throw vaultError(err, request.vault, READ_PERMISSION)

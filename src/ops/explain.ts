@@ -33,6 +33,8 @@ export interface ExplainReport {
   /** The token's exp as ISO text, and whether it is past (the vault refuses expired tokens whatever the policy). */
   tokenExpires: string | null
   tokenExpired: boolean
+  /** The key's exportable attribute (null when the vault did not say). */
+  exportable: boolean | null
   warnings: string[]
   policy: unknown
 }
@@ -58,10 +60,12 @@ export function tokenFromText (text: string): string {
 }
 
 /** The claims of a token (unverified); ConfigInvalid (a usage error) when its payload is not a JSON object. */
-export function claimsOfToken (token: string): Record<string, unknown> {
+export function claimsOfToken (token: string, from: 'file' | 'sidecar' = 'file'): Record<string, unknown> {
   const claims = decodeTokenClaims(token)
-  if (claims === null) throw new ConfigInvalid('the MAA token\'s payload is not a JSON object')
-  return claims
+  if (claims !== null) return claims
+  // A file the operator named is a usage error; a sidecar answering 200 with a bad token is not.
+  if (from === 'sidecar') throw new UpstreamResponseInvalid('the sidecar\'s MAA token payload is not a JSON object', { details: { upstream: 'maa' } })
+  throw new ConfigInvalid('the MAA token\'s payload is not a JSON object')
 }
 
 /** The parsed policy of a vault key; UpstreamResponseInvalid when it has none or it is malformed. */
@@ -96,11 +100,17 @@ export function buildReport (input: { vault: string, key: VaultKeyPolicy, claims
   if (issuer === '') warnings.push('the token has no iss claim: no authority can match it')
   if (tokenExpired) warnings.push(`the token expired at ${tokenExpires ?? '?'}: the vault refuses an expired token whatever the policy says (take a fresh one)`)
   if (input.key.exportable === false) warnings.push('the key is not exportable: the vault refuses to release it whatever the claims')
-  return { vault: input.vault, keyId: input.key.keyId, source: input.source, explanation, tokenExpires, tokenExpired, warnings, policy: input.key.policy }
+  return { vault: input.vault, keyId: input.key.keyId, source: input.source, explanation, tokenExpires, tokenExpired, exportable: input.key.exportable, warnings, policy: input.key.policy }
 }
 
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
+
+/** Untrusted text (an issuer, a claim name, an authority from the vault or an unverified token) as printed: control characters escaped, so it cannot forge a line. */
+export function safeText (text: string): string {
+  const shown = CONTROL.test(text) ? JSON.stringify(text) : text
+  return shown.length > 200 ? `${shown.slice(0, 200)}…` : shown
+}
 
 /** A value as the report shows it: JSON-typed (`"sevsnpvm"`, `false`, `0`), `absent`, long or odd values shortened. */
 export function valueText (value: unknown, present = true): string {
@@ -132,7 +142,7 @@ function conditionLines (results: readonly ConditionResult[], indent: string): s
   const lines: string[] = []
   for (const r of results) {
     if (r.kind === 'claim') {
-      lines.push(`${indent}${mark(r.met)}  ${r.claim} ${OPERATOR_TEXT[r.operator] ?? r.operator} ${valueText(r.expected)}; actual ${valueText(r.actual, r.present)}`)
+      lines.push(`${indent}${mark(r.met)}  ${safeText(r.claim)} ${OPERATOR_TEXT[r.operator] ?? safeText(r.operator)} ${valueText(r.expected)}; actual ${valueText(r.actual, r.present)}`)
     } else {
       lines.push(`${indent}${mark(r.met)}  ${modeText(r.kind)}:`)
       lines.push(...conditionLines(r.conditions, `${indent}    `))
@@ -153,22 +163,32 @@ export function renderText (report: ExplainReport): string {
   const lines = [
     `key:    ${report.keyId}`,
     `claims: ${sourceText(report.source)}, read without verifying its signature`,
-    `issuer: ${explanation.issuer === '' ? '(none)' : explanation.issuer}${report.tokenExpires === null ? '' : `; expires ${report.tokenExpires}${report.tokenExpired ? ' (EXPIRED)' : ''}`}`,
+    `issuer: ${explanation.issuer === '' ? '(none)' : safeText(explanation.issuer)}${report.tokenExpires === null ? '' : `; expires ${report.tokenExpires}${report.tokenExpired ? ' (EXPIRED)' : ''}`}`,
     ''
   ]
   for (const a of explanation.authorities) {
     const issuerNote = a.issuerMatches ? 'the token\'s issuer' : 'NOT the token\'s issuer: this entry cannot allow the release'
-    lines.push(`${mark(a.met)}  authority ${a.authority} (${issuerNote}), ${modeText(a.mode)}:`)
+    lines.push(`${mark(a.met)}  authority ${safeText(a.authority)} (${issuerNote}), ${modeText(a.mode)}:`)
     lines.push(...conditionLines(a.conditions, '    '))
   }
   lines.push('')
   lines.push(explanation.allowed
-    ? `MET: the policy of ${explanation.authority ?? ''} allows releasing this key to these claims.`
+    ? releasable(report)
+      ? `MET: the policy of ${safeText(explanation.authority ?? '')} allows releasing this key to these claims.`
+      : 'NOT MET: the policy is met, but the vault will refuse this release anyway (see the warnings below).'
     : explanation.authorities.some((a) => a.issuerMatches)
       ? 'NOT MET: the vault will refuse to release this key to these claims (the clauses marked NOT MET say why).'
       : 'NOT MET: no authority of the policy is the token\'s issuer; the maa_endpoint must be one the policy names.')
   for (const warning of report.warnings) lines.push(`warning: ${warning}`)
   return lines.join('\n') + '\n'
+}
+
+/**
+ * Whether the vault would release: the policy is met, the token has not expired and the key is
+ * exportable (an expired token or a non-exportable key is refused whatever the policy says).
+ */
+export function releasable (report: ExplainReport): boolean {
+  return report.explanation.allowed && !report.tokenExpired && report.exportable !== false
 }
 
 /** The JSON report (`--json`): the explanation as evaluated, plus where the claims came from. */
@@ -177,6 +197,7 @@ export function renderJson (report: ExplainReport): Record<string, unknown> {
     vault: report.vault,
     keyId: report.keyId,
     allowed: report.explanation.allowed,
+    releasable: releasable(report),
     authority: report.explanation.authority,
     issuer: report.explanation.issuer,
     claimsSource: report.source,

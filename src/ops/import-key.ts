@@ -56,7 +56,8 @@ export interface PutKeyResult {
 /** The REST api-version the reference's importkey and sidecar use. */
 export const DEFAULT_SERVICE_VERSION = '7.4'
 
-function decodePolicy (encoded: Uint8Array | undefined): unknown {
+/** The release policy the vault returned (its encodedPolicy bytes), parsed; null when the key has none. */
+export function decodePolicy (encoded: Uint8Array | undefined): unknown {
   if (encoded === undefined) return null
   const text = Buffer.from(encoded).toString('utf8')
   try {

@@ -14,6 +14,8 @@ export type ListenTarget =
     readonly portSetting: string
     /** Which listener, for the message (`gRPC`); omitted for the HTTP API. */
     readonly what?: string
+    /** How the host is set; default `SKR_HOST / --host` (the API's and gRPC's). */
+    readonly hostSetting?: string
   }
   | { readonly socketSetting: string }
 
@@ -38,7 +40,9 @@ function describe (errno: string, target: ListenTarget): string {
         ? `${what}port ${port} on ${at} needs privileges (EACCES): ports below 1024 need root or CAP_NET_BIND_SERVICE, which skr's non-root image does not have; set ${portSetting} to 1024 or above`
         : `${what}listening on ${at}:${port} is not permitted (EACCES): a security policy of this machine forbids it; set ${portSetting} to another port`
     case 'EADDRNOTAVAIL':
-      return `${at} is not an address of this machine (EADDRNOTAVAIL): set SKR_HOST / --host to one of its addresses, or leave it unset for localhost`
+      return target.hostSetting === undefined
+        ? `${at} is not an address of this machine (EADDRNOTAVAIL): set SKR_HOST / --host to one of its addresses, or leave it unset for localhost`
+        : `${at} is not an address of this machine (EADDRNOTAVAIL): set ${target.hostSetting} to one of its addresses, or leave it unset`
     default:
       return `cannot listen ${what === '' ? '' : `for ${target.what} `}on ${at}:${port} (${errno})`
   }

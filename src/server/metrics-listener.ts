@@ -28,7 +28,7 @@ import { createListenerGate } from './listen.ts'
 import { listenFailed } from './listen-error.ts'
 import { registerHealthRoutes, type HealthDeps } from './plugins/health.ts'
 import { lazySchemaController } from './plugins/lazy-schemas.ts'
-import { registerMetricsRoute } from './plugins/metrics.ts'
+import { registerMetricsRoute, cachedMetrics } from './plugins/metrics.ts'
 import { startPressureMonitor } from './plugins/pressure-monitor.ts'
 import { quietProbeLogging } from './request-logging.ts'
 import { errorBodySchema } from './schemas.ts'
@@ -63,6 +63,9 @@ export interface MetricsListening {
 }
 
 const MAX_ECHO = 100
+
+/** How long one rendering of /metrics serves scrapes on this listener (ms). */
+export const METRICS_RENDER_TTL_MS = 1_000
 
 // Unknown paths are logged at debug only: this port faces the cluster, and a scanner's requests
 // must not fill the log (the API logs its 404s at info; a caller there is in the pod).
@@ -103,6 +106,14 @@ export function buildMetricsApp (deps: MetricsListenerDeps): FastifyInstance {
     frameworkErrors: (err, request, reply) => { handleError(err, request, reply) }
   })
   trackResponses.attach(app.server)
+  // Nothing here reads a body: anything but GET is a 404 before a body could be read or parsed,
+  // and a GET's body is never parsed (Node discards it).
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', (_request, _payload, done) => { done(null) })
+  app.addHook('onRequest', (request, reply, done) => {
+    if (request.method !== 'GET') { notFound(request, reply); return }
+    done()
+  })
   app.setErrorHandler(handleError)
   app.setNotFoundHandler(notFound)
   app.addSchema(errorBodySchema)
@@ -114,7 +125,7 @@ export function buildMetricsApp (deps: MetricsListenerDeps): FastifyInstance {
     eventLoopDelayMs = () => monitor.current.eventLoopDelay
   }
   registerHealthRoutes(app, { ...deps.health, eventLoopDelayMs })
-  registerMetricsRoute(app, deps.metrics)
+  registerMetricsRoute(app, cachedMetrics(deps.metrics, METRICS_RENDER_TTL_MS))
   return app
 }
 
@@ -141,7 +152,7 @@ export async function startMetricsListener (deps: MetricsListenerDeps): Promise<
     await app.listen({ host, port: settings.port })
   } catch (err) {
     await app.close().catch(() => {})
-    throw listenFailed(err, { host, port: settings.port, portSetting: 'SKR_METRICS_PORT / --metrics-port', what: 'metrics listener' })
+    throw listenFailed(err, { host, port: settings.port, portSetting: 'SKR_METRICS_PORT / --metrics-port', hostSetting: 'SKR_METRICS_HOST', what: 'metrics listener' })
   }
   // An accept() failure once listening (EMFILE) is emitted as 'error': logged, never fatal.
   app.server.on('error', (err: NodeJS.ErrnoException) => { log.error({ code: err.code }, 'metrics listener error; still serving the connections it has') })

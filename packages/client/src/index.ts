@@ -17,7 +17,7 @@ export type { JsonWebKey, KeyObject }
 export interface SkrClientOptions {
   /** The sidecar's address; default `http://localhost:8080` (the reference's port). */
   baseUrl?: string
-  /** Dial this Unix socket (skr `--unix-socket`) instead of TCP; baseUrl's host is then ignored. */
+  /** Dial this Unix socket (skr `--unix-socket`) instead of TCP; baseUrl's host is then ignored. Not with `fetch`. */
   socketPath?: string
   /** Budget of one attempt (headers and body), in ms. Default 20000: above skr's 15 s request deadline (SKR_REQUEST_TIMEOUT_MS), so its own 504 arrives first. */
   timeoutMs?: number
@@ -81,7 +81,7 @@ export interface SkrClient {
   combined (runtimeData: Uint8Array | string, options?: CallOptions): Promise<CombinedEvidence>
   /** GET /status. */
   status (options?: CallOptions): Promise<SkrStatus>
-  /** Releases what the client holds; nothing is kept open between calls, so this is a no-op kept for compatibility. */
+  /** Kept for compatibility: the client holds nothing of its own (connections belong to Node's global agents). */
   close (): Promise<void>
 }
 
@@ -135,6 +135,7 @@ export function createSkrClient (options: SkrClientOptions = {}): SkrClient {
   const socketPath = options.socketPath
   if (socketPath !== undefined && (typeof socketPath !== 'string' || socketPath === '')) throw new TypeError('createSkrClient: socketPath must be a non-empty string')
   const userFetch = options.fetch as FetchFn | undefined
+  if (socketPath !== undefined && userFetch !== undefined) throw new TypeError('createSkrClient: socketPath and fetch cannot be combined (the global fetch cannot dial a Unix socket)')
   // A Unix socket is dialled through node:http (./unix-fetch.ts): the global fetch cannot.
   const fetchFn: FetchFn = userFetch ?? (socketPath === undefined ? (globalThis.fetch as FetchFn) : unixSocketFetch(socketPath))
   const connect = async (): Promise<{ fetch: FetchFn }> => ({ fetch: fetchFn })
@@ -190,7 +191,7 @@ export function createSkrClient (options: SkrClientOptions = {}): SkrClient {
       return out
     },
     async close () {
-      // Nothing is kept open between calls (each Unix-socket call uses its own connection).
+      // Nothing of the client's own to release: connections belong to Node's global agents.
     }
   }
 }

@@ -5,6 +5,8 @@
 import { request } from 'node:http'
 import type { FetchFn } from './transport.ts'
 
+const NULL_BODY_STATUSES: ReadonlySet<number> = new Set([204, 205, 304])
+
 /** A FetchFn that sends every request to the HTTP server listening on `socketPath`. */
 export function unixSocketFetch (socketPath: string): FetchFn {
   return async (url, init) => await new Promise<Response>((resolve, reject) => {
@@ -20,15 +22,22 @@ export function unixSocketFetch (socketPath: string): FetchFn {
       res.on('data', (chunk: Buffer) => { chunks.push(chunk) })
       res.on('error', reject)
       res.on('end', () => {
-        const headers = new Headers()
-        for (const [name, value] of Object.entries(res.headers)) {
-          if (Array.isArray(value)) for (const v of value) headers.append(name, v)
-          else if (value !== undefined) headers.set(name, value)
+        // Inside an event listener a throw would be uncaught in the app that uses this client:
+        // every failure here rejects instead.
+        try {
+          const status = res.statusCode ?? 0
+          if (status < 200 || status > 599) throw new Error(`the sidecar answered with HTTP status ${status}`)
+          const headers = new Headers()
+          for (const [name, value] of Object.entries(res.headers)) {
+            if (Array.isArray(value)) for (const v of value) headers.append(name, v)
+            else if (value !== undefined) headers.set(name, value)
+          }
+          // A Response cannot carry a body with these statuses (Fetch Standard, "null body status").
+          const body = NULL_BODY_STATUSES.has(status) ? null : Buffer.concat(chunks)
+          resolve(new Response(body, { status, headers }))
+        } catch (err) {
+          reject(err)
         }
-        const status = res.statusCode ?? 502
-        // A Response cannot carry a body with these statuses.
-        const body = status === 204 || status === 304 ? null : Buffer.concat(chunks)
-        resolve(new Response(body, { status, headers }))
       })
     })
     req.on('error', reject)

@@ -25,7 +25,32 @@ export function installRequestMetrics (app: FastifyInstance, metrics: Prometheus
 }
 
 /** Declares GET /metrics. */
-export function registerMetricsRoute (app: FastifyInstance, metrics: PrometheusMetrics): void {
+/** What GET /metrics needs of the registry. */
+export type MetricsSource = Pick<PrometheusMetrics, 'render' | 'contentType'>
+
+/**
+ * `metrics`, rendered at most once per `ttlMs`: scrapes within that window get the same text.
+ * For a listener that faces the cluster, so that a peer scraping in a loop costs one render per
+ * window, not one per request, on the event loop key releases run on.
+ */
+export function cachedMetrics (metrics: MetricsSource, ttlMs: number, now: () => number = () => performance.now()): MetricsSource {
+  let cached: { at: number, text: Promise<string> } | null = null
+  return {
+    get contentType () { return metrics.contentType },
+    async render () {
+      const t = now()
+      if (cached === null || t - cached.at >= ttlMs) {
+        const text = metrics.render()
+        cached = { at: t, text }
+        // A failed render is not kept.
+        text.catch(() => { if (cached?.text === text) cached = null })
+      }
+      return await cached.text
+    }
+  }
+}
+
+export function registerMetricsRoute (app: FastifyInstance, metrics: MetricsSource): void {
   app.get('/metrics', {
     schema: {
       summary: 'Prometheus metrics',

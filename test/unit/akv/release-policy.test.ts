@@ -1,6 +1,5 @@
 // explainReleasePolicy: every clause of every authority evaluated, with what it expected and what
-// the claims hold; evaluateReleasePolicy (the emulator's decision) is derived from it, so the two
-// always agree. The grammar itself is tested in test/unit/emulator/release-policy.test.ts.
+// the claims hold; evaluateReleasePolicy (the emulator's decision) is derived from it. The grammar itself is tested in test/unit/emulator/release-policy.test.ts.
 import t from 'tap'
 import { evaluateReleasePolicy, explainReleasePolicy, releasePolicyFromJson } from '../../../src/akv/release-policy.ts'
 
@@ -75,7 +74,7 @@ t.test('authorities: an entry for another issuer is evaluated but cannot allow',
   t.same(evaluateReleasePolicy(policy, 'https://elsewhere.attest.azure.net', claims), { allowed: false, authority: null, reason: 'no policy authority matches the token issuer' })
 })
 
-t.test('explain and evaluate agree', async t => {
+t.test('allOf and anyOf combine the clauses as the grammar says, for every subset of clauses', async t => {
   const conditions = [
     { claim: 'x-ms-attestation-type', equals: 'sevsnpvm' },
     { claim: 'x-ms-sevsnpvm-vmpl', greater: 0 },
@@ -83,11 +82,20 @@ t.test('explain and evaluate agree', async t => {
     { claim: 'nope', exists: false },
     { anyOf: [{ claim: 'x-ms-sevsnpvm-vmpl', lessOrEquals: '0' }, { claim: 'nope', equals: 1 }] }
   ]
+  // Each clause alone, against `claims` (vmpl 0; lenient typing compares '0' as a number).
+  const alone = [true, false, true, true, true]
+  conditions.forEach((c, i) => {
+    const single = releasePolicyFromJson({ anyOf: [{ authority: MAA, allOf: [c] }] })
+    t.equal(evaluateReleasePolicy(single, MAA, claims).allowed, alone[i], `clause ${i} alone`)
+  })
   for (let mask = 1; mask < 1 << conditions.length; mask++) {
-    const chosen = conditions.filter((_c, i) => (mask & (1 << i)) !== 0)
+    const picked = conditions.map((_c, i) => i).filter(i => (mask & (1 << i)) !== 0)
+    const chosen = picked.map(i => conditions[i])
     for (const mode of ['allOf', 'anyOf'] as const) {
       const policy = releasePolicyFromJson({ anyOf: [{ authority: MAA, [mode]: chosen }] })
-      t.equal(explainReleasePolicy(policy, MAA, claims).allowed, evaluateReleasePolicy(policy, MAA, claims).allowed, `${mode} ${mask}`)
+      const want = mode === 'allOf' ? picked.every(i => alone[i]) : picked.some(i => alone[i])
+      t.equal(evaluateReleasePolicy(policy, MAA, claims).allowed, want, `${mode} of clauses ${picked.join(',')}`)
+      t.equal(explainReleasePolicy(policy, MAA, claims).authorities[0]?.conditionsMet, want)
     }
   }
 })

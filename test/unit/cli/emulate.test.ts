@@ -140,6 +140,30 @@ t.test('--json on a first run: one JSON line on stdout, the chain\'s progress on
   t.equal(run.stdout().trim().split('\n').length, 1, 'nothing else on stdout')
 })
 
+t.test('Ctrl-C twice during start-up: it stops at the next step, cleans up, and removes its temporary files', async t => {
+  const scratch = mkdtempSync(join(home, 'tmp-'))
+  // A fresh chain cache makes start-up long enough (the chain is generated) to signal into it.
+  const child = spawn(process.execPath, [main, 'emulate', '--port', '0'], {
+    env: { ...env, TMPDIR: scratch, SKR_SIMULATED_CACHE_DIR: join(scratch, 'chain') }, stdio: ['ignore', 'pipe', 'pipe']
+  })
+  t.teardown(() => { child.kill('SIGKILL') })
+  let out = ''
+  let err = ''
+  child.stdout.on('data', (c: Buffer) => { out += c.toString() })
+  const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>(resolve => child.on('close', (code, signal) => { resolve({ code, signal }) }))
+  await new Promise<void>(resolve => {
+    child.stderr.on('data', (c: Buffer) => {
+      err += c.toString()
+      if (/generating the emulated AMD certificate chain/.test(err)) resolve()
+    })
+  })
+  child.kill('SIGINT')
+  child.kill('SIGINT')
+  t.same(await exited, { code: 0, signal: null }, 'the second signal did not kill it')
+  t.notMatch(out, /curl/, 'it stopped before printing the curl lines')
+  t.same(readdirSync(scratch).filter(f => f.startsWith('skr-')), [], 'no temporary directory left behind')
+})
+
 t.test('a taken port: ERR_LISTEN_FAILED with the hint, exit 2, the emulators closed with it', async t => {
   const other = createServer(socket => socket.end())
   await new Promise<void>(resolve => { other.listen(0, '127.0.0.1', resolve) })

@@ -6,6 +6,7 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import * as net from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { createSkrClient, isSkrClientError, jwkToKeyObject, SkrClientError, type SkrClient, type SkrClientOptions } from '../../../packages/client/src/index.ts'
 import { backoffDelay, errorFromResponse, parseRetryAfter } from '../../../packages/client/src/transport.ts'
@@ -197,6 +198,31 @@ t.test('a Unix socket (skr --unix-socket) is reachable', async t => {
   const c = client(t, { socketPath })
   t.same(await c.status(), { message: 'Status OK' })
   t.equal(seen[0]?.url, '/status')
+})
+
+t.test('over a Unix socket, odd statuses become client errors, never an exception in the app', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'skr-client-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  const socketPath = join(dir, 'odd.sock')
+  // 205 may carry no body in a Response; 999 is no HTTP status a Response can hold.
+  const raw = net.createServer((socket) => {
+    socket.once('data', () => {
+      const status = odd.shift() ?? 205
+      socket.end(`HTTP/1.1 ${status} Odd\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}`)
+    })
+  })
+  const odd = [205, 999]
+  await new Promise<void>(resolve => { raw.listen(socketPath, resolve) })
+  t.teardown(() => { raw.close() })
+  const uncaught: unknown[] = []
+  const onUncaught = (err: unknown): void => { uncaught.push(err) }
+  process.on('uncaughtException', onUncaught)
+  t.teardown(() => { process.removeListener('uncaughtException', onUncaught) })
+  const c = client(t, { socketPath, retries: 0 })
+  await t.rejects(c.status(), SkrClientError, '205 with a body')
+  await t.rejects(c.status(), SkrClientError, 'status 999')
+  t.same(uncaught, [], 'nothing escaped')
+  t.throws(() => createSkrClient({ socketPath, fetch: globalThis.fetch }), TypeError, 'a custom fetch cannot dial the socket')
 })
 
 t.test('the caller can abort, also while waiting to retry', async t => {

@@ -407,3 +407,18 @@ t.test('close() closes the proxied connections too; later calls are refused', as
     'a dispatcher first needed after close() refuses as well')
   t.equal(proxy.tunnels.length, 1)
 })
+
+t.test('a proxy whose own name does not resolve: the proxy is named, not the upstream host, and it is not retried', async (t) => {
+  const lookups: string[] = []
+  const noSuchProxy: UpstreamOptions['lookup'] = (hostname, options, callback) => {
+    lookups.push(hostname)
+    const err = Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND', hostname })
+    ;(callback as (err: Error) => void)(err)
+  }
+  const up = upstream(t, { HTTPS_PROXY: `http://${USERINFO}@nx-proxy.test:3128` }, { lookup: noSuchProxy })
+  const err = await up.request({ method: 'GET', url: 'https://myvault.vault.azure.net/' }).catch((e: unknown) => e)
+  t.match(err, { code: 'ERR_UPSTREAM_UNAVAILABLE', statusCode: 503, details: { errorCode: 'PROXY_NOT_FOUND', proxyVariable: 'HTTPS_PROXY', attempts: 1 } })
+  t.match((err as Error).message, /the egress proxy http:\/\/nx-proxy\.test:3128 \(HTTPS_PROXY\) has a host name that does not resolve/)
+  t.same(lookups, ['nx-proxy.test'], 'resolved once, not retried; the vault\'s name is the proxy\'s to resolve')
+  assertNoSecrets(t, printed(err))
+})

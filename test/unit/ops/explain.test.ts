@@ -1,7 +1,7 @@
 // `skr explain`'s pure part: reading a saved token, evaluating a vault key's policy against its
 // claims, and the text and JSON reports (never the token).
 import t from 'tap'
-import { buildReport, claimsOfToken, policyOfKey, renderJson, renderText, tokenFromText, valueText, type VaultKeyPolicy } from '../../../src/ops/explain.ts'
+import { buildReport, claimsOfToken, policyOfKey, releasable, renderJson, renderText, safeText, tokenFromText, valueText, type VaultKeyPolicy } from '../../../src/ops/explain.ts'
 
 const MAA = 'https://sharedeus.eus.attest.azure.net'
 const HOSTDATA = 'ab'.repeat(32)
@@ -109,4 +109,32 @@ t.test('valueText', async t => {
   t.equal(valueText({ a: 1 }), '{"a":1}')
   t.equal(valueText('a\u0007b'), '"a\\u0007b"', 'control characters escaped')
   t.equal(valueText('y'.repeat(300)).length, 201)
+})
+
+t.test('a met policy is not a release when the token expired or the key is not exportable', async t => {
+  const live = { ...claims, exp: Math.floor(NOW.getTime() / 1000) + 3600 }
+  const ok = buildReport({ vault: 'v.vault.azure.net', key: key(policy(HOSTDATA)), claims: live, source, now: NOW })
+  t.equal(releasable(ok), true)
+  t.match(renderText(ok), /^MET: /m)
+  const expired = buildReport({ vault: 'v.vault.azure.net', key: key(policy(HOSTDATA)), claims: { ...live, exp: Math.floor(NOW.getTime() / 1000) - 1 }, source, now: NOW })
+  t.equal(expired.explanation.allowed, true, 'the policy itself is met')
+  t.equal(releasable(expired), false, 'but the vault refuses an expired token')
+  t.match(renderText(expired), /^NOT MET: the policy is met, but the vault will refuse this release anyway/m)
+  t.equal(renderJson(expired)['releasable'], false)
+  const locked = buildReport({ vault: 'v.vault.azure.net', key: key(policy(HOSTDATA), false), claims: live, source, now: NOW })
+  t.equal(releasable(locked), false, 'nor releases a key that is not exportable')
+})
+
+t.test('text from the vault or an unverified token cannot forge report lines', async t => {
+  const forged = { ...claims, iss: `${MAA}\nMET: forged line\u001b[2K`, exp: Math.floor(NOW.getTime() / 1000) + 3600 }
+  const text = renderText(buildReport({ vault: 'v.vault.azure.net', key: key(policy(HOSTDATA)), claims: forged, source, now: NOW }))
+  t.notMatch(text, /^MET: forged line/m, 'the newline is escaped')
+  t.notOk(text.includes('\u001b'), 'control characters are escaped')
+  t.equal(safeText('plain'), 'plain')
+  t.equal(safeText('a\nb'), '"a\\nb"')
+})
+
+t.test('a malformed token: a usage error when it is the operator\'s file, an upstream fault when the sidecar sent it', async t => {
+  t.throws(() => claimsOfToken('aaaa.bbbb.cccc'), { code: 'ERR_CONFIG_INVALID' })
+  t.throws(() => claimsOfToken('aaaa.bbbb.cccc', 'sidecar'), { code: 'ERR_UPSTREAM_RESPONSE_INVALID' })
 })

@@ -3,7 +3,7 @@
 // configured host, with the API's connection hardening, wired into the sidecar and closed with it.
 import t from 'tap'
 import * as http from 'node:http'
-import { connect } from 'node:net'
+import { connect, type Socket } from 'node:net'
 import { Writable } from 'node:stream'
 import { pino } from 'pino'
 import { loadConfig } from '../../../src/config.ts'
@@ -11,6 +11,7 @@ import { ConfigInvalid } from '../../../src/errors.ts'
 import { createMetricsRegistry } from '../../../src/observability/registry.ts'
 import { buildMetricsApp, METRICS_MAX_CONNECTIONS, startMetricsListener, type MetricsListenerDeps } from '../../../src/server/metrics-listener.ts'
 import { FakeAttestationService } from '../../doubles/fake-services.ts'
+import { exchange, open, receive } from '../../helpers/raw-http.ts'
 import { startSidecarEnv } from '../../helpers/sidecar-env.ts'
 
 const SECRET_KEY = { maa_endpoint: 'sharedeus.eus.attest.azure.net', akv_endpoint: 'myvault.vault.azure.net', kid: 'mykey' }
@@ -41,6 +42,10 @@ async function get (port: number, path: string, method = 'GET', host = '127.0.0.
     req.on('error', reject)
     req.end()
   })
+}
+
+function configFor (env: Record<string, string>): ReturnType<typeof loadConfig> {
+  return loadConfig([], { SKR_METRICS_PORT: '0', ...env })
 }
 
 function portOf (address: string): number {
@@ -92,11 +97,9 @@ t.test('listens on the configured host', async t => {
   t.match(loopback.address, /^http:\/\/127\.0\.0\.1:\d+$/)
   t.equal((await get(portOf(loopback.address), '/livez')).status, 200)
 
-  const everywhere = await startMetricsListener(deps())
-  t.teardown(() => everywhere.close())
-  t.match(everywhere.address, /^http:\/\/0\.0\.0\.0:\d+$/, 'by default every IPv4 address (the pod IP)')
-  t.equal((await get(portOf(everywhere.address), '/metrics')).status, 200)
-  t.equal((await get(portOf(everywhere.address), '/key/release', 'POST')).status, 404)
+  // The default host is every IPv4 address (the pod IP): checked on the settings, so the test
+  // binds loopback only.
+  t.equal(configFor({}).metricsListener?.host, '0.0.0.0', 'by default every IPv4 address (the pod IP)')
 
   const named = await startMetricsListener(deps({ SKR_METRICS_HOST: 'localhost' }))
   t.teardown(() => named.close())
@@ -111,6 +114,50 @@ t.test('the API\'s connection hardening: a silent connection is closed, and its 
   await new Promise<void>(resolve => { socket.once('close', () => { resolve() }) })
   t.pass('a connection that sends nothing is closed (SKR_IDLE_CONNECTION_TIMEOUT_MS)')
   t.ok(METRICS_MAX_CONNECTIONS > 0 && METRICS_MAX_CONNECTIONS <= 64, 'a cap of its own, within the descriptors the API\'s cap leaves in reserve')
+})
+
+t.test('past its own cap, new connections are closed at once and the open ones keep being served', async t => {
+  const listening = await startMetricsListener(deps({ SKR_METRICS_HOST: '127.0.0.1', SKR_IDLE_CONNECTION_TIMEOUT_MS: '60000', SKR_HEADERS_TIMEOUT_MS: '60000', SKR_RECEIVE_TIMEOUT_MS: '60000' }))
+  t.teardown(() => listening.close())
+  const port = portOf(listening.address)
+  const sockets = await Promise.all(Array.from({ length: METRICS_MAX_CONNECTIONS + 3 }, async () => await open({ port })))
+  t.teardown(() => { for (const s of sockets) s.destroy() })
+  // Waits for the three closes (bounded only so a broken gate fails instead of hanging), then
+  // asks every other connection for an answer: no timing is assumed either way.
+  const closed = new Set<Socket>()
+  await new Promise<void>((resolve) => {
+    const bound = setTimeout(resolve, 10_000)
+    for (const s of sockets) {
+      s.once('close', () => {
+        closed.add(s)
+        if (closed.size === 3) { clearTimeout(bound); resolve() }
+      })
+    }
+  })
+  t.equal(closed.size, 3, 'the three past the cap were closed')
+  const kept = sockets.filter(s => !closed.has(s))
+  const answers = await Promise.all(kept.map(async s => {
+    const answer = receive(s)
+    s.write('GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
+    return await answer
+  }))
+  t.same(answers.map(a => a.answer?.status), kept.map(() => 200), `the ${METRICS_MAX_CONNECTIONS} within the cap are all served`)
+  t.equal(closed.size, 3, 'and no other was closed')
+})
+
+t.test('anything but GET is 404 before a body is read, and scrapes within a second share one rendering', async t => {
+  const d = deps({ SKR_METRICS_HOST: '127.0.0.1' })
+  let renders = 0
+  const render = d.metrics.render.bind(d.metrics)
+  d.metrics.render = async () => { renders++; return await render() }
+  const listening = await startMetricsListener(d)
+  t.teardown(() => listening.close())
+  const port = portOf(listening.address)
+  const post = await exchange({ port }, 'POST /wp-login.php HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 9\r\n\r\n{"junk":1')
+  t.equal(post.answer?.status, 404, 'a junk POST is 404, not a body parse error')
+  t.equal((await exchange({ port }, 'POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n{')).answer?.status, 404, 'and no 413: the body is never read')
+  for (let i = 0; i < 5; i++) t.equal((await get(port, '/metrics')).status, 200)
+  t.ok(renders <= 2, `five scrapes, ${renders} rendering(s)`)
 })
 
 t.test('malformed HTTP is answered in skr\'s shape, and the request bytes are not logged', async t => {
