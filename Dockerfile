@@ -18,7 +18,7 @@
 # confidential container's policy (HOST_DATA), so a base that changes silently under the same tag
 # would change that measurement and stop every key release bound to it. The tag stays for
 # readers; Docker pulls by the digest. Updating them: deploy/README.md "Base images".
-# ---- build: compilers, dev dependencies, the addon and the TypeScript --------------------
+# ---- build: compilers, dev dependencies, the addon and the bundle --------------------------
 FROM node:24-bookworm@sha256:934240a162082fd8b8a2f90cd5114446443f1eba1c5378f6687167ca405e6584 AS build
 WORKDIR /src
 # Dependencies first, so this layer is cached until the lockfile changes. Scripts are off:
@@ -31,11 +31,13 @@ COPY native ./native
 # addon matches the runtime's Node major (N-API would tolerate a mismatch; no reason to risk it).
 ENV npm_config_nodedir=/usr/local
 RUN npm run build:native
-COPY tsconfig.json tsconfig.build.json ./
+# skr and every JavaScript dependency bundled into dist/ (scripts/bundle.mjs): ES modules, one
+# chunk per lazily loaded part, license notices and the few .proto files dependencies read at
+# run time. The runtime gets no node_modules tree.
+COPY tsconfig.json ./
+COPY scripts/bundle.mjs ./scripts/bundle.mjs
 COPY src ./src
-COPY bin ./bin
-COPY proto ./proto
-RUN npm run build:ts && npm prune --omit=dev --no-audit --no-fund
+RUN npm run build:js
 
 # ---- app: distroless Node 24, no shell, no package manager, CA certificates included -------
 FROM gcr.io/distroless/nodejs24-debian12:nonroot@sha256:14d42e2511532589a7c7e01a753667a74fcc96266e137e8125006b87b0c32d0a AS app
@@ -47,12 +49,12 @@ ENV NODE_ENV=production
 # leaves ~8x that live set as headroom and holds RSS under the same load at ~145 MB, with no
 # measured throughput loss (bench/README.md). Only the process's options can set these.
 ENV NODE_OPTIONS="--max-semi-space-size=4 --max-old-space-size=256" MALLOC_ARENA_MAX=2
-COPY --from=build /src/package.json ./package.json
-COPY --from=build /src/node_modules ./node_modules
+# The package's layout (src/package-root.ts): package.json ("type": "module", the version), the
+# entry script, the bundle, skr's .proto files (read by @grpc/proto-loader) and the addon.
+COPY package.json ./package.json
+COPY bin ./bin
+COPY proto ./proto
 COPY --from=build /src/dist ./dist
-COPY --from=build /src/bin ./bin
-# Read at run time by @grpc/proto-loader (src/grpc/protos.ts: ../../proto/ from dist/grpc/).
-COPY --from=build /src/proto ./proto
 COPY --from=build /src/build/Release/snp_guest.node ./build/Release/snp_guest.node
 COPY --chmod=0755 deploy/image/skr.sh /skr.sh
 COPY --chmod=0755 deploy/image/skr.sh /bin/skr

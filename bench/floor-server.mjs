@@ -16,7 +16,9 @@ import { createSecureContext, rootCertificates } from 'node:tls'
 // come after it).
 module.enableCompileCache?.(join(homedir(), '.cache', 'skr', 'floor-compile-cache'))
 const { default: Fastify } = await import('fastify')
-const { Agent, request } = await import('undici')
+// undici is CommonJS: its exports are the default export's properties (the bundled floor's
+// import() has only `default`, as a bundler cannot list a CommonJS module's names).
+const { default: { Agent, request } } = await import('undici')
 
 const port = Number(process.env.Port)
 const extraCa = readFileSync(process.env.SKR_EXTRA_CA_CERTS ?? '', 'utf8')

@@ -1,23 +1,21 @@
 // `npm run bench` (node scripts/node24.mjs bench/run.ts [--quick] [--source] [--markdown FILE] [--node-args='...']):
 // skr's release latency, throughput, start-up time and memory, with attestation reuse on and off,
 // at an emulated upstream round-trip time of 0 and 20 ms. skr runs in its own process (`skr
-// serve` from compiled JavaScript, as the image runs it; --source: bin/skr.js on the TypeScript
+// serve` from the bundle (dist/), as the image runs it; --source: bin/skr.js on the TypeScript
 // sources), so its start-up and RSS are its own; the MAA, IMDS and AKV emulators and the load
 // generator run in this process and share the machine's cores with it.
-// Prints two tables, the issue-6 target verdicts and one final `BENCH_JSON {...}` line.
+// Prints two tables, the target verdicts (issues 6 and 13) and one final `BENCH_JSON {...}` line.
 import { cpus, totalmem } from 'node:os'
 import { writeFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
 import { request } from 'undici'
 import { startEmulatedEnvironment, type EmulatedEnvironment } from '../src/emulator/environment.ts'
 import { defaultEmulatedCacheDir } from '../src/certs/emulated-chain.ts'
-import { buildMirror } from './compile.ts'
+import { buildMirror, FLOOR_BUNDLE } from './compile.ts'
 import { runLoad, type LoadResult } from './load.ts'
 import { caveats, formatTables, formatVerdicts, judge, REFERENCE, type FloorRun, type ProcessRun, type StartupSample } from './report.ts'
 import { SKR_BIN, spawnSkr, type SkrProcess, IMAGE_NODE_ARGS } from './skr-process.ts'
 
-/** The stack floor (bench/floor-server.mjs): skr's stack doing one TLS call per request and nothing else. */
-const FLOOR_SERVER = new URL('./floor-server.mjs', import.meta.url).pathname
 
 /** How much to run: `--quick` is a ~30 s subset (RTT 0 only, 1 and 16 clients, short scenarios). */
 interface Plan {
@@ -135,7 +133,8 @@ async function measureProcess (env: EmulatedEnvironment, plan: Plan, bin: string
  */
 async function measureFloor (env: EmulatedEnvironment, plan: Plan): Promise<FloorRun> {
   setRtt(env, 0)
-  const floor = await spawnSkr(env, { bin: FLOOR_SERVER, nodeArgs: plan.nodeArgs })
+  // The stack floor (bench/floor-server.mjs, bundled like skr): skr's stack doing one TLS call per request and nothing else.
+  const floor = await spawnSkr(env, { bin: FLOOR_BUNDLE, nodeArgs: plan.nodeArgs })
   try {
     await new Promise(resolve => setTimeout(resolve, plan.settleMs))
     const rssIdleBytes = await floor.rssBytes()
@@ -161,7 +160,7 @@ async function main (): Promise<number> {
   const plan = { ...base, nodeArgs }
   const began = performance.now()
   const mirror = await buildMirror()
-  log(`transpiled ${mirror.files} files to ${mirror.bin} in ${mirror.ms.toFixed(0)} ms`)
+  log(`bundled skr (${mirror.files} files, ${(mirror.bytes / 1048576).toFixed(2)} MB) and the stack floor under ${mirror.bin} in ${mirror.ms.toFixed(0)} ms`)
   const mode: StartupSample['mode'] = values.source === true ? 'source' : 'compiled'
   const bin = mode === 'source' ? SKR_BIN : mirror.bin
   const env = await startEmulatedEnvironment({ cacheDir: defaultEmulatedCacheDir(process.env) })
@@ -194,10 +193,10 @@ async function main (): Promise<number> {
   const cpu = cpus()
   const machine = `${cpu.length} × ${cpu[0]?.model.trim() ?? 'unknown CPU'}, ${(totalmem() / 1024 ** 3).toFixed(0)} GiB, Node ${process.version}, ${process.platform}`
   const seconds = (performance.now() - began) / 1000
-  const verdicts = judge(runs, floor)
+  const verdicts = judge(runs, floor, mode === 'compiled' ? mirror.footprintBytes : null)
   const lines = [
     `skr benchmark ${when} (${values.quick === true ? 'quick' : 'full'}, ${seconds.toFixed(0)} s)`,
-    `machine: ${machine}; skr (${mode === 'compiled' ? 'compiled JavaScript, as in the image' : 'TypeScript sources'}${nodeArgs.length === 0 ? '' : `, node ${nodeArgs.join(' ')}`}), the emulators and the load generator all share it, on loopback`,
+    `machine: ${machine}; skr (${mode === 'compiled' ? 'the bundle (dist/), as in the image' : 'TypeScript sources'}${nodeArgs.length === 0 ? '' : `, node ${nodeArgs.join(' ')}`}), the emulators and the load generator all share it, on loopback`,
     `reference (measured the same way): ${REFERENCE.c1.perSecond}/s at p50 ${REFERENCE.c1.p50Ms} ms with 1 client, ${REFERENCE.c16.perSecond}/s at p50 ${REFERENCE.c16.p50Ms} ms with 16; start-up ${REFERENCE.startupMs} ms; RSS idle ${REFERENCE.rssIdleMb} MB`,
     '',
     ...formatTables(runs),
@@ -211,14 +210,14 @@ async function main (): Promise<number> {
     const md = [
       `# skr benchmark results`, '',
       `Recorded ${when} with \`npm run bench${values.quick === true ? ' -- --quick' : ''}\` (${seconds.toFixed(0)} s).`, '',
-      `Machine: ${machine}. skr runs in its own process (${mode === 'compiled' ? 'compiled JavaScript, as in the image' : 'TypeScript sources'}${nodeArgs.length === 0 ? '' : `, \`node ${nodeArgs.join(' ')}\``}, \`MALLOC_ARENA_MAX=2\`); the MAA, IMDS and AKV emulators and the load generator run in the benchmark process and share the same cores, all on loopback.`, '',
+      `Machine: ${machine}. skr runs in its own process (${mode === 'compiled' ? 'the bundle (dist/), as in the image' : 'TypeScript sources'}${nodeArgs.length === 0 ? '' : `, \`node ${nodeArgs.join(' ')}\``}, \`MALLOC_ARENA_MAX=2\`); the MAA, IMDS and AKV emulators and the load generator run in the benchmark process and share the same cores, all on loopback.`, '',
       ...formatTables(runs, true), '',
       ...formatVerdicts(verdicts, true), '',
       ...caveats(runs, startups, floor).map(c => `- ${c}`), ''
     ]
     await writeFile(values.markdown, md.join('\n'))
   }
-  process.stdout.write(`BENCH_JSON ${JSON.stringify({ date: when, quick: values.quick === true, machine, seconds, reference: REFERENCE, runs, startups, floor, verdicts })}\n`)
+  process.stdout.write(`BENCH_JSON ${JSON.stringify({ date: when, quick: values.quick === true, machine, seconds, reference: REFERENCE, runs, startups, floor, footprintBytes: mirror.footprintBytes, verdicts })}\n`)
   return 0
 }
 

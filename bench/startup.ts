@@ -1,6 +1,6 @@
 // `node scripts/node24.mjs bench/startup.ts [--runs N] [--source | --bin FILE] [--settle MS] [--node-args='...'] [--no-compile-cache] [--detail] [--modules]`:
 // start-up time and idle memory of `skr serve`, measured as `npm run bench` measures them (its own
-// process, compiled JavaScript from .cache/bench unless --source (or --bin: another build's
+// process, the bundle in .cache/bench unless --source (or --bin: another build's
 // bin/skr.js, to compare two versions), against the emulated environment,
 // spawn to the first GET /status 200 polled every 5 ms, VmRSS after a settle time), with more runs
 // and more detail:
@@ -176,7 +176,7 @@ async function main (): Promise<number> {
   const mb = (bytes: number): string => (bytes / MB).toFixed(1)
   const phaseNames = detail ? ['node bootstrapped', ...PHASES.map(([name]) => name)] : []
   const out = [
-    `skr serve start-up: ${values.bin ?? (values.source === true ? 'TypeScript sources (bin/skr.js)' : 'compiled JavaScript (.cache/bench, as in the image)')}, Node ${process.version}` +
+    `skr serve start-up: ${values.bin ?? (values.source === true ? 'TypeScript sources (bin/skr.js)' : 'the bundle (.cache/bench/dist, as in the image)')}, Node ${process.version}` +
       `${nodeArgs.length === 0 ? '' : ` ${nodeArgs.join(' ')}`}, compile cache ${compileCache ? 'on' : 'off'}, ${runs} runs, idle after ${settleMs} ms` +
       `${modules ? ', every module load hooked (times inflated)' : detail ? ', with the in-process probe' : ''}`,
     '',

@@ -1,11 +1,14 @@
 #!/usr/bin/env node
 // The one skr binary. Runs the compiled dist/ when present (production image), else the
 // TypeScript sources directly (Node >= 22.18 strips types natively).
-import { existsSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { isAbsolute, join } from 'node:path'
 import module from 'node:module'
 import { fileURLToPath, pathToFileURL } from 'node:url'
+
+// node:fs through process.getBuiltinModule, not an ES module import: importing node:fs builds its
+// namespace, which loads fs/promises and streams (~3 MB of RSS in every `skr healthcheck` run).
+const { existsSync } = process.getBuiltinModule('node:fs')
 
 // Cache compiled bytecode on disk (Node >= 22.1): start-up after the first run skips most of the
 // parse and compile work of skr's dependencies. Best effort: an unwritable cache dir is ignored.
@@ -22,4 +25,7 @@ if (process.env.NODE_COMPILE_CACHE === undefined) {
 
 const compiled = fileURLToPath(new URL('../dist/main.js', import.meta.url))
 const source = fileURLToPath(new URL('../src/main.ts', import.meta.url))
-await import(pathToFileURL(existsSync(compiled) ? compiled : source).href)
+// The bundle's entry for exec probes: `skr healthcheck` loads nothing else (src/healthcheck-main.ts).
+const probe = fileURLToPath(new URL('../dist/healthcheck.js', import.meta.url))
+const entry = process.argv[2] === 'healthcheck' && existsSync(probe) ? probe : existsSync(compiled) ? compiled : source
+await import(pathToFileURL(entry).href)

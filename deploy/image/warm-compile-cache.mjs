@@ -3,17 +3,18 @@
 // image every start parses and compiles skr and its dependencies again (~70 ms more start-up on
 // the build machine; bench/startup.ts --no-compile-cache).
 //
-// 1. Imports every compiled skr module but the CLI entry (dist/main.js runs on import), so the
-//    modules skr loads on first use (the identity SDK, gRPC, undici, the OpenAPI generator, the
-//    emulators of `skr demo`) are cached too.
+// 1. Imports every file of the bundle (dist/, scripts/bundle.mjs) but its two entries (main.js and
+//    healthcheck.js run on import), so the chunks skr loads on first use (the identity SDK, gRPC,
+//    undici, the OpenAPI generator, the emulators of `skr demo`) are cached too.
 // 2. Runs `skr serve` (simulated attestation, no upstream reachable) until /status answers, asks
-//    for the cheap local endpoints, and stops it with SIGTERM: Node writes the cache at exit, and
-//    then it also holds the functions start-up ran, not only module top levels.
+//    for the cheap local endpoints, runs `skr healthcheck` against it (the exec probes' entry), and
+//    stops it with SIGTERM: Node writes the cache at exit, and then it also holds the functions
+//    start-up ran, not only module top levels.
 //
 // Node keys the cache directory by Node version, V8 flags and uid, so the Dockerfile runs this
 // once per user the image runs as, with the runtime's NODE_OPTIONS. Exits 1 (failing the image
 // build) when serve does not start and stop cleanly or nothing was cached.
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { request } from 'node:http'
 import module from 'node:module'
@@ -73,11 +74,13 @@ async function serveOnce (port, work) {
   // An empty release request is refused by its body schema (400), which loads and compiles the
   // validator (Ajv, ~100 modules) that the first real release would otherwise compile on the spot.
   if (up) await get(port, '/key/release', '{}')
+  const probe = up ? spawnSync(process.execPath, [join(app, 'bin/skr.js'), 'healthcheck', '--port', String(port)], { env: process.env, encoding: 'utf8', timeout: 30_000 }) : null
+  if (probe !== null && probe.status !== 0) say(`skr healthcheck exited ${String(probe.status)}: ${probe.stderr.trim()}`)
   child.kill('SIGTERM')
   const timer = setTimeout(() => { child.kill('SIGKILL') }, 15_000)
   const end = await exited
   clearTimeout(timer)
-  return { up, end }
+  return { up, end, probed: probe?.status === 0 }
 }
 
 async function main () {
@@ -94,30 +97,30 @@ async function main () {
     return 1
   }
   const dist = join(app, 'dist')
-  const entry = join(dist, 'main.js')
+  const entries = new Set(['main.js', 'healthcheck.js'].map(name => join(dist, name)))
   let imported = 0
   for (const file of jsFiles(dist)) {
-    if (file === entry) continue
+    if (entries.has(file)) continue
     await import(pathToFileURL(file).href)
     imported++
   }
   const work = mkdtempSync(join(dirname(cacheDir), '.warm-'))
   try {
-    const { up, end } = await serveOnce(await freePort(), work)
-    if (!up || end !== 0) {
-      say(`skr serve ${up ? 'answered /status' : 'never answered /status'} and ended with ${String(end)}`)
+    const { up, end, probed } = await serveOnce(await freePort(), work)
+    if (!up || end !== 0 || !probed) {
+      say(`skr serve ${up ? 'answered /status' : 'never answered /status'}, ${probed ? 'was' : 'was not'} found healthy by skr healthcheck, and ended with ${String(end)}`)
       return 1
     }
   } finally {
     rmSync(work, { recursive: true, force: true })
   }
   // This process's own entries (step 1) are written when it exits, after this count.
-  const entries = readdirSync(ownDir).length
-  if (entries === 0) {
+  const cached = readdirSync(ownDir).length
+  if (cached === 0) {
     say(`skr serve left no cache entries in ${ownDir}`)
     return 1
   }
-  say(`${imported} modules of ${relative(app, dist)}/ imported; skr serve started and stopped; ${entries} entries in ${relative(cacheDir, ownDir)}`)
+  say(`${imported} modules of ${relative(app, dist)}/ imported; skr serve started, probed and stopped; ${cached} entries in ${relative(cacheDir, ownDir)}`)
   return 0
 }
 

@@ -70,12 +70,9 @@ type X509Module = typeof X509
 
 let x509Module: Promise<X509Module> | undefined
 
-/** @peculiar/x509, loaded on first use (it needs the reflect-metadata polyfill first). */
+/** @peculiar/x509, loaded on first use (with the reflect-metadata polyfill it needs first). */
 async function loadX509 (): Promise<X509Module> {
-  x509Module ??= (async () => {
-    await import('reflect-metadata')
-    return await import('@peculiar/x509')
-  })()
+  x509Module ??= import('./x509-parts.ts').then(m => m.x509)
   return await x509Module
 }
 

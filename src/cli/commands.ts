@@ -2,7 +2,7 @@
 // command line. Apart from main.ts, which runs on import, so tests can check the table against
 // the modules. It imports nothing heavy: `skr --help` and `skr --version` load no command, and
 // `serve` loads only its own code (start-up must not pay for the other commands).
-import { readFileSync } from 'node:fs'
+import { packagePath } from '../package-root.ts'
 
 /** A command module: runs with its own argv and the environment, resolves to an exit code. */
 export interface CommandModule {
@@ -154,8 +154,8 @@ export function usage (): string {
 /** skr's version from its package.json ('unknown' when that cannot be read). */
 export function version (): string {
   try {
-    // src/cli/ and dist/cli/ are both two levels below the package root.
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown }
+    // Not an ES module import of node:fs: see src/package-root.ts.
+    const pkg = JSON.parse(process.getBuiltinModule('node:fs').readFileSync(packagePath('package.json'), 'utf8')) as { version?: unknown }
     return typeof pkg.version === 'string' ? pkg.version : 'unknown'
   } catch {
     return 'unknown'

@@ -4,13 +4,11 @@
 //
 // The definition handed to server reflection also holds grpc.health.v1 and the reflection
 // protos themselves, so `grpcurl list` shows what a grpc-go server with reflection shows.
-import { existsSync } from 'node:fs'
-import { createRequire } from 'node:module'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { dirname } from 'node:path'
 import { loadSync, type Options, type PackageDefinition, type ServiceDefinition } from '@grpc/proto-loader'
 import { protoPath as healthProtoPath } from 'grpc-health-check'
 import { InternalError } from '../errors.ts'
+import { dependencyFile, packagePath } from '../package-root.ts'
 
 /** Fully-qualified name of the reference's service. */
 export const REFERENCE_SERVICE = 'key_provider.KeyProviderService'
@@ -19,8 +17,8 @@ export const REFERENCE_SERVICE = 'key_provider.KeyProviderService'
 export const OCICRYPT_SERVICE = 'keyprovider.KeyProviderService'
 
 
-/** Directory of skr's .proto files (repo root `proto/`, beside `src/` and `dist/`). */
-export const PROTO_DIR = fileURLToPath(new URL('../../proto/', import.meta.url))
+/** Directory of skr's .proto files (the package root's `proto/`, beside `src/` and `dist/`). */
+export const PROTO_DIR = packagePath('proto')
 
 /** proto-loader options shared by the server and test clients: proto field names, defaults filled in. */
 export const LOADER_OPTIONS: Readonly<Options> = Object.freeze({
@@ -42,12 +40,8 @@ export interface GrpcDefinitions {
 function reflectionProtoRoot (): string | null {
   // @grpc/reflection ships its protos but does not export their path; absence only costs
   // the reflection services their line in `grpcurl list`.
-  try {
-    const root = join(dirname(createRequire(import.meta.url).resolve('@grpc/reflection/package.json')), 'build', 'proto')
-    return existsSync(join(root, 'grpc/reflection/v1alpha/reflection.proto')) ? root : null
-  } catch {
-    return null
-  }
+  const file = dependencyFile('@grpc/reflection', 'build/proto/grpc/reflection/v1alpha/reflection.proto')
+  return file === null ? null : dirname(dirname(dirname(dirname(file))))
 }
 
 function service (all: PackageDefinition, name: string): ServiceDefinition {

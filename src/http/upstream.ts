@@ -16,7 +16,7 @@ import { setImmediate as nextTick, setTimeout as delay } from 'node:timers/promi
 import type { Readable } from 'node:stream'
 import type { LookupFunction } from 'node:net'
 import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls'
-import type * as UndiciModule from 'undici'
+import type * as UndiciModule from './undici-parts.ts'
 import type { buildConnector, Dispatcher, Pool } from 'undici'
 import { UpstreamResponseInvalid, UpstreamUnavailable } from '../errors.ts'
 import { attemptsText, deadlineError, mapTransportError, statusError, upstreamFacts, type FailureContext, type TransportFailure, transportErrorCode } from './errors-map.ts'
@@ -182,7 +182,7 @@ type Undici = typeof UndiciModule
 let undici: Promise<Undici> | undefined
 
 async function loadUndici (): Promise<Undici> {
-  undici ??= import('undici')
+  undici ??= import('./undici-parts.ts')
   return await undici
 }
 

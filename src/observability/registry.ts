@@ -18,10 +18,9 @@
 // ("avoid missing metrics", https://prometheus.io/docs/practices/instrumentation/#avoid-missing-metrics),
 // so `rate()` and alerts see a series from the first scrape instead of only after the first event.
 // test/unit/observability/exposition.test.ts checks all of this, with and without promtool.
-import { createRequire } from 'node:module'
-import type * as PromClient from 'prom-client'
 import type { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { CacheName, Metrics, ReleaseOutcome, UpstreamService, UpstreamStatus } from './metrics.ts'
+import promParts from './prom-client-parts.cjs'
 
 /** What the HTTP edge records (only src/server calls these). */
 export interface HttpMetrics {
@@ -47,13 +46,7 @@ export interface MetricsRegistryOptions {
   defaultMetrics?: boolean
 }
 
-const require = createRequire(import.meta.url)
-const prom = {
-  Registry: require('prom-client/lib/registry') as typeof PromClient.Registry,
-  Counter: require('prom-client/lib/counter') as typeof PromClient.Counter,
-  Gauge: require('prom-client/lib/gauge') as typeof PromClient.Gauge,
-  Histogram: require('prom-client/lib/histogram') as typeof PromClient.Histogram
-}
+const prom = promParts.core()
 
 /** Label for anything that is not a short identifier (a URL, a key name, a sentence). */
 export const OTHER_LABEL = 'other'
@@ -215,7 +208,7 @@ export class PrometheusMetrics implements Metrics, HttpMetrics {
     const prefix = this.#defaultMetricsPrefix
     if (prefix === null) return
     this.#defaultMetricsPrefix = null
-    const collect = require('prom-client/lib/defaultMetrics') as typeof PromClient.collectDefaultMetrics
+    const collect = promParts.collectDefaultMetrics()
     collect({ register: this.registry, prefix })
     for (const name of DROPPED_DEFAULT_METRICS) this.registry.removeSingleMetric(`${prefix}${name}`)
   }

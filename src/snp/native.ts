@@ -3,6 +3,7 @@
 // built or cannot load. Failure becomes ERR_SNP_DEVICE_UNAVAILABLE with the fix in the message.
 import { createRequire } from 'node:module'
 import { SnpDeviceUnavailable } from '../errors.ts'
+import { packagePath } from '../package-root.ts'
 
 /** The addon's surface (native/addon.cc). */
 export interface NativeBinding {
@@ -37,8 +38,9 @@ export interface LoadNativeOptions {
   require?: (id: string) => unknown
 }
 
-// Relative to this file: resolves from src/snp/native.ts and from the compiled dist/snp/native.js.
-const ADDON_PATH = '../../build/Release/snp_guest.node'
+// Built by node-gyp into the package root's build/ (binding.gyp), from a checkout and in the bundle.
+// Errors name it relative to the root: where the package is installed is nobody's business.
+const ADDON_PATH = 'build/Release/snp_guest.node'
 const BUILD_HINT = 'run `npm run build:native` (needs a C++ toolchain, python3 and make)'
 
 let cached: NativeBinding | undefined
@@ -56,7 +58,7 @@ export function loadNativeBinding (options: LoadNativeOptions = {}): NativeBindi
   const load = options.require ?? createRequire(import.meta.url)
   let mod: unknown
   try {
-    mod = load(ADDON_PATH)
+    mod = load(packagePath(ADDON_PATH))
   } catch (err) {
     const code = typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : undefined
     throw new SnpDeviceUnavailable(

@@ -1,11 +1,12 @@
-// Issue 13 §1: the package installs and works from a tarball. `npm pack` of the repository (its
-// prepack compiles dist/), then `npm install <tarball>` into a scratch directory outside the
-// checkout, as a user would (the dependencies come from the registry, the addon is built by the
-// package's install script), then the installed `skr` runs: --help, and `skr demo`, a full key
-// release against the embedded emulators, from the installed copy only.
+// Issue 13 §1-2: the package installs and works from a tarball. `npm pack` of the repository (its
+// prepack bundles skr into dist/, scripts/bundle.mjs), then `npm install <tarball>` into a scratch
+// directory outside the checkout, as a user would (node-addon-api, the one dependency, comes from
+// the registry; the addon is built by the package's install script), then the installed `skr`
+// runs: --help, and `skr demo`, a full key release against the embedded emulators, from the
+// installed copy only.
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { copyCheckout } from '../helpers/checkout-copy.ts'
@@ -27,13 +28,14 @@ interface Packed { filename: string, files: Array<{ path: string }>, size: numbe
 const pack = spawnSync('npm', ['pack', '--json', '--pack-destination', work], { cwd: checkout.root, encoding: 'utf8', env, maxBuffer: 64 * 1024 * 1024 })
 const packed = pack.status === 0 ? (JSON.parse(pack.stdout) as Packed[])[0] : undefined
 
-t.test('npm pack builds dist/ and ships what skr needs, and nothing of the checkout\'s', async t => {
+t.test('npm pack bundles dist/ and ships what skr needs, and nothing of the checkout\'s', async t => {
   t.equal(pack.status, 0, `npm pack\n${pack.stderr.slice(-3000)}`)
   t.equal(packed?.name, 'skr-sidecar', 'the package name (free on the registry; "skr" is someone else\'s)')
   const files = new Set((packed?.files ?? []).map(f => f.path))
-  for (const want of ['package.json', 'README.md', 'LICENSE', 'bin/skr.js', 'dist/main.js', 'dist/cli/serve.js', 'dist/emulator/environment.js', 'binding.gyp', 'scripts/build-native.mjs']) {
+  for (const want of ['package.json', 'README.md', 'LICENSE', 'bin/skr.js', 'dist/main.js', 'dist/THIRD-PARTY-NOTICES.txt', 'dist/vendor/grpc-health-check/proto/health/v1/health.proto', 'binding.gyp', 'scripts/build-native.mjs']) {
     t.ok(files.has(want), want)
   }
+  t.ok([...files].filter(f => /^dist\/[^/]+\.js$/.test(f)).length > 10, 'the bundle: the entry and its chunks')
   t.ok([...files].some(f => f.startsWith('native/')), 'the addon\'s sources (built at install)')
   t.ok([...files].some(f => f.startsWith('proto/')), 'the gRPC protos (read at run time)')
   t.same([...files].filter(f => /^(src|test|bench|deploy|packages|\.cache|node_modules|build)\//.test(f)), [], 'no sources, tests, deploy files, other packages or build output')
@@ -49,6 +51,8 @@ t.test('installed from the tarball, outside the checkout, skr runs: --help and a
   const bin = join(app, 'node_modules', '.bin', 'skr')
   t.ok(existsSync(bin), 'the skr command is installed')
   t.ok(existsSync(join(app, 'node_modules', 'skr-sidecar', 'build', 'Release', 'snp_guest.node')), 'the addon was built by the install script')
+  const installed = readdirSync(join(app, 'node_modules')).filter(n => !n.startsWith('.')).sort()
+  t.same(installed, ['node-addon-api', 'skr-sidecar'], 'nothing else is installed: every JavaScript dependency is in the bundle')
 
   const help = spawnSync(bin, ['--help'], { cwd: app, encoding: 'utf8', env })
   t.equal(help.status, 0, help.stderr)

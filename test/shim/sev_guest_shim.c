@@ -1,7 +1,8 @@
 /*
  * LD_PRELOAD stand-in for the Linux SEV-SNP guest driver, so the native addon can be tested
  * on machines without SEV-SNP hardware. It intercepts open/openat/ioctl/close for
- * "/dev/sev-guest" and "/dev/sev", hands back a real fd on /dev/null, and emulates the driver's
+ * "/dev/sev-guest" and "/dev/sev", hands back a real fd on /dev/null, answers access/faccessat
+ * for them as for present devices (skr's backend selection checks first), and emulates the driver's
  * observable behaviour (drivers/virt/coco/sev-guest/sev-guest.c, snp_guest_ioctl/get_report):
  *   - copy in the 32-byte snp_guest_request_ioctl, set exitinfo2 = 0xff, msg_version 0 -> EINVAL;
  *   - VMPCK wiped -> ENOTTY; unknown ioctl -> ENOTTY; NULL req/resp -> EINVAL;
@@ -83,6 +84,8 @@ static int (*real_open)(const char *, int, ...);
 static int (*real_openat)(int, const char *, int, ...);
 static int (*real_close)(int);
 static int (*real_ioctl)(int, unsigned long, ...);
+static int (*real_access)(const char *, int);
+static int (*real_faccessat)(int, const char *, int, int);
 
 static int mode = MODE_OK;
 static int eagain_left;
@@ -103,6 +106,8 @@ static void resolve(void) {
   real_openat = (int (*)(int, const char *, int, ...))dlsym(RTLD_NEXT, "openat");
   real_close = (int (*)(int))dlsym(RTLD_NEXT, "close");
   real_ioctl = (int (*)(int, unsigned long, ...))dlsym(RTLD_NEXT, "ioctl");
+  real_access = (int (*)(const char *, int))dlsym(RTLD_NEXT, "access");
+  real_faccessat = (int (*)(int, const char *, int, int))dlsym(RTLD_NEXT, "faccessat");
   real_open = (int (*)(const char *, int, ...))dlsym(RTLD_NEXT, "open");
 }
 
@@ -175,6 +180,15 @@ int __open_2(const char *path, int flags) { return do_open(path, flags, 0); }
 int __open64_2(const char *path, int flags) { return do_open(path, flags, 0); }
 int __openat_2(int dirfd, const char *path, int flags) { return do_openat(dirfd, path, flags, 0); }
 int __openat64_2(int dirfd, const char *path, int flags) { return do_openat(dirfd, path, flags, 0); }
+
+int access(const char *path, int amode) {
+  resolve();
+  return device_kind(path) ? 0 : real_access(path, amode);
+}
+int faccessat(int dirfd, const char *path, int amode, int flags) {
+  resolve();
+  return device_kind(path) ? 0 : real_faccessat(dirfd, path, amode, flags);
+}
 
 int close(int fd) {
   resolve();

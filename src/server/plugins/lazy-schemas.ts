@@ -6,9 +6,8 @@
 // validates or serialises; a route never called never loads Ajv. A schema that does not compile
 // (there is none: every route is exercised by the tests) would fail its first request with a 500
 // instead of failing start-up.
-import { createRequire } from 'node:module'
-import { fileURLToPath } from 'node:url'
 import type { FastifyServerOptions } from 'fastify'
+import compilers from './fastify-compilers.cjs'
 
 type CompilersFactory = NonNullable<NonNullable<FastifyServerOptions['schemaController']>['compilersFactory']>
 type ValidatorFactory = NonNullable<CompilersFactory['buildValidator']>
@@ -16,12 +15,6 @@ type SerializerFactory = NonNullable<CompilersFactory['buildSerializer']>
 type Validate = ((...args: unknown[]) => unknown) & { errors?: unknown, schemaEnv?: unknown }
 type Serialize = (data: unknown) => string
 
-// fastify's compilers are its dependencies, not skr's: resolve them from fastify's own location.
-let fromFastify: NodeJS.Require | undefined
-function load<T> (name: string): T {
-  fromFastify ??= createRequire(fileURLToPath(import.meta.resolve('fastify')))
-  return fromFastify(name) as T
-}
 
 function lazyValidator (compile: () => Validate): Validate {
   let fn: Validate | undefined
@@ -53,7 +46,7 @@ export function lazySchemaController (): NonNullable<FastifyServerOptions['schem
   const buildValidator = ((externalSchemas: unknown, options: unknown) => {
     let compiler: ((route: unknown) => Validate) | undefined
     return (route: unknown) => lazyValidator(() => {
-      validators ??= load<() => ValidatorFactory>('@fastify/ajv-compiler')()
+      validators ??= (compilers.ajvCompiler() as () => ValidatorFactory)()
       compiler ??= (validators as (s: unknown, o: unknown) => (route: unknown) => Validate)(externalSchemas, options)
       return compiler(route)
     })
@@ -61,7 +54,7 @@ export function lazySchemaController (): NonNullable<FastifyServerOptions['schem
   const buildSerializer = ((externalSchemas: unknown, options: unknown) => {
     let compiler: ((route: unknown) => Serialize) | undefined
     return (route: unknown) => lazySerializer(() => {
-      serializers ??= load<() => SerializerFactory>('@fastify/fast-json-stringify-compiler')()
+      serializers ??= (compilers.serializerCompiler() as () => SerializerFactory)()
       compiler ??= (serializers as (s: unknown, o: unknown) => (route: unknown) => Serialize)(externalSchemas, options)
       return compiler(route)
     })

@@ -10,6 +10,7 @@
 import { readFileSync } from 'node:fs'
 import type { SwaggerOptions } from '@fastify/swagger'
 import type { FastifyInstance, RouteOptions } from 'fastify'
+import { packagePath } from '../../package-root.ts'
 import { errorResponses } from '../schemas.ts'
 import { lazySchemaController } from './lazy-schemas.ts'
 
@@ -51,7 +52,7 @@ const SERVERS = [{
 function readPackageJson (): { version?: unknown, license?: unknown } {
   try {
     // src/server/plugins and dist/server/plugins are both three levels below the package root.
-    return JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: unknown, license?: unknown }
+    return JSON.parse(readFileSync(packagePath('package.json'), 'utf8')) as { version?: unknown, license?: unknown }
   } catch {
     return {}
   }

@@ -159,7 +159,7 @@ t.test('skr --help and --version run without loading any command or the server',
     t.equal(r.status, 0, `${args.join(' ')}: ${r.stderr}`)
     const loaded = readFileSync(record, 'utf8').split('\n').filter(u => u.includes('/src/'))
     t.ok(loaded.some(u => u.endsWith('/src/main.ts')), 'the hook sees the entry point')
-    t.same(loaded.map(u => u.slice(u.indexOf('/src/'))).sort(), ['/src/cli/commands.ts', '/src/errors.ts', '/src/main.ts'], `${args.join(' ')} loads only the entry point`)
+    t.same(loaded.map(u => u.slice(u.indexOf('/src/'))).sort(), ['/src/cli/commands.ts', '/src/errors.ts', '/src/main.ts', '/src/package-root.ts'], `${args.join(' ')} loads only the entry point`)
     t.notOk(readFileSync(record, 'utf8').includes('node_modules'), 'and no dependency')
   }
   const help = skr(['--help'])

@@ -1,18 +1,19 @@
 // The Dockerfile, checked without a Docker engine: parse it, then check what an image build
 // relies on (sources in the context, Node 24 bases, a non-root shell-less runtime, the
 // entrypoint's file in the image layout, runtime assets copied) and finally rebuild that
-// layout in a temp dir (real `tsc -p tsconfig.build.json`, the same bin/ and /skr.sh) and
-// start skr from it: --help, skr.sh's positional arguments, and a simulated serve that
-// `skr healthcheck` finds healthy.
+// layout in a temp dir (the real bundle, scripts/bundle.mjs; the same bin/ and /skr.sh; no
+// node_modules) and start skr from it: --help, skr.sh's positional arguments, and a simulated
+// serve that `skr healthcheck` finds healthy.
 import t from 'tap'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs'
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join, posix, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { probe } from '../../../src/cli/healthcheck.ts'
 import { IMAGE_NODE_ARGS } from '../../../bench/skr-process.ts'
+import { VENDOR_ASSETS } from '../../../scripts/bundle.mjs'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
 const read = (path: string): string => readFileSync(join(root, path), 'utf8')
@@ -109,7 +110,7 @@ function envOf (stage: Stage): Record<string, string> {
 // Produced inside the build stage rather than copied in, and the step that produces each.
 const PRODUCED: Readonly<Record<string, RegExp>> = {
   node_modules: /\bnpm ci\b/,
-  dist: /\bnpm run build:ts\b/,
+  dist: /\bnpm run build:js\b/,
   'build/Release/snp_guest.node': /\bnpm run build:native\b/
 }
 
@@ -138,7 +139,7 @@ t.test('stages: a Node 24 build image and a distroless Node 24 runtime', async t
   t.match(lineage(finalStage).at(-1)?.from, /^gcr\.io\/distroless\/nodejs24-/, 'the default image is distroless')
 })
 
-t.test('the build stage builds the addon against its own Node and the TypeScript into dist/', async t => {
+t.test('the build stage builds the addon against its own Node and the bundle into dist/', async t => {
   const runs = build.instructions.filter(i => i.op === 'RUN').map(i => i.args)
   const envs = build.instructions.filter(i => i.op === 'ENV').map(i => i.args)
   t.ok(envs.some(e => /^npm_config_nodedir=\/usr\/local$/.test(e)), 'npm_config_nodedir=/usr/local (the image\'s headers)')
@@ -146,13 +147,10 @@ t.test('the build stage builds the addon against its own Node and the TypeScript
   t.ok(index(/npm ci\b/) >= 0, 'npm ci')
   t.ok(index(/npm ci\b.*--ignore-scripts/) >= 0, 'install scripts off: the addon is built explicitly')
   t.ok(index(/npm run build:native/) > index(/npm ci\b/), 'addon after dependencies')
-  t.ok(index(/npm run build:ts/) > index(/npm ci\b/), 'TypeScript after dependencies')
-  t.ok(index(/npm prune --omit=dev/) >= index(/npm run build:ts/), 'dev dependencies pruned after the build')
+  t.ok(index(/npm run build:js/) > index(/npm ci\b/), 'the bundle after dependencies')
   const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> }
-  t.match(pkg.scripts['build:ts'], /tsc -p tsconfig\.build\.json/)
+  t.match(pkg.scripts['build:js'], /^node scripts\/bundle\.mjs$/, 'build:js is the bundler, which writes dist/ (src/main.ts → dist/main.js)')
   t.match(pkg.scripts['build:native'], /node-gyp/)
-  const tsconfig = JSON.parse(read('tsconfig.build.json')) as { compilerOptions: { rootDir: string; outDir: string } }
-  t.same([tsconfig.compilerOptions.rootDir, tsconfig.compilerOptions.outDir], ['src', 'dist'], 'src/main.ts → dist/main.js')
 })
 
 t.test('every COPY source exists in the context or is produced by an earlier build step', async t => {
@@ -242,9 +240,9 @@ t.test('the entrypoint names files the image has', async t => {
   t.ok(existsSync(join(root, 'bin/skr.js')))
   t.match(read('bin/skr.js'), /'\.\.\/dist\/main\.js'/, 'bin/skr.js prefers ../dist/main.js')
   t.equal(origin(layout, '/app/dist/main.js'), 'dist/main.js', 'dist/ is in the image')
-  t.ok(existsSync(join(root, 'src/main.ts')), 'which tsc emits from src/main.ts')
+  t.ok(existsSync(join(root, 'src/main.ts')), 'which the bundler builds from src/main.ts')
   t.equal(origin(layout, '/app/package.json'), 'package.json', 'package.json ("type": "module") is in the image')
-  t.equal(origin(layout, '/app/node_modules'), 'node_modules')
+  t.equal(origin(layout, '/app/node_modules'), null, 'no node_modules: every dependency is in the bundle')
 
   const healthcheck = effective(finalStage, 'HEALTHCHECK')
   t.match(healthcheck, /CMD \["\/nodejs\/bin\/node", "\/app\/bin\/skr\.js", "healthcheck"\]/)
@@ -261,31 +259,31 @@ t.test('the entrypoint names files the image has', async t => {
   }
 })
 
-t.test('files src/ reads at run time relative to its own location are in the image', async t => {
+t.test('files src/ reads from the package root at run time are in the image', async t => {
   const layout = imageLayout()
   const assets: string[] = []
   const walk = (dir: string): void => {
-    for (const name of readdirSync(join(root, dir))) {
-      const path = posix.join(dir, name)
-      if (statSync(join(root, path)).isDirectory()) walk(path)
-      else if (path.endsWith('.ts')) {
-        const text = read(path)
-        if (!text.includes('import.meta.url')) continue
-        for (const m of text.matchAll(/'((?:\.\.\/)+[A-Za-z][^']*)'/g)) {
-          const literal = m[1] as string
-          if (/\.(ts|js|mjs|json)$/.test(literal) && !literal.includes('build/')) continue
-          // dist/ mirrors src/, so resolve from the compiled file's directory.
-          const compiled = posix.join('dist', posix.relative('src', posix.dirname(path)))
-          const target = posix.normalize(posix.join(compiled, literal))
-          if (target.startsWith('..') || target.startsWith('dist/')) continue
-          assets.push(`${path}: ${target}`)
-          t.ok(origin(layout, posix.join('/app', target)) !== null, `${path} reads ${target}: copied to /app/${target}`)
-        }
+    for (const entry of readdirSync(join(root, dir), { withFileTypes: true })) {
+      const path = posix.join(dir, entry.name)
+      if (entry.isDirectory()) { walk(path); continue }
+      if (!path.endsWith('.ts')) continue
+      const text = read(path)
+      // packagePath('a', 'b') calls with literal parts, and the addon's path constant.
+      for (const m of text.matchAll(/packagePath\(((?:'[^']*'(?:, )?)+)\)/g)) assets.push(posix.join(...[...(m[1] as string).matchAll(/'([^']*)'/g)].map(p => p[1] as string)))
+      for (const m of text.matchAll(/ADDON_PATH = '([^']+)'/g)) assets.push(m[1] as string)
+      // Files of dependencies: the bundle must vendor their package (scripts/bundle.mjs VENDOR_ASSETS).
+      for (const m of text.matchAll(/dependencyFile\('([^']+)', '([^']+)'\)/g)) {
+        const [pkg, file] = [m[1] as string, m[2] as string]
+        t.ok((VENDOR_ASSETS[pkg] ?? []).some(dir => file.startsWith(`${dir}/`)), `${path} reads ${pkg}/${file}: the bundle copies it to dist/vendor/`)
       }
     }
   }
   walk('src')
-  t.ok(assets.some(a => a.endsWith('build/Release/snp_guest.node')), 'the addon path is among them (the scan works)')
+  for (const asset of new Set(assets)) {
+    t.ok(origin(layout, posix.join('/app', asset)) !== null, `${asset} is copied to /app/${asset}`)
+  }
+  t.ok(assets.includes('build/Release/snp_guest.node'), 'the addon path is among them (the scan works)')
+  t.ok(assets.includes('proto'), 'and the proto directory')
 })
 
 t.test('the benchmark runs skr with the image\'s Node options and malloc setting', async t => {
@@ -369,17 +367,14 @@ t.test('the image layout, rebuilt in a temp dir, starts', async t => {
   const image = mkdtempSync(join(tmpdir(), 'skr-image-'))
   t.teardown(() => { rmSync(image, { recursive: true, force: true }) })
   const app = join(image, 'app')
-  // `npm run build:ts`, with the output redirected into the simulated /app.
-  const tsc = spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json', '--outDir', join(app, 'dist')],
-    { cwd: root, encoding: 'utf8' })
-  t.equal(tsc.status, 0, `tsc -p tsconfig.build.json succeeds (the image build fails otherwise)\n${tsc.stdout}`)
-  t.ok(existsSync(join(app, 'dist/main.js')), 'dist/main.js emitted')
-  t.notOk(existsSync(join(app, 'dist/client')), 'the client is a package of its own (packages/client), not in the server\'s image')
-  t.ok(existsSync(join(app, 'dist/cli/healthcheck.js')), 'dist/cli/healthcheck.js emitted')
+  // `npm run build:js`, with the output redirected into the simulated /app. Nothing else: the
+  // image has no node_modules, and neither has this layout (or any directory above it).
+  const bundled = spawnSync(process.execPath, [join(root, 'scripts/bundle.mjs'), '--outdir', join(app, 'dist')], { cwd: root, encoding: 'utf8' })
+  t.equal(bundled.status, 0, `scripts/bundle.mjs succeeds (the image build fails otherwise)\n${bundled.stderr}`)
+  t.ok(existsSync(join(app, 'dist/main.js')), 'dist/main.js written')
   cpSync(join(root, 'package.json'), join(app, 'package.json'))
   cpSync(join(root, 'bin'), join(app, 'bin'), { recursive: true })
-  if (existsSync(join(root, 'proto'))) cpSync(join(root, 'proto'), join(app, 'proto'), { recursive: true })
-  symlinkSync(join(root, 'node_modules'), join(app, 'node_modules'), 'dir')
+  cpSync(join(root, 'proto'), join(app, 'proto'), { recursive: true })
   cpSync(join(root, 'deploy/image/skr.sh'), join(image, 'skr.sh'))
   cpSync(join(root, 'deploy/image/skr.sh'), join(image, 'bin', 'skr'))
 
@@ -394,6 +389,7 @@ t.test('the image layout, rebuilt in a temp dir, starts', async t => {
   t.equal(help.code, 0, help.stderr)
   t.match(help.stdout, /^usage: skr/)
   t.notOk(existsSync(join(app, 'src')), 'and it ran dist/, not the TypeScript sources')
+  t.notOk(existsSync(join(app, 'node_modules')), 'with no node_modules')
 
   for (const entry of ['skr.sh', 'bin/skr']) {
     const positional = await node([join(image, entry), '', 'not-a-port'], {}, image)
@@ -414,7 +410,7 @@ t.test('the image layout, rebuilt in a temp dir, starts', async t => {
   const warmed = join(image, 'home/compile-cache')
   const warm = await node([join(root, 'deploy/image/warm-compile-cache.mjs'), app], { NODE_COMPILE_CACHE: warmed }, image)
   t.equal(warm.code, 0, `the compile cache fills\n${warm.stderr}`)
-  t.match(warm.stderr, /skr serve started and stopped; \d+ entries/)
+  t.match(warm.stderr, /skr serve started, probed and stopped; \d+ entries/)
   // A fill that caches nothing for its own uid fails, even where another uid's entries exist.
   const none = await node([join(root, 'deploy/image/warm-compile-cache.mjs'), app], { NODE_COMPILE_CACHE: warmed, NODE_DISABLE_COMPILE_CACHE: '1' }, image)
   t.equal(none.code, 1, `a fill that caches nothing for its uid fails the build\n${none.stderr}`)

@@ -54,6 +54,40 @@ const good = (over: Partial<Parameters<typeof buildAttestBody>[0]> = {}): string
 const b64u = (b: Buffer | string): string => Buffer.from(b).toString('base64url')
 const errorCode = (a: Answer): unknown => (a.json.error as { code?: unknown } | undefined)?.code
 
+// ---- UVM endorsements under a throwaway signing root ------------------------------------------
+// Set up before the first subtest (see test/unit/maa/client.test.ts): a subtest created after a
+// slow top-level await can find tap's root test already ended.
+
+const crypto = globalThis.crypto
+const PSS = { name: 'RSA-PSS', hash: 'SHA-384', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]) }
+const EKU = '1.3.6.1.4.1.311.76.59.1.2'
+const rootKeys = await crypto.subtle.generateKey(PSS, true, ['sign', 'verify'])
+const leafKeys = await crypto.subtle.generateKey(PSS, true, ['sign', 'verify'])
+const validity = { notBefore: new Date(Date.now() - 86_400_000), notAfter: new Date(Date.now() + 365 * 86_400_000) }
+const uvmRoot = await x509.X509CertificateGenerator.createSelfSigned({
+  serialNumber: '01', name: 'CN=uvm test root', keys: rootKeys, signingAlgorithm: { name: 'RSA-PSS', saltLength: 48 }, ...validity,
+  extensions: [new x509.BasicConstraintsExtension(true, undefined, true)]
+}, crypto)
+const uvmLeaf = await x509.X509CertificateGenerator.create({
+  serialNumber: '02', subject: 'CN=uvm test leaf', issuer: uvmRoot.subject, publicKey: leafKeys.publicKey,
+  signingKey: rootKeys.privateKey, signingAlgorithm: { name: 'RSA-PSS', saltLength: 48 }, ...validity,
+  extensions: [new x509.ExtendedKeyUsageExtension([EKU])]
+}, crypto)
+const leafPem = `-----BEGIN PRIVATE KEY-----\n${Buffer.from(await crypto.subtle.exportKey('pkcs8', leafKeys.privateKey)).toString('base64')}\n-----END PRIVATE KEY-----\n`
+
+function endorsement (measurement: string, guestSvn: string): Buffer {
+  const rootDer = Buffer.from(uvmRoot.rawData)
+  const header = encode(new Map<unknown, unknown>([
+    [1, -38], [33, [Buffer.from(uvmLeaf.rawData), rootDer]],
+    ['iss', `did:x509:0:sha256:${createHash('sha256').update(rootDer).digest('base64url')}::eku:${EKU}`],
+    ['feed', 'test-uvm'], ['signingtime', new Tagged(1, Math.floor(Date.now() / 1000))]
+  ]))
+  const payload = Buffer.from(JSON.stringify({ 'x-ms-sevsnpvm-guestsvn': guestSvn, 'x-ms-sevsnpvm-launchmeasurement': measurement }))
+  const signature = sign('sha384', encode(['Signature1', header, new Uint8Array(0), payload]),
+    { key: leafPem, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 48 })
+  return Buffer.from(encode(new Tagged(18, [header, new Map(), payload, signature])))
+}
+
 t.test('issues an RS256 token with MAA\'s SevSnpVm claims, typed as MAA types them', async (t) => {
   const answer = await attest(good())
   t.equal(answer.status, 200)
@@ -228,38 +262,6 @@ t.test('never crashes on arbitrary input', async (t) => {
   }
   t.equal((await attest(good())).status, 200, 'still serving')
 })
-
-// ---- UVM endorsements under a throwaway signing root ------------------------------------------
-
-const crypto = globalThis.crypto
-const PSS = { name: 'RSA-PSS', hash: 'SHA-384', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]) }
-const EKU = '1.3.6.1.4.1.311.76.59.1.2'
-const rootKeys = await crypto.subtle.generateKey(PSS, true, ['sign', 'verify'])
-const leafKeys = await crypto.subtle.generateKey(PSS, true, ['sign', 'verify'])
-const validity = { notBefore: new Date(Date.now() - 86_400_000), notAfter: new Date(Date.now() + 365 * 86_400_000) }
-const uvmRoot = await x509.X509CertificateGenerator.createSelfSigned({
-  serialNumber: '01', name: 'CN=uvm test root', keys: rootKeys, signingAlgorithm: { name: 'RSA-PSS', saltLength: 48 }, ...validity,
-  extensions: [new x509.BasicConstraintsExtension(true, undefined, true)]
-}, crypto)
-const uvmLeaf = await x509.X509CertificateGenerator.create({
-  serialNumber: '02', subject: 'CN=uvm test leaf', issuer: uvmRoot.subject, publicKey: leafKeys.publicKey,
-  signingKey: rootKeys.privateKey, signingAlgorithm: { name: 'RSA-PSS', saltLength: 48 }, ...validity,
-  extensions: [new x509.ExtendedKeyUsageExtension([EKU])]
-}, crypto)
-const leafPem = `-----BEGIN PRIVATE KEY-----\n${Buffer.from(await crypto.subtle.exportKey('pkcs8', leafKeys.privateKey)).toString('base64')}\n-----END PRIVATE KEY-----\n`
-
-function endorsement (measurement: string, guestSvn: string): Buffer {
-  const rootDer = Buffer.from(uvmRoot.rawData)
-  const header = encode(new Map<unknown, unknown>([
-    [1, -38], [33, [Buffer.from(uvmLeaf.rawData), rootDer]],
-    ['iss', `did:x509:0:sha256:${createHash('sha256').update(rootDer).digest('base64url')}::eku:${EKU}`],
-    ['feed', 'test-uvm'], ['signingtime', new Tagged(1, Math.floor(Date.now() / 1000))]
-  ]))
-  const payload = Buffer.from(JSON.stringify({ 'x-ms-sevsnpvm-guestsvn': guestSvn, 'x-ms-sevsnpvm-launchmeasurement': measurement }))
-  const signature = sign('sha384', encode(['Signature1', header, new Uint8Array(0), payload]),
-    { key: leafPem, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 48 })
-  return Buffer.from(encode(new Tagged(18, [header, new Map(), payload, signature])))
-}
 
 t.test('UVM endorsements: validated ones give azure-compliant-uvm, mismatches are refused', async (t) => {
   const trusting = await start({ trustedUvmRootFingerprints: [new X509Certificate(Buffer.from(uvmRoot.rawData)).fingerprint256] })

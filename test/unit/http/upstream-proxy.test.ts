@@ -160,6 +160,11 @@ function assertNoSecrets (t: Test, text: string): void {
   for (const secret of SECRETS) t.notOk(text.includes(secret), `printed text does not contain ${JSON.stringify(secret.slice(0, 4))}…`)
 }
 
+// Before the first subtest: see test/unit/maa/client.test.ts.
+const hasIpv6Loopback = await new Promise<boolean>((resolve) => {
+  const probe = net.createServer().once('error', () => { resolve(false) }).listen(0, '::1', () => { probe.close(() => { resolve(true) }) })
+})
+
 t.test('https goes through the proxy: one CONNECT, tunnel reused, origin TLS verified against the extra CA', async (t) => {
   const origin = await startOrigin(t)
   const proxy = await startProxy(t)
@@ -374,9 +379,6 @@ t.test('an https:// proxy: TLS to the proxy (trusting the extra CA), then the tu
   t.same(proxy.auths, [BASIC])
 })
 
-const hasIpv6Loopback = await new Promise<boolean>((resolve) => {
-  const probe = net.createServer().once('error', () => { resolve(false) }).listen(0, '::1', () => { probe.close(() => { resolve(true) }) })
-})
 
 t.test('an https:// proxy at an IPv6 address: its certificate is checked against that address', { skip: hasIpv6Loopback ? false : 'no IPv6 loopback on this machine' }, async (t) => {
   const origin = await startOrigin(t)

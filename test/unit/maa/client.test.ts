@@ -43,6 +43,38 @@ t.teardown(emulator.close)
 const client = (over: Partial<MaaClientOptions> = {}): ReturnType<typeof createMaaClient> =>
   createMaaClient({ upstream, apiVersion: DEFAULT_MAA_API_VERSION, userAgent: 'skr-test/1.0', verifyToken: true, ...over })
 
+// ---- a scripted MAA: records what the client sends, answers what the test says ---------------
+// Set up before the first subtest: tap ends the root test once its queued subtests are done, so
+// a subtest created after a slow top-level await (RSA generation on a busy machine) would be
+// refused ("cannot create subtest after parent test ends").
+
+const crypto = globalThis.crypto
+const RSA = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]) }
+const keys = await crypto.subtle.generateKey(RSA, true, ['sign', 'verify'])
+const cert = await x509.X509CertificateGenerator.createSelfSigned({
+  serialNumber: '01', name: 'CN=scripted maa', keys, signingAlgorithm: RSA,
+  notBefore: new Date(Date.now() - 86_400_000), notAfter: new Date(Date.now() + 86_400_000)
+}, crypto)
+const kid = 'scripted-kid'
+let answer: (body: string) => Promise<{ status: number, body: string }> = async () => ({ status: 500, body: '' })
+let seen: { url: string, headers: IncomingMessage['headers'], body: string } | null = null
+const scripted = await startHttpsServer((req: IncomingMessage, res: ServerResponse) => {
+  const chunks: Buffer[] = []
+  req.on('data', (c: Buffer) => chunks.push(c))
+  req.on('end', () => {
+    const send = (status: number, body: string): void => { res.writeHead(status, { 'content-type': 'application/json' }); res.end(body) }
+    if (req.url === '/certs') return send(200, JSON.stringify({ keys: [{ kid, kty: 'RSA', x5c: [Buffer.from(cert.rawData).toString('base64')] }] }))
+    const body = Buffer.concat(chunks).toString()
+    seen = { url: req.url ?? '', headers: req.headers, body }
+    answer(body).then((a) => { send(a.status, a.body) }, () => { send(500, '{}') })
+  })
+}, { pki })
+t.teardown(scripted.close)
+const scriptedEndpoint = `127.0.0.1:${scripted.port}`
+const mint = async (claims: Record<string, unknown>): Promise<string> =>
+  await new SignJWT({ iss: `https://${scriptedEndpoint}`, 'x-ms-sevsnpvm-reportdata': reportDataFor(runtimeData).toString('hex'), ...claims })
+    .setProtectedHeader({ alg: 'RS256', kid, typ: 'JWT' }).setIssuedAt().setExpirationTime('1h').sign(keys.privateKey)
+
 t.test('attests a simulated report at the emulator and verifies the token', async (t) => {
   const { token, claims } = await client().attest(emulator.endpoint, input)
   t.match(token, /^[\w-]+\.[\w-]+\.[\w-]+$/)
@@ -95,35 +127,6 @@ t.test('MAA\'s answers map to skr errors', async (t) => {
   options.faults = { status: 503 }
   await t.rejects(c.attest(faulty.endpoint, input), { code: 'ERR_UPSTREAM_UNAVAILABLE' })
 })
-
-// ---- a scripted MAA: records what the client sends, answers what the test says ---------------
-
-const crypto = globalThis.crypto
-const RSA = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]) }
-const keys = await crypto.subtle.generateKey(RSA, true, ['sign', 'verify'])
-const cert = await x509.X509CertificateGenerator.createSelfSigned({
-  serialNumber: '01', name: 'CN=scripted maa', keys, signingAlgorithm: RSA,
-  notBefore: new Date(Date.now() - 86_400_000), notAfter: new Date(Date.now() + 86_400_000)
-}, crypto)
-const kid = 'scripted-kid'
-let answer: (body: string) => Promise<{ status: number, body: string }> = async () => ({ status: 500, body: '' })
-let seen: { url: string, headers: IncomingMessage['headers'], body: string } | null = null
-const scripted = await startHttpsServer((req: IncomingMessage, res: ServerResponse) => {
-  const chunks: Buffer[] = []
-  req.on('data', (c: Buffer) => chunks.push(c))
-  req.on('end', () => {
-    const send = (status: number, body: string): void => { res.writeHead(status, { 'content-type': 'application/json' }); res.end(body) }
-    if (req.url === '/certs') return send(200, JSON.stringify({ keys: [{ kid, kty: 'RSA', x5c: [Buffer.from(cert.rawData).toString('base64')] }] }))
-    const body = Buffer.concat(chunks).toString()
-    seen = { url: req.url ?? '', headers: req.headers, body }
-    answer(body).then((a) => { send(a.status, a.body) }, () => { send(500, '{}') })
-  })
-}, { pki })
-t.teardown(scripted.close)
-const scriptedEndpoint = `127.0.0.1:${scripted.port}`
-const mint = async (claims: Record<string, unknown>): Promise<string> =>
-  await new SignJWT({ iss: `https://${scriptedEndpoint}`, 'x-ms-sevsnpvm-reportdata': reportDataFor(runtimeData).toString('hex'), ...claims })
-    .setProtectedHeader({ alg: 'RS256', kid, typ: 'JWT' }).setIssuedAt().setExpirationTime('1h').sign(keys.privateKey)
 
 t.test('request line, headers and body are the reference\'s', async (t) => {
   answer = async () => ({ status: 200, body: JSON.stringify({ Token: await mint({ nonce: '7' }) }) })

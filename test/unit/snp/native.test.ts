@@ -5,6 +5,7 @@ import t from 'tap'
 import { existsSync } from 'node:fs'
 import { isNativeIoctlError, loadNativeBinding } from '../../../src/snp/native.ts'
 import type { NativeBinding } from '../../../src/snp/native.ts'
+import { packagePath } from '../../../src/package-root.ts'
 import { addonPath } from '../../helpers/shim.ts'
 
 t.test('a require that throws becomes ERR_SNP_DEVICE_UNAVAILABLE with the build hint', async (t) => {
@@ -25,9 +26,9 @@ t.test('a require that throws becomes ERR_SNP_DEVICE_UNAVAILABLE with the build 
     code: 'ERR_SNP_DEVICE_UNAVAILABLE',
     statusCode: 503,
     message: /could not be loaded \(MODULE_NOT_FOUND\); run `npm run build:native`/,
-    details: { loadError: 'MODULE_NOT_FOUND', addon: '../../build/Release/snp_guest.node' }
+    details: { loadError: 'MODULE_NOT_FOUND', addon: 'build/Release/snp_guest.node' }
   })
-  t.same(requested, ['../../build/Release/snp_guest.node'])
+  t.same(requested, [packagePath('build', 'Release', 'snp_guest.node')], 'the addon in the package root, wherever the code runs from')
 })
 
 t.test('a dlopen failure without a code still maps', async (t) => {

@@ -23,6 +23,73 @@ function azureChain (): AmdChain {
   return parseChainPem(thim.vcekCert, thim.certificateChain)
 }
 
+// ---- throwaway chains that sign their own reports ------------------------------------------------
+// Set up before the first subtest (see test/unit/maa/client.test.ts): a subtest created after a
+// slow top-level await can find tap's root test already ended.
+
+const PSS_KEY = { name: 'RSA-PSS', hash: 'SHA-384', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]) }
+const PSS_SIGN = { name: 'RSA-PSS', saltLength: 48 }
+const [arkKeys, askKeys] = await Promise.all([1, 2].map(async () => await webcrypto.subtle.generateKey(PSS_KEY, false, ['sign', 'verify']))) as [webcrypto.CryptoKeyPair, webcrypto.CryptoKeyPair]
+const leafKeys = await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-384' }, true, ['sign', 'verify'])
+const leafPrivate = KeyObject.from(leafKeys.privateKey)
+const AMD = '1.3.6.1.4.1.3704.1'
+const VALIDITY = { notBefore: new Date('2023-01-01T00:00:00Z'), notAfter: new Date('2030-01-01T00:00:00Z') }
+const MILAN_TCB: TcbParts = { bootloader: 3, tee: 0, snp: 200, microcode: 115, fmc: null }
+const TURIN_TCB: TcbParts = { bootloader: 4, tee: 1, snp: 22, microcode: 72, fmc: 3 }
+const CHIP = Buffer.from(Array.from({ length: 64 }, (_, i) => (i * 13 + 1) & 0xff))
+const TURIN_CHIP = Buffer.concat([CHIP.subarray(0, 8), Buffer.alloc(56)])
+
+interface Fake { product?: string, productName?: string, vlek?: boolean, tcb?: TcbParts, hwId?: Buffer | null }
+
+async function fakeChain (o: Fake = {}): Promise<AmdChain> {
+  const product = o.product ?? 'Milan'
+  const tcb = o.tcb ?? MILAN_TCB
+  const ca = [new x509.BasicConstraintsExtension(true, undefined, true)]
+  const ark = await x509.X509CertificateGenerator.createSelfSigned({ name: `CN=ARK-${product}`, keys: arkKeys, signingAlgorithm: PSS_SIGN, ...VALIDITY, extensions: ca })
+  const ask = await x509.X509CertificateGenerator.create({
+    subject: `CN=SEV-${o.vlek === true ? 'VLEK-' : ''}${product}`, issuer: ark.subject, publicKey: askKeys.publicKey,
+    signingKey: arkKeys.privateKey, signingAlgorithm: PSS_SIGN, ...VALIDITY, extensions: ca
+  })
+  const int = (n: number): Buffer => n < 0x80 ? Buffer.from([2, 1, n]) : Buffer.from([2, 2, 0, n])
+  const name = Buffer.from(o.productName ?? product)
+  const values: Array<[string, Buffer]> = [['2', Buffer.concat([Buffer.from([0x16, name.length]), name])],
+    ['3.1', int(tcb.bootloader)], ['3.2', int(tcb.tee)], ['3.3', int(tcb.snp)], ['3.8', int(tcb.microcode)]]
+  if (tcb.fmc !== null) values.push(['3.9', int(tcb.fmc)])
+  const hwId = o.hwId === undefined ? (product === 'Turin' ? CHIP.subarray(0, 8) : CHIP) : o.hwId
+  if (hwId !== null) values.push(['4', hwId])
+  const leaf = await x509.X509CertificateGenerator.create({
+    subject: `CN=SEV-${o.vlek === true ? 'VLEK' : 'VCEK'}`, issuer: ask.subject, publicKey: leafKeys.publicKey,
+    signingKey: askKeys.privateKey, signingAlgorithm: PSS_SIGN, ...VALIDITY,
+    extensions: values.map(([oid, v]) => new x509.Extension(`${AMD}.${oid}`, false, v))
+  })
+  const node = (c: x509.X509Certificate): X509Certificate => new X509Certificate(Buffer.from(c.rawData))
+  return { vcek: node(leaf), ask: node(ask), ark: node(ark) }
+}
+
+interface Patch { tcb?: bigint, chipId?: Buffer, signer?: number, algo?: number, cpuid?: [number, number], mutate?: (raw: Buffer) => void }
+
+// A structurally valid v2 report (version 2, policy 0x30000), patched, then signed by the fake VCEK.
+function fakeReport (p: Patch = {}): Buffer {
+  const raw = Buffer.alloc(0x4a0)
+  raw.writeUInt32LE(2, 0x000)
+  raw.writeBigUInt64LE(0x30000n, 0x008)
+  raw.writeUInt32LE(p.algo ?? 1, 0x034)
+  raw.writeUInt32LE((p.signer ?? 0) << 2, 0x048)
+  raw.writeBigUInt64LE(p.tcb ?? encodeTcb(MILAN_TCB, 'Milan'), 0x180)
+  if (p.cpuid !== undefined) {
+    raw.writeUInt32LE(3, 0x000)
+    raw.writeUInt8(p.cpuid[0], 0x188)
+    raw.writeUInt8(p.cpuid[1], 0x189)
+  }
+  ;(p.chipId ?? CHIP).copy(raw, 0x1a0)
+  p.mutate?.(raw)
+  writeSignature(raw, sign('sha384', raw.subarray(0, SIGNED_SIZE), { key: leafPrivate, dsaEncoding: 'ieee-p1363' }))
+  return raw
+}
+
+const trust = (chain: AmdChain, generation?: Generation): { trustedArkFingerprints: string[], now: Date, generation?: Generation } =>
+  ({ trustedArkFingerprints: [chain.ark.fingerprint256], now: NOW, ...(generation === undefined ? {} : { generation }) })
+
 t.test('azure-aci-milan verifies end to end', needsVectors(), async (t) => {
   const bytes = vector('azure-aci-milan', 'snp_report.bin')
   const result = verifyReport(bytes, azureChain(), { now: NOW })
@@ -113,71 +180,6 @@ t.test('compareTcb', needsVectors(), async (t) => {
   t.equal(compareTcb(encodeTcb({ bootloader: 0, tee: 0, snp: 0, microcode: 9, fmc: 0 }, 'Turin'), turin, 'Turin').equal, true)
   t.equal(compareTcb(encodeTcb({ bootloader: 0, tee: 0, snp: 0, microcode: 9, fmc: 1 }, 'Turin'), turin, 'Turin').equal, false, 'fmc counts on Turin')
 })
-
-// ---- throwaway chains that sign their own reports ------------------------------------------------
-
-const PSS_KEY = { name: 'RSA-PSS', hash: 'SHA-384', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]) }
-const PSS_SIGN = { name: 'RSA-PSS', saltLength: 48 }
-const [arkKeys, askKeys] = await Promise.all([1, 2].map(async () => await webcrypto.subtle.generateKey(PSS_KEY, false, ['sign', 'verify']))) as [webcrypto.CryptoKeyPair, webcrypto.CryptoKeyPair]
-const leafKeys = await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-384' }, true, ['sign', 'verify'])
-const leafPrivate = KeyObject.from(leafKeys.privateKey)
-const AMD = '1.3.6.1.4.1.3704.1'
-const VALIDITY = { notBefore: new Date('2023-01-01T00:00:00Z'), notAfter: new Date('2030-01-01T00:00:00Z') }
-const MILAN_TCB: TcbParts = { bootloader: 3, tee: 0, snp: 200, microcode: 115, fmc: null }
-const TURIN_TCB: TcbParts = { bootloader: 4, tee: 1, snp: 22, microcode: 72, fmc: 3 }
-const CHIP = Buffer.from(Array.from({ length: 64 }, (_, i) => (i * 13 + 1) & 0xff))
-const TURIN_CHIP = Buffer.concat([CHIP.subarray(0, 8), Buffer.alloc(56)])
-
-interface Fake { product?: string, productName?: string, vlek?: boolean, tcb?: TcbParts, hwId?: Buffer | null }
-
-async function fakeChain (o: Fake = {}): Promise<AmdChain> {
-  const product = o.product ?? 'Milan'
-  const tcb = o.tcb ?? MILAN_TCB
-  const ca = [new x509.BasicConstraintsExtension(true, undefined, true)]
-  const ark = await x509.X509CertificateGenerator.createSelfSigned({ name: `CN=ARK-${product}`, keys: arkKeys, signingAlgorithm: PSS_SIGN, ...VALIDITY, extensions: ca })
-  const ask = await x509.X509CertificateGenerator.create({
-    subject: `CN=SEV-${o.vlek === true ? 'VLEK-' : ''}${product}`, issuer: ark.subject, publicKey: askKeys.publicKey,
-    signingKey: arkKeys.privateKey, signingAlgorithm: PSS_SIGN, ...VALIDITY, extensions: ca
-  })
-  const int = (n: number): Buffer => n < 0x80 ? Buffer.from([2, 1, n]) : Buffer.from([2, 2, 0, n])
-  const name = Buffer.from(o.productName ?? product)
-  const values: Array<[string, Buffer]> = [['2', Buffer.concat([Buffer.from([0x16, name.length]), name])],
-    ['3.1', int(tcb.bootloader)], ['3.2', int(tcb.tee)], ['3.3', int(tcb.snp)], ['3.8', int(tcb.microcode)]]
-  if (tcb.fmc !== null) values.push(['3.9', int(tcb.fmc)])
-  const hwId = o.hwId === undefined ? (product === 'Turin' ? CHIP.subarray(0, 8) : CHIP) : o.hwId
-  if (hwId !== null) values.push(['4', hwId])
-  const leaf = await x509.X509CertificateGenerator.create({
-    subject: `CN=SEV-${o.vlek === true ? 'VLEK' : 'VCEK'}`, issuer: ask.subject, publicKey: leafKeys.publicKey,
-    signingKey: askKeys.privateKey, signingAlgorithm: PSS_SIGN, ...VALIDITY,
-    extensions: values.map(([oid, v]) => new x509.Extension(`${AMD}.${oid}`, false, v))
-  })
-  const node = (c: x509.X509Certificate): X509Certificate => new X509Certificate(Buffer.from(c.rawData))
-  return { vcek: node(leaf), ask: node(ask), ark: node(ark) }
-}
-
-interface Patch { tcb?: bigint, chipId?: Buffer, signer?: number, algo?: number, cpuid?: [number, number], mutate?: (raw: Buffer) => void }
-
-// A structurally valid v2 report (version 2, policy 0x30000), patched, then signed by the fake VCEK.
-function fakeReport (p: Patch = {}): Buffer {
-  const raw = Buffer.alloc(0x4a0)
-  raw.writeUInt32LE(2, 0x000)
-  raw.writeBigUInt64LE(0x30000n, 0x008)
-  raw.writeUInt32LE(p.algo ?? 1, 0x034)
-  raw.writeUInt32LE((p.signer ?? 0) << 2, 0x048)
-  raw.writeBigUInt64LE(p.tcb ?? encodeTcb(MILAN_TCB, 'Milan'), 0x180)
-  if (p.cpuid !== undefined) {
-    raw.writeUInt32LE(3, 0x000)
-    raw.writeUInt8(p.cpuid[0], 0x188)
-    raw.writeUInt8(p.cpuid[1], 0x189)
-  }
-  ;(p.chipId ?? CHIP).copy(raw, 0x1a0)
-  p.mutate?.(raw)
-  writeSignature(raw, sign('sha384', raw.subarray(0, SIGNED_SIZE), { key: leafPrivate, dsaEncoding: 'ieee-p1363' }))
-  return raw
-}
-
-const trust = (chain: AmdChain, generation?: Generation): { trustedArkFingerprints: string[], now: Date, generation?: Generation } =>
-  ({ trustedArkFingerprints: [chain.ark.fingerprint256], now: NOW, ...(generation === undefined ? {} : { generation }) })
 
 t.test('a throwaway Milan chain: the VCEK binding to the report', async (t) => {
   const chain = await fakeChain()
