@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { request } from 'undici'
-import { freePort, IMAGE_NODE_ARGS, spawnSkr } from '../../bench/skr-process.ts'
+import { IMAGE_NODE_ARGS, spawnSkr } from '../../bench/skr-process.ts'
 import { startEmulatedEnvironment } from '../../src/emulator/environment.ts'
 import { callUnary, connectClients, listServices } from '../doubles/grpc-fakes.ts'
 import { buildShim } from '../helpers/shim.ts'
@@ -28,6 +28,7 @@ module.registerHooks({ resolve (specifier, context, next) {
   if (result.url.includes('/node_modules/')) process.stderr.write('RESOLVED_FROM_NODE_MODULES ' + result.url + '\\n')
   return result
 } })
+process.stderr.write('NODE_MODULES_HOOK_ACTIVE\\n')
 `)
 
 function sizeOf (path: string): number {
@@ -80,11 +81,12 @@ t.test('the bundled skr serves every route, from a layout without node_modules',
   t.teardown(env.close)
   const data = Buffer.from(JSON.stringify(env.releasePolicy())).toString('base64url')
   await env.akv.store.createKey('bundle-key', { kty: 'oct-HSM', size: 256, exportable: true, releasePolicy: { data, immutable: false } })
-  const grpcPort = await freePort()
+  // gRPC on a port the kernel picks, read back from skr's own log line.
   const skr = await spawnSkr(env, {
     bin,
     nodeArgs: [...IMAGE_NODE_ARGS, '--import', NODE_MODULES_HOOK],
-    overrides: { ServerType: 'both', SKR_GRPC_PORT: String(grpcPort) },
+    overrides: { ServerType: 'both', SKR_GRPC_PORT: '0' },
+    logLevel: 'info',
     startTimeoutMs: 60_000
   })
   let stopped = false
@@ -108,7 +110,10 @@ t.test('the bundled skr serves every route, from a layout without node_modules',
   t.match(metrics.text, /^skr_process_resident_memory_bytes \d+/m, 'prom-client\'s default metrics, loaded on the first scrape')
   t.match(metrics.text, /^skr_key_releases_total\{outcome="released"\} 1$/m)
 
-  const clients = connectClients(`127.0.0.1:${grpcPort}`)
+  const grpcAddress = skr.output().split('\n').filter(l => l.startsWith('{'))
+    .map(l => JSON.parse(l) as { msg?: string, address?: string }).find(l => l.msg === 'skr gRPC key provider listening')?.address
+  t.match(grpcAddress, /^127\.0\.0\.1:\d+$/, 'gRPC listens on loopback')
+  const clients = connectClients(grpcAddress ?? '')
   t.teardown(() => { clients.close() })
   t.match(await callUnary(clients.health, 'Check', { service: '' }), { status: 'SERVING' }, 'gRPC health (its proto from dist/vendor)')
   const services = await listServices(clients.reflection)
@@ -130,6 +135,7 @@ t.test('the bundled skr serves every route, from a layout without node_modules',
   const exit = await skr.stop()
   stopped = true
   t.same(exit, { code: 0, signal: null }, 'SIGTERM ends it cleanly')
+  t.ok(skr.output().includes('NODE_MODULES_HOOK_ACTIVE'), 'the resolve hook was active')
   t.same(skr.output().split('\n').filter(l => l.startsWith('RESOLVED_FROM_NODE_MODULES')), [], 'nothing was resolved from a node_modules directory')
   t.notOk(existsSync(join(dirname(app), 'node_modules')) || existsSync(join(app, 'node_modules')), 'and there is none beside it')
 })
