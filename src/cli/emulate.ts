@@ -17,7 +17,8 @@ export const summary = 'run the emulated Azure and a sidecar until Ctrl-C, print
 const EMULATE_FLAGS = {
   port: { type: 'string', help: 'the sidecar\'s port (default 8080, the reference\'s; 0 picks a free one)' },
   loglevel: { type: 'string', aliases: ['log-level'], help: 'the sidecar\'s log level; its JSON lines go to stderr (default warning; info shows each request)' },
-  json: { type: 'boolean', help: 'print one JSON line (addresses, endpoints, keys, requests with their curl lines) instead of the text' }
+  json: { type: 'boolean', help: 'print one JSON line (addresses, endpoints, keys, requests with their curl lines) instead of the text' },
+  'uvm-layout': { type: 'string', help: 'layout of the UVM endorsement in the security context: cwt-claims (with a receipt, as ACI ships since 2026; default) or json-payload (older)' }
 } as const
 
 /** The emulated vault's keys (created by importDemoKeys). */
@@ -118,7 +119,7 @@ function stopRequest (): StopRequest {
 export async function run (argv: readonly string[], env: Readonly<Record<string, string | undefined>>): Promise<number> {
   const { stdout, stderr } = process
   if (argv.includes('--help') || argv.includes('-h')) {
-    stdout.write(`usage: skr emulate [--port N] [--log-level LEVEL] [--json]\n\n${summary}\n\n${formatFlags(EMULATE_FLAGS)}\n`)
+    stdout.write(`usage: skr emulate [--port N] [--log-level LEVEL] [--uvm-layout L] [--json]\n\n${summary}\n\n${formatFlags(EMULATE_FLAGS)}\n`)
     return 0
   }
   let flags: Readonly<Record<string, string>>
@@ -136,6 +137,11 @@ export async function run (argv: readonly string[], env: Readonly<Record<string,
     stderr.write('skr emulate: --port must be a TCP port number 0..65535\n')
     return 2
   }
+  const layout = flags['uvm-layout'] ?? 'cwt-claims'
+  if (layout !== 'cwt-claims' && layout !== 'json-payload') {
+    stderr.write('skr emulate: --uvm-layout must be cwt-claims or json-payload\n')
+    return 2
+  }
 
   // Listening from here on: Ctrl-C while the emulators start still closes them and removes their
   // files, and stops the start-up at the next step.
@@ -144,7 +150,7 @@ export async function run (argv: readonly string[], env: Readonly<Record<string,
   const cacheDir = env.SKR_SIMULATED_CACHE_DIR !== undefined && env.SKR_SIMULATED_CACHE_DIR !== '' ? env.SKR_SIMULATED_CACHE_DIR : defaultEmulatedCacheDir(env)
   let emulated
   try {
-    emulated = await startEmulatedEnvironment({ cacheDir, progress: (message) => { stderr.write(`skr emulate: ${message}\n`) } })
+    emulated = await startEmulatedEnvironment({ cacheDir, uvmEndorsementLayout: layout, progress: (message) => { stderr.write(`skr emulate: ${message}\n`) } })
   } catch (err) {
     stop.dispose()
     throw err

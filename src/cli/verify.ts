@@ -6,11 +6,13 @@ import { normaliseFingerprint } from '../config.ts'
 import { chainFromFiles } from '../ops/chain-input.ts'
 import { decodeReportInput, formatTable, reportView } from '../ops/report-view.ts'
 import { verifyOffline } from '../ops/verify-offline.ts'
+import { uvmEndorsementChecks, uvmEndorsementView } from '../ops/uvm-endorsement-checks.ts'
 import type { FlagSpecs } from './flags.ts'
 import {
   EXIT, helpText, parseCommandFlags, processIo, readUserFile, runOperatorCommand, takeRepeated, toJson, usageError, wantsHelp,
   type CommandEnv, type CommandIo
 } from './operator-kit.ts'
+import { readEndorsementFlag, UVM_EXPECT_FLAGS, UVM_REPEATED_FLAGS, UVM_SOURCE_FLAGS, uvmCheckOptions } from './uvm-flags.ts'
 
 export const summary = 'verify a saved attestation report and its AMD certificate chain offline'
 
@@ -25,7 +27,9 @@ const FLAGS: FlagSpecs = {
   'expect-report-data': { type: 'string', help: 'REPORT_DATA must start with these bytes (hex, up to 64) and be zero after them' },
   'allow-debug': { type: 'boolean', help: 'accept a report whose POLICY allows debugging (refused by default)' },
   'refuse-unknown': { type: 'boolean', help: 'fail when the report sets a reserved bit or byte or a reserved SIGNING_KEY/SIGNATURE_ALGO value (default: a warning)' },
-  json: { type: 'boolean', help: 'print {ok, checks, chainForm, report} as JSON' }
+  ...UVM_SOURCE_FLAGS,
+  ...UVM_EXPECT_FLAGS,
+  json: { type: 'boolean', help: 'print {ok, checks, chainForm, report, uvmEndorsement} as JSON' }
 }
 
 function hexOption (raw: string | undefined, flag: string, size: { exact?: number, max?: number }): Buffer | undefined {
@@ -55,14 +59,17 @@ function nowOption (raw: string | undefined): Date {
 export async function run (argv: readonly string[], _env: CommandEnv, io: CommandIo = processIo): Promise<number> {
   return await runOperatorCommand('verify', io, async () => {
     if (wantsHelp(argv)) {
-      io.stdout(helpText('skr verify --report F --chain PEM [--vcek CERT] [--trust-ark FP ...] [--now ISO] [--expect-* HEX] [--allow-debug] [--refuse-unknown] [--json]', summary, FLAGS, [
+      io.stdout(helpText('skr verify --report F --chain PEM [--vcek CERT] [--trust-ark FP ...] [--now ISO] [--expect-* HEX] [--allow-debug] [--refuse-unknown] [--uvm-endorsement F [--expect-uvm-* V] [--require-receipt]] [--json]', summary, FLAGS, [
         'Trusted roots: AMD\'s Milan, Genoa and Turin ARKs, plus every --trust-ark (e.g. skr\'s emulated ARK for simulated reports).',
+        'With --uvm-endorsement: the endorsement (either layout) is verified to Microsoft\'s signing root (plus --trust-uvm-root), its measurement',
+        'must be the report\'s MEASUREMENT and its feed ContainerPlat-AMD-UVM; a transparency receipt is checked against Microsoft\'s pinned keys',
+        '(plus --transparency-keys): one under an unknown key is a warning unless --require-receipt.',
         'Reserved bits and bytes set by newer firmware are shown as a warning (check unknown-fields) unless --refuse-unknown.',
         'Exit 0 when no check failed (warnings allowed), 1 when any failed or an input is malformed, 2 usage error.'
       ]))
       return 0
     }
-    const { rest, values: repeated } = takeRepeated(argv, ['trust-ark'])
+    const { rest, values: repeated } = takeRepeated(argv, ['trust-ark', ...UVM_REPEATED_FLAGS])
     const { values } = parseCommandFlags(rest, FLAGS)
     if (values.report === undefined) throw usageError('--report is required')
     if (values.chain === undefined) throw usageError('--chain is required')
@@ -78,6 +85,8 @@ export async function run (argv: readonly string[], _env: CommandEnv, io: Comman
     const reportFile = await readUserFile(values.report, '--report')
     const chainFile = await readUserFile(values.chain, '--chain')
     const vcekFile = values.vcek === undefined ? undefined : await readUserFile(values.vcek, '--vcek')
+    const uvmOptions = await uvmCheckOptions(values, repeated, options.now)
+    const endorsement = await readEndorsementFlag(values)
     const reportBytes = decodeReportInput(reportFile)
     const input = chainFromFiles(chainFile, vcekFile)
     const outcome = verifyOffline(reportBytes, input.chain, {
@@ -90,17 +99,29 @@ export async function run (argv: readonly string[], _env: CommandEnv, io: Comman
       ...(options.expectMeasurement === undefined ? {} : { expectMeasurement: options.expectMeasurement }),
       ...(options.expectReportData === undefined ? {} : { expectReportData: options.expectReportData })
     })
+    if (endorsement !== null) {
+      outcome.checks.push(...uvmEndorsementChecks(endorsement, outcome.report, uvmOptions))
+      outcome.ok = outcome.checks.every((c) => c.status !== 'fail')
+    }
     const failed = outcome.checks.filter((c) => c.status === 'fail')
     const warned = outcome.checks.filter((c) => c.status === 'warn')
     const warnings = warned.length === 0 ? '' : ` (${warned.length} warning${warned.length === 1 ? '' : 's'}: ${warned.map((c) => c.name).join(', ')})`
     if (values.json === 'true') {
-      io.stdout(toJson({ ok: outcome.ok, checks: outcome.checks, chainForm: input.form, report: outcome.report === null ? null : reportView(outcome.report) }))
+      io.stdout(toJson({
+        ok: outcome.ok,
+        checks: outcome.checks,
+        chainForm: input.form,
+        report: outcome.report === null ? null : reportView(outcome.report),
+        uvmEndorsement: endorsement === null ? null : uvmEndorsementView(endorsement, outcome.report, uvmOptions)
+      }))
     } else {
       io.stdout(formatTable(outcome.checks.map((c) => [c.name, `${c.status.padEnd(4)}  ${c.detail}`])))
       io.stdout(outcome.ok ? `result: PASS${warnings}\n` : `result: FAIL (${failed.length} check${failed.length === 1 ? '' : 's'} failed)\n`)
     }
     if (!outcome.ok) {
-      io.stderr(`skr verify: ERR_SNP_REPORT_UNVERIFIED: failed: ${failed.map((c) => c.name).join(', ')}\n`)
+      // Only the endorsement failed: say so with its own code, so scripts can tell the two apart.
+      const code = failed.every((c) => c.name.startsWith('uvm-')) ? 'ERR_UVM_ENDORSEMENT_INVALID' : 'ERR_SNP_REPORT_UNVERIFIED'
+      io.stderr(`skr verify: ${code}: failed: ${failed.map((c) => c.name).join(', ')}\n`)
       return EXIT.failed
     }
     return EXIT.ok

@@ -13,6 +13,7 @@ import { startAkvEmulator, type AkvEmulator } from './akv.ts'
 import { createBearerIssuer, DEFAULT_CLIENT_ID, type BearerIssuer } from './bearer.ts'
 import { loadOrCreateEmulatedChain, thimDocument, type EmulatedAmdChain } from '../certs/emulated-chain.ts'
 import { simulatedMeasurement } from '../snp/simulated.ts'
+import type { UvmEndorsementLayout } from '../uvm/reference-info.ts'
 import { createUvmEndorser, type UvmEndorser } from './uvm-endorser.ts'
 
 /** The confidential container group's security policy the demo "runs": its SHA-256 is HOST_DATA. */
@@ -36,6 +37,8 @@ export interface EmulatedEnvironmentOptions {
   akvKind?: 'vault' | 'mhsm'
   /** Lines for a person while the emulated AMD chain is generated (first run only; see loadOrCreateEmulatedChain). */
   progress?: (message: string) => void
+  /** The layout of the UVM endorsement in the security context (default 'cwt-claims', with a receipt, as ACI ships since 2026). */
+  uvmEndorsementLayout?: UvmEndorsementLayout
 }
 
 export interface EmulatedEnvironment {
@@ -88,13 +91,19 @@ export async function startEmulatedEnvironment (options: EmulatedEnvironmentOpti
   // src/attest/build.ts gives createSimulatedProvider: the chain and this security policy).
   const endorsement = uvmEndorser.endorse({
     launchMeasurement: simulatedMeasurement({ chain, securityPolicy: Buffer.from(securityPolicy, 'utf8') }),
-    guestSvn: '0'
+    guestSvn: '0',
+    layout: options.uvmEndorsementLayout ?? 'cwt-claims'
   })
   await writeFile(join(securityContextDir, 'reference-info-base64'), endorsement.toString('base64'))
   const tls = await pki.issue(['127.0.0.1', 'localhost'])
   const started: Array<{ close: () => Promise<void> }> = []
   try {
-    const maa = await startMaaEmulator({ tls, trustedArkFingerprints: [chain.arkFingerprint], trustedUvmRootFingerprints: [uvmEndorser.rootFingerprint] })
+    const maa = await startMaaEmulator({
+      tls,
+      trustedArkFingerprints: [chain.arkFingerprint],
+      trustedUvmRootFingerprints: [uvmEndorser.rootFingerprint],
+      trustedTransparencyKeys: [{ kid: uvmEndorser.transparency.kid, key: uvmEndorser.transparency.publicKey, issuer: uvmEndorser.transparency.issuer, source: 'emulated' }]
+    })
     started.push(maa)
     const imds = await startImdsEmulator({ tokenIssuer: bearer, thim: () => thimDocument(chain), clientIds: [DEFAULT_CLIENT_ID] })
     started.push(imds)

@@ -10,6 +10,7 @@ import { decodeTcb } from '../snp/tcb.ts'
 import type { Generation } from '../snp/tcb.ts'
 import { verifyReport } from '../snp/verify.ts'
 import { verifyUvmReferenceInfo } from '../uvm/reference-info.ts'
+import type { TransparencyKey } from '../uvm/transparency-receipt.ts'
 
 /** Runtime or init-time data as sent: the bytes and how MAA is asked to read them. */
 export interface AttestedData { bytes: Buffer, dataType: 'JSON' | 'Binary' }
@@ -29,6 +30,7 @@ export interface AttestRequest {
 export interface AppraisalOptions {
   trustedArkFingerprints: readonly string[]
   trustedUvmRootFingerprints?: readonly string[]
+  trustedTransparencyKeys?: readonly TransparencyKey[]
   now: Date
   requireUvmEndorsement: boolean
 }
@@ -152,7 +154,8 @@ function checkEndorsements (items: Buffer[], report: AttestationReport, options:
   for (const cose of items) {
     const e = verifyUvmReferenceInfo(cose, {
       now: options.now,
-      ...(options.trustedUvmRootFingerprints === undefined ? {} : { trustedRootFingerprints: options.trustedUvmRootFingerprints })
+      ...(options.trustedUvmRootFingerprints === undefined ? {} : { trustedRootFingerprints: options.trustedUvmRootFingerprints }),
+      ...(options.trustedTransparencyKeys === undefined ? {} : { transparencyKeys: options.trustedTransparencyKeys })
     })
     if (e.launchMeasurement === measurement) return { guestSvn: e.guestSvn, launchMeasurement: e.launchMeasurement }
   }

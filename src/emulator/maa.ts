@@ -15,6 +15,7 @@ import { SignJWT } from 'jose'
 import { SidecarError } from '../errors.ts'
 import { authority, azureError, closeServer, listen, readBody, sendJson } from './http-util.ts'
 import { appraiseEvidence, parseAttestRequest, sevSnpClaims } from './maa-claims.ts'
+import type { TransparencyKey } from '../uvm/transparency-receipt.ts'
 
 /** How to run the emulator; `faults` is read on every request, so tests may change it live. */
 export interface MaaEmulatorOptions {
@@ -25,6 +26,8 @@ export interface MaaEmulatorOptions {
   trustedArkFingerprints: readonly string[]
   /** Roots accepted for UVM endorsements; default Microsoft's supply-chain root. */
   trustedUvmRootFingerprints?: readonly string[]
+  /** Transparency-service keys whose receipts on UVM endorsements are checked; default Microsoft's pinned keys. */
+  trustedTransparencyKeys?: readonly TransparencyKey[]
   now?: () => Date
   /** Token lifetime in seconds (MAA: 28800). */
   tokenLifetimeSeconds?: number
@@ -115,6 +118,7 @@ export async function startMaaEmulator (options: MaaEmulatorOptions): Promise<Ma
       const appraisal = appraiseEvidence(parseAttestRequest(body.toString('utf8')), {
         trustedArkFingerprints: options.trustedArkFingerprints,
         ...(options.trustedUvmRootFingerprints === undefined ? {} : { trustedUvmRootFingerprints: options.trustedUvmRootFingerprints }),
+        ...(options.trustedTransparencyKeys === undefined ? {} : { trustedTransparencyKeys: options.trustedTransparencyKeys }),
         now: at,
         requireUvmEndorsement: options.requireUvmEndorsement ?? false
       })

@@ -1,107 +1,83 @@
 // The UVM reference info: a COSE_Sign1 (RFC 9052 §4.2, CBOR tag 18) that Microsoft's signing
 // service issues for each confidential-container utility VM image, binding its launch MEASUREMENT
-// and guest SVN to the ContainerPlat feed. MAA checks it against the report (`Endorsements.Uvm`)
-// and then issues x-ms-compliance-status "azure-compliant-uvm" (docs/sev-snp.md §4.5,
-// docs/wire-protocols.md §1.3, §1.6).
+// and SVN to the ContainerPlat feed. MAA checks it against the report (`Endorsements.Uvm`) and then
+// issues x-ms-compliance-status "azure-compliant-uvm" (docs/uvm-endorsement.md). ACI has shipped it
+// in two layouts, both read here into one typed result:
+//   json-payload (until 2025): text-keyed protected-header entries `iss`, `feed`, `signingtime`,
+//     content type application/json, and a JSON payload {x-ms-sevsnpvm-guestsvn,
+//     x-ms-sevsnpvm-launchmeasurement}.
+//   cwt-claims (since 2026): a CWT-claims protected header (label 15, RFC 9597) with iss (1),
+//     sub (2) = the feed, iat (6) and "svn"; a COSE hash envelope (RFC 9995: payload-hash-alg 258 =
+//     SHA-384, preimage content type 259) whose payload is the raw 48-byte launch measurement; and
+//     the transparency service's receipt in the unprotected header (394, transparency-receipt.ts).
 //
-// Limits, stated plainly: the RFC 3161 timestamp countersignature in the unprotected header is not
-// verified here. MAA accepts endorsements whose signing leaf has long expired (the genuine vector's
-// leaf ended 2024-01-03) because it checks the leaf against the time the signature was made; we do
-// the same with the *signed* `signingtime` header, which a holder of an old leaf key could backdate,
-// whereas the timestamp authority's countersignature could not be.
-import { createHash, constants, verify as cryptoVerify, X509Certificate } from 'node:crypto'
-import { decode, encode } from 'cborg'
-import type { DecodeOptions } from 'cborg'
-import { UvmEndorsementInvalid } from '../errors.ts'
+// Limits, stated plainly: the RFC 3161 timestamp countersignature of the older layout is not
+// verified. MAA accepts endorsements whose signing leaf has long expired (the genuine vectors' leaves
+// ended 2024-01-03 and 2026-05-15) because it checks the leaf against the time the signature was
+// made; we do the same with the *signed* signing time, which a holder of an old leaf key could
+// backdate, whereas a timestamp authority's countersignature or a receipt's ledger entry could not.
+import { createHash, X509Certificate } from 'node:crypto'
+import { algorithmOf, CWT, decodeCoseSign1, HEADER, invalid, signatureVerifies, toBeSigned, type CoseSign1 } from './cose-sign1.ts'
+import { checkReceipts, receiptCount, type ReceiptStatus, type TransparencyKey } from './transparency-receipt.ts'
 
-/** What an endorsement says, from its payload and protected header. */
+/** Which of the two shipped layouts an endorsement uses (see the header comment). */
+export type UvmEndorsementLayout = 'json-payload' | 'cwt-claims'
+
+/** One certificate of the signer's x5chain, leaf first. */
+export interface UvmSignerCert { subject: string, fingerprint256: string, validFrom: string, validTo: string }
+
+/** What an endorsement says, from its payload and protected header, whichever the layout. */
 export interface UvmEndorsement {
-  /** The payload JSON object as signed. */
-  payload: Record<string, unknown>
-  /** payload["x-ms-sevsnpvm-launchmeasurement"], lowercase hex; null when absent. */
+  layout: UvmEndorsementLayout
+  /** The payload JSON object as signed (json-payload layout); null in the cwt-claims layout. */
+  payload: Record<string, unknown> | null
+  /** The endorsed launch MEASUREMENT, lowercase hex (96 digits); null when absent. */
   launchMeasurement: string | null
-  /** payload["x-ms-sevsnpvm-guestsvn"] (a decimal string in Microsoft's feed); null when absent. */
+  /** The UVM's SVN as a decimal string (the older layout writes it as a string, the newer as an integer); null when absent. */
   guestSvn: string | null
-  /** Protected header `feed` (e.g. "ContainerPlat-AMD-UVM"). */
+  /** The feed (e.g. "ContainerPlat-AMD-UVM"): `feed`, or the CWT subject. */
   feed: string | null
-  /** Protected header `iss` (a did:x509 naming the root and the required EKU). */
+  /** The issuer (a did:x509 naming the root and the required EKU): `iss`, or the CWT issuer. */
   issuer: string | null
-  /** Protected header `signingtime`, seconds since the epoch. */
+  /** Signing time, seconds since the epoch: `signingtime`, or the CWT iat. */
   signingTime: number | null
+  /** The x5chain, leaf first (empty when the header has none). */
+  signerChain: UvmSignerCert[]
+  /** How many transparency receipts the message carries (0 in the older layout). */
+  receipts: number
 }
+
+/** A verified endorsement and the outcome of its receipt checks. */
+export interface VerifiedUvmEndorsement extends UvmEndorsement { receipt: ReceiptStatus }
 
 /** Options of verifyUvmReferenceInfo: the clock and the pinned roots. */
 export interface VerifyUvmOptions {
   now?: Date
   /** SHA-256 fingerprints (X509Certificate.fingerprint256) of the accepted chain roots; default Microsoft's. */
   trustedRootFingerprints?: readonly string[]
+  /** Keys of the transparency services whose receipts are trusted; default Microsoft's pinned keys. */
+  transparencyKeys?: readonly TransparencyKey[]
 }
 
 /** "Microsoft Supply Chain RSA Root CA 2022", the root of the genuine ContainerPlat chain (self-signed, to 2047). */
 export const MICROSOFT_SUPPLY_CHAIN_ROOT_FINGERPRINT =
   '23:FF:E2:B8:BD:B9:A1:71:15:15:D4:CF:FD:A0:4B:C7:F7:93:D5:13:C7:6C:24:3F:10:20:50:7D:86:69:B7:DB'
 
-const MAX_SIZE = 1024 * 1024
-const TAG_COSE_SIGN1 = 18
-const TAG_EPOCH_TIME = 1
-const HDR_ALG = 1
-const HDR_X5CHAIN = 33
-const HDR_X5T = 34
-const SHA256_ALG = -16
-// RFC 8230 §2: PS256/PS384/PS512, salt length = hash length.
-const PSS_ALGS: ReadonlyMap<number, { hash: string, saltLength: number }> = new Map([
-  [-37, { hash: 'sha256', saltLength: 32 }],
-  [-38, { hash: 'sha384', saltLength: 48 }],
-  [-39, { hash: 'sha512', saltLength: 64 }]
-])
+const SHA384 = -43
+const SHA256 = -16
+const MEASUREMENT_SIZE = 48
 
-// Strict CBOR: minimal integer encodings, no indefinite lengths, no undefined/NaN/Infinity, no
-// duplicate keys (which would let two readers see different headers). Maps keep integer keys.
-const STRICT: DecodeOptions = {
-  strict: true,
-  allowIndefinite: false,
-  allowUndefined: false,
-  allowInfinity: false,
-  allowNaN: false,
-  useMaps: true,
-  rejectDuplicateMapKeys: true
-}
-
-function invalid (check: string, message: string, cause?: unknown): UvmEndorsementInvalid {
-  return new UvmEndorsementInvalid(`UVM reference info: ${message}`, { details: { check }, ...(cause === undefined ? {} : { cause }) })
-}
-
-interface CoseSign1 { protectedBytes: Uint8Array, protectedHeader: Map<unknown, unknown>, payload: Uint8Array, signature: Uint8Array }
-
-function decodeCbor (bytes: Uint8Array, what: string, tags: DecodeOptions['tags']): unknown {
-  try {
-    return decode(bytes, { ...STRICT, tags })
-  } catch (err) {
-    throw invalid('cbor', `${what} is not valid (strict) CBOR`, err)
-  }
-}
-
-function decodeCose (bytes: Uint8Array): CoseSign1 {
-  if (!(bytes instanceof Uint8Array)) throw new TypeError('UVM reference info must be a Buffer or Uint8Array')
-  if (bytes.length === 0 || bytes.length > MAX_SIZE) throw invalid('size', `size ${bytes.length} bytes, want 1..${MAX_SIZE}`)
-  // Untagged COSE_Sign1 is allowed where the type is known from context (RFC 9052 §2).
-  let outer = decodeCbor(bytes, 'COSE_Sign1', { [TAG_COSE_SIGN1]: (inner) => ({ coseSign1: inner() }) })
-  if (typeof outer === 'object' && outer !== null && 'coseSign1' in outer) outer = outer.coseSign1
-  if (!Array.isArray(outer) || outer.length !== 4) throw invalid('structure', 'want a COSE_Sign1 array of 4 items')
-  const [protectedBytes, unprotected, payload, signature] = outer as unknown[]
-  if (!(protectedBytes instanceof Uint8Array) || protectedBytes.length === 0) throw invalid('structure', 'protected header is not a non-empty byte string')
-  if (!(unprotected instanceof Map)) throw invalid('structure', 'unprotected header is not a map')
-  if (!(payload instanceof Uint8Array)) throw invalid('structure', 'payload is not an attached byte string')
-  if (!(signature instanceof Uint8Array) || signature.length === 0) throw invalid('structure', 'signature is not a non-empty byte string')
-  const protectedHeader = decodeCbor(protectedBytes, 'protected header', { [TAG_EPOCH_TIME]: (inner) => inner() })
-  if (!(protectedHeader instanceof Map)) throw invalid('structure', 'protected header is not a map')
-  return { protectedBytes, protectedHeader, payload, signature }
-}
-
-function optionalString (header: Map<unknown, unknown>, key: string): string | null {
-  const value = header.get(key)
+function optionalText (map: Map<unknown, unknown>, key: unknown, what: string): string | null {
+  const value = map.get(key)
   if (value === undefined) return null
-  if (typeof value !== 'string') throw invalid('header', `protected header "${key}" is not a text string`)
+  if (typeof value !== 'string') throw invalid('header', `${what} is not a text string`)
+  return value
+}
+
+function optionalTime (map: Map<unknown, unknown>, key: unknown, what: string): number | null {
+  const value = map.get(key)
+  if (value === undefined) return null
+  if (typeof value !== 'number' || !Number.isSafeInteger(value)) throw invalid('header', `${what} is not an integer epoch time`)
   return value
 }
 
@@ -116,39 +92,71 @@ function payloadObject (payload: Uint8Array): Record<string, unknown> {
   return json as Record<string, unknown>
 }
 
-function claimText (payload: Record<string, unknown>, key: string): string | null {
-  const value = payload[key]
+function svnText (value: unknown, what: string): string | null {
   if (value === undefined) return null
-  if (typeof value === 'string') return value
-  if (typeof value === 'number' && Number.isSafeInteger(value)) return String(value)
-  throw invalid('payload', `payload "${key}" is not a string`)
+  if (typeof value === 'string' && /^\d{1,10}$/.test(value)) return value
+  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return String(value)
+  throw invalid('payload', `${what} is not a non-negative integer`)
+}
+
+function jsonLayout (cose: CoseSign1, payload: Uint8Array): Omit<UvmEndorsement, 'signerChain' | 'receipts'> {
+  const json = payloadObject(payload)
+  const measurement = json['x-ms-sevsnpvm-launchmeasurement']
+  if (measurement !== undefined && (typeof measurement !== 'string' || !/^[0-9a-fA-F]{96}$/.test(measurement))) {
+    throw invalid('payload', 'launch measurement is not 96 hex digits')
+  }
+  return {
+    layout: 'json-payload',
+    payload: json,
+    launchMeasurement: measurement?.toLowerCase() ?? null,
+    guestSvn: svnText(json['x-ms-sevsnpvm-guestsvn'], 'payload "x-ms-sevsnpvm-guestsvn"'),
+    feed: optionalText(cose.protectedHeader, 'feed', 'protected header "feed"'),
+    issuer: optionalText(cose.protectedHeader, 'iss', 'protected header "iss"'),
+    signingTime: optionalTime(cose.protectedHeader, 'signingtime', 'protected header "signingtime"')
+  }
+}
+
+function cwtLayout (cose: CoseSign1, claims: Map<unknown, unknown>, payload: Uint8Array): Omit<UvmEndorsement, 'signerChain' | 'receipts'> {
+  // Two issuers or feeds in one header would let two readers disagree on who signed what.
+  if (cose.protectedHeader.has('iss') || cose.protectedHeader.has('feed')) {
+    throw invalid('header', 'protected header has both CWT claims (15) and text "iss"/"feed" entries')
+  }
+  const hashAlg = cose.protectedHeader.get(HEADER.payloadHashAlg)
+  if (hashAlg !== SHA384) throw invalid('payload', `payload-hash-alg (258) is ${String(hashAlg)}, want -43 (SHA-384): the payload is not a launch measurement`)
+  if (payload.length !== MEASUREMENT_SIZE) throw invalid('payload', `payload is ${payload.length} bytes, want the ${MEASUREMENT_SIZE}-byte launch measurement`)
+  return {
+    layout: 'cwt-claims',
+    payload: null,
+    launchMeasurement: Buffer.from(payload).toString('hex'),
+    guestSvn: svnText(claims.get('svn'), 'CWT claim "svn"'),
+    feed: optionalText(claims, CWT.sub, 'CWT subject (the feed)'),
+    issuer: optionalText(claims, CWT.iss, 'CWT issuer'),
+    signingTime: optionalTime(claims, CWT.iat, 'CWT iat')
+  }
+}
+
+function signerChainOf (header: Map<unknown, unknown>): UvmSignerCert[] {
+  if (!header.has(HEADER.x5chain)) return []
+  return chainOf(header).map((c) => ({ subject: c.subject.replace(/\n/g, ', '), fingerprint256: c.fingerprint256, validFrom: c.validFrom, validTo: c.validTo }))
 }
 
 function endorsementOf (cose: CoseSign1): UvmEndorsement {
-  const payload = payloadObject(cose.payload)
-  const measurement = claimText(payload, 'x-ms-sevsnpvm-launchmeasurement')
-  if (measurement !== null && !/^[0-9a-fA-F]{96}$/.test(measurement)) throw invalid('payload', 'launch measurement is not 96 hex digits')
-  const signingTime = cose.protectedHeader.get('signingtime')
-  if (signingTime !== undefined && (typeof signingTime !== 'number' || !Number.isSafeInteger(signingTime))) {
-    throw invalid('header', 'protected header "signingtime" is not an integer epoch time')
-  }
-  return {
-    payload,
-    launchMeasurement: measurement?.toLowerCase() ?? null,
-    guestSvn: claimText(payload, 'x-ms-sevsnpvm-guestsvn'),
-    feed: optionalString(cose.protectedHeader, 'feed'),
-    issuer: optionalString(cose.protectedHeader, 'iss'),
-    signingTime: signingTime ?? null
-  }
+  if (cose.payload === null) throw invalid('payload', 'payload is detached; an endorsement carries its payload')
+  const claims = cose.protectedHeader.get(HEADER.cwtClaims)
+  if (claims !== undefined && !(claims instanceof Map)) throw invalid('header', 'CWT claims header (15) is not a map')
+  const fields = claims === undefined ? jsonLayout(cose, cose.payload) : cwtLayout(cose, claims, cose.payload)
+  return { ...fields, signerChain: signerChainOf(cose.protectedHeader), receipts: receiptCount(cose) }
 }
 
-/** Decodes a COSE_Sign1 UVM endorsement without verifying it; throws UvmEndorsementInvalid when malformed. */
+const decodeEndorsement = (bytes: Uint8Array): CoseSign1 => decodeCoseSign1(bytes, 'endorsement')
+
+/** Decodes a COSE_Sign1 UVM endorsement of either layout without verifying it; throws UvmEndorsementInvalid when malformed. */
 export function parseUvmReferenceInfo (cose: Uint8Array): UvmEndorsement {
-  return endorsementOf(decodeCose(cose))
+  return endorsementOf(decodeEndorsement(cose))
 }
 
 function chainOf (header: Map<unknown, unknown>): X509Certificate[] {
-  const raw = header.get(HDR_X5CHAIN)
+  const raw = header.get(HEADER.x5chain)
   // RFC 9360 §2: one certificate is a bare bstr, several an array, leaf first.
   const ders = raw instanceof Uint8Array ? [raw] : raw
   if (!Array.isArray(ders) || ders.length === 0 || !ders.every((d) => d instanceof Uint8Array)) {
@@ -208,40 +216,35 @@ function checkIssuerDid (chain: X509Certificate[], issuer: string | null): void 
 }
 
 function checkThumbprint (header: Map<unknown, unknown>, leaf: X509Certificate): void {
-  const x5t = header.get(HDR_X5T)
+  const x5t = header.get(HEADER.x5t)
   if (x5t === undefined) return
-  if (!Array.isArray(x5t) || x5t.length !== 2 || x5t[0] !== SHA256_ALG || !(x5t[1] instanceof Uint8Array)) {
+  if (!Array.isArray(x5t) || x5t.length !== 2 || x5t[0] !== SHA256 || !(x5t[1] instanceof Uint8Array)) {
     throw invalid('x5t', 'protected header x5t (34) is not [-16 (SHA-256), bstr]')
   }
   if (!createHash('sha256').update(leaf.raw).digest().equals(x5t[1])) throw invalid('x5t', 'x5t does not match the signing certificate')
 }
 
 /**
- * Verifies a COSE_Sign1 UVM endorsement: strict CBOR, a PSS alg, the signature over
- * Sig_structure ["Signature1", protected, h'', payload] with the x5chain leaf key, x5t, each
- * x5chain link up to a pinned root, the did:x509 issuer, and validity (CAs at `now`, the leaf at
- * its signing time). Throws UvmEndorsementInvalid (details.check names the failed check).
+ * Verifies a COSE_Sign1 UVM endorsement of either layout: strict CBOR, a PSS alg, the signature
+ * over Sig_structure ["Signature1", protected, h'', payload] with the x5chain leaf key, x5t, each
+ * x5chain link up to a pinned root, the did:x509 issuer, validity (CAs at `now`, the leaf at its
+ * signing time), and every transparency receipt it carries (transparency-receipt.ts). Throws
+ * UvmEndorsementInvalid (details.check names the failed check); a receipt under a key skr does
+ * not know is not an error but `receipt.status: 'unknown-key'`.
  */
-export function verifyUvmReferenceInfo (cose: Uint8Array, options: VerifyUvmOptions = {}): UvmEndorsement {
-  const decoded = decodeCose(cose)
+export function verifyUvmReferenceInfo (cose: Uint8Array, options: VerifyUvmOptions = {}): VerifiedUvmEndorsement {
+  const decoded = decodeEndorsement(cose)
   const endorsement = endorsementOf(decoded)
   const header = decoded.protectedHeader
-  const alg = header.get(HDR_ALG)
-  const pss = typeof alg === 'number' ? PSS_ALGS.get(alg) : undefined
-  if (pss === undefined) throw invalid('alg', `protected header alg ${String(alg)} is not PS256, PS384 or PS512`)
+  const alg = algorithmOf(header, 'pss', 'endorsement')
   const chain = chainOf(header)
   const leaf = chain[0] as X509Certificate
   checkThumbprint(header, leaf)
-  const toBeSigned = encode(['Signature1', decoded.protectedBytes, new Uint8Array(0), decoded.payload])
-  let ok: boolean
-  try {
-    ok = cryptoVerify(pss.hash, toBeSigned,
-      { key: leaf.publicKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: pss.saltLength }, decoded.signature)
-  } catch {
-    ok = false
+  if (!signatureVerifies(alg, leaf.publicKey, toBeSigned(decoded.protectedBytes, decoded.payload as Uint8Array), decoded.signature)) {
+    throw invalid('signature', 'COSE signature does not verify under the x5chain leaf key')
   }
-  if (!ok) throw invalid('signature', 'COSE signature does not verify under the x5chain leaf key')
   checkChain(chain, endorsement, options)
   checkIssuerDid(chain, endorsement.issuer)
-  return endorsement
+  const receipt = checkReceipts(decoded, options.transparencyKeys)
+  return { ...endorsement, receipt }
 }

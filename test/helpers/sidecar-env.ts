@@ -16,7 +16,7 @@ import { Writable } from 'node:stream'
 import { pino } from 'pino'
 import { Agent, request } from 'undici'
 import { loadConfig, type LogLevel } from '../../src/config.ts'
-import { startEmulatedEnvironment, type EmulatedEnvironment } from '../../src/emulator/environment.ts'
+import { startEmulatedEnvironment, type EmulatedEnvironment, type EmulatedEnvironmentOptions } from '../../src/emulator/environment.ts'
 import { loggerOptions } from '../../src/log.ts'
 import { startSidecar, type Sidecar } from '../../src/sidecar.ts'
 import { spawnSkr, type SkrProcess } from '../../bench/skr-process.ts'
@@ -86,8 +86,8 @@ export async function createReleasableKey (env: EmulatedEnvironment, name: strin
 }
 
 /** Starts the emulated environment that the tests share (chain cached under TEST_CHAIN_CACHE). */
-export async function startTestEnvironment (): Promise<EmulatedEnvironment> {
-  const env = await startEmulatedEnvironment({ cacheDir: TEST_CHAIN_CACHE })
+export async function startTestEnvironment (options: Omit<EmulatedEnvironmentOptions, 'cacheDir'> = {}): Promise<EmulatedEnvironment> {
+  const env = await startEmulatedEnvironment({ ...options, cacheDir: TEST_CHAIN_CACHE })
   process.env['AZURE_POD_IDENTITY_AUTHORITY_HOST'] = env.imds.url
   return env
 }

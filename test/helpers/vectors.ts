@@ -1,15 +1,17 @@
-// Genuine SEV-SNP vectors from ../shared/vectors, beside the project (published by their owners
-// under MIT/Apache-2.0); tests that need them call vectorsOrSkip(). Vectors the project carries
-// itself, with their provenance, are in test/fixtures/vectors (see its README).
+// Genuine SEV-SNP test vectors (data published by their owners under MIT/Apache-2.0), committed
+// in test/fixtures/vectors with each file's provenance in that folder's README. SKR_VECTORS_DIR
+// overrides the folder (it must have the same layout). needsVectors()/haveVectors() remain for the
+// callers: with the committed folder they never skip; they skip, saying why, only when an
+// override points at a folder without the vectors.
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
-export const vectorsDir = process.env.SKR_VECTORS_DIR ?? resolve(repoRoot, '..', 'shared', 'vectors')
+export const vectorsDir = process.env.SKR_VECTORS_DIR ?? resolve(repoRoot, 'test', 'fixtures', 'vectors')
 
 export const vectorsAbsentReason =
-  `genuine SEV-SNP vectors not found at ${vectorsDir} (they live in ../shared/vectors beside the repo and are not committed; set SKR_VECTORS_DIR to point elsewhere)`
+  `genuine SEV-SNP vectors not found at ${vectorsDir} (they are committed under test/fixtures/vectors; if SKR_VECTORS_DIR is set, it must point at a folder with the same layout)`
 
 export function haveVectors (): boolean {
   return existsSync(join(vectorsDir, 'azure-aci-milan', 'snp_report.bin'))

@@ -184,6 +184,7 @@ t.test('bad arguments exit 2 before anything starts', async t => {
     [['--port', 'http'], 'skr emulate: --port must be a TCP port number 0..65535'],
     [['--port', '70000'], 'skr emulate: --port must be a TCP port number 0..65535'],
     [['--bogus'], 'skr emulate: unknown flag --bogus'],
+    [['--uvm-layout', 'v3'], 'skr emulate: --uvm-layout must be cwt-claims or json-payload'],
     [['extra'], 'skr emulate: unexpected argument extra']
   ] as const) {
     const r = spawnSync(process.execPath, [main, 'emulate', ...args], { env, encoding: 'utf8', timeout: 30_000 })
@@ -192,5 +193,5 @@ t.test('bad arguments exit 2 before anything starts', async t => {
   }
   const help = spawnSync(process.execPath, [main, 'emulate', '--help'], { env, encoding: 'utf8', timeout: 30_000 })
   t.equal(help.status, 0)
-  t.match(help.stdout, /^usage: skr emulate \[--port N\] \[--log-level LEVEL\] \[--json\]/)
+  t.match(help.stdout, /^usage: skr emulate \[--port N\] \[--log-level LEVEL\] \[--uvm-layout L\] \[--json\]/)
 })

@@ -143,3 +143,17 @@ t.test('no attestation device: exit 1 with ERR_SNP_DEVICE_UNAVAILABLE', async t 
   t.equal(r.code, 1)
   t.match(r.err, /^skr report: ERR_SNP_DEVICE_UNAVAILABLE: /)
 })
+
+t.test('a report file with an endorsement file (issue 15): table and JSON', needsVectors(), async t => {
+  const endorsement = join(FIXTURES, 'scitt-ccf-ledger', 'uvm_0.2.10.cose')
+  const table = await report(['--file', ACI, '--uvm-endorsement', endorsement])
+  t.equal(table.code, 0, table.err)
+  t.match(table.out, /^uvm endorsement\s+cwt-claims layout; verified$/m)
+  t.match(table.out, /^ {2}signer\s+ContainerPlat <- Microsoft SCD Products RSA CA <- Microsoft Supply Chain RSA Root CA 2022$/m)
+  t.match(table.out, /^ {2}launch measurement\s+4904167a[0-9a-f]+ \(differs from MEASUREMENT\)$/m)
+  t.match(table.out, /^ {2}svn\s+104 \(report GUEST_SVN 2\)$/m)
+  t.match(table.out, /^ {2}receipt\s+verified: esrp-cts-db\.confidential-ledger\.azure\.com tx 458\.12440$/m)
+  const json = await report(['--file', ACI, '--uvm-endorsement', join(vectorsDir, 'azure-aci-milan', 'body.uvm_reference_info.bin'), '--json'])
+  const view = JSON.parse(json.out) as { uvmEndorsement: Record<string, unknown> }
+  t.match(view.uvmEndorsement, { layout: 'json-payload', verification: 'verified', measurementMatchesReport: true, guestSvn: '22', reportGuestSvn: 2, receipt: { status: 'absent' } })
+})

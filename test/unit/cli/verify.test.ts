@@ -177,3 +177,60 @@ t.test('reserved bits: a warning by default, a failure with --refuse-unknown', a
   t.match(refused.out, /^unknown-fields\s+fail\s+PLATFORM_INFO reserved bits 0x100 \(refused: --refuse-unknown\)$/m)
   t.match(refused.err, /failed: signature, unknown-fields$/m)
 })
+
+// Issue 15: the UVM endorsement beside the report, in both layouts.
+const SCITT = fx('scitt-ccf-ledger', 'uvm_0.2.10.cose')
+const ACI_ENDORSED = [...ACI, '--chain', v('azure-aci-milan', 'uvm_host_amd_certificate.json'), '--now', '2024-06-01']
+
+t.test('the genuine ACI report with its genuine (older layout) endorsement', needsVectors(), async t => {
+  const r = await verify([...ACI_ENDORSED, '--uvm-endorsement', v('azure-aci-milan', 'body.uvm_reference_info.bin'), '--expect-uvm-svn', '22'])
+  t.equal(r.code, 0, r.err)
+  t.match(r.out, /^uvm-endorsement\s+pass\s+json-payload layout, signed by ContainerPlat \(root Microsoft Supply Chain RSA Root CA 2022\)/m)
+  t.match(r.out, /^uvm-feed\s+pass\s+feed ContainerPlat-AMD-UVM$/m)
+  t.match(r.out, /^uvm-measurement\s+pass/m)
+  t.match(r.out, /^uvm-svn\s+pass\s+endorsement SVN 22, report GUEST_SVN 2; want at least 22$/m)
+  t.match(r.out, /^uvm-receipt\s+skip\s+the endorsement carries no transparency receipt/m)
+  // The base64 form the security context holds is read the same way.
+  const b64 = join(tmp, 'reference-info-base64')
+  writeFileSync(b64, vector('azure-aci-milan', 'body.uvm_reference_info.bin').toString('base64') + '\n')
+  t.equal((await verify([...ACI_ENDORSED, '--uvm-endorsement', b64])).code, 0)
+
+  const floor = await verify([...ACI_ENDORSED, '--uvm-endorsement', b64, '--expect-uvm-svn', '23'])
+  t.equal(floor.code, 1)
+  t.match(floor.err, /^skr verify: ERR_UVM_ENDORSEMENT_INVALID: failed: uvm-svn$/m)
+  const receipt = await verify([...ACI_ENDORSED, '--uvm-endorsement', b64, '--require-receipt'])
+  t.equal(receipt.code, 1)
+  t.match(receipt.out, /^uvm-receipt\s+fail/m)
+  const feed = await verify([...ACI_ENDORSED, '--uvm-endorsement', b64, '--expect-uvm-feed', 'Other-Feed'])
+  t.match(feed.out, /^uvm-feed\s+fail\s+feed ContainerPlat-AMD-UVM is not Other-Feed/m)
+})
+
+t.test('the genuine newer-layout endorsement: verified with its receipt, but for another UVM', needsVectors(), async t => {
+  const r = await verify([...ACI_ENDORSED, '--uvm-endorsement', SCITT, '--require-receipt', '--json'])
+  t.equal(r.code, 1)
+  const json = JSON.parse(r.out) as Json & { uvmEndorsement: { layout: string, guestSvn: string, measurementMatchesReport: boolean, receipt: { status: string } } }
+  const status = Object.fromEntries(json.checks.map((c) => [c.name, c.status]))
+  t.match(status, { 'uvm-endorsement': 'pass', 'uvm-feed': 'pass', 'uvm-measurement': 'fail', 'uvm-receipt': 'pass', signature: 'pass' })
+  t.match(json.uvmEndorsement, { layout: 'cwt-claims', guestSvn: '104', measurementMatchesReport: false, receipt: { status: 'verified' } })
+  t.match(r.err, /ERR_UVM_ENDORSEMENT_INVALID: failed: uvm-measurement/)
+
+  // (A receipt under a key skr does not know is covered with the emulated service in test/e2e/uvm-endorsement.test.ts.)
+  const tampered = join(tmp, 'tampered.cose')
+  const bytes = readFileSync(SCITT)
+  const at = bytes.length - 1 // last byte of the statement's signature: the statement fails, the receipt is not checked
+  writeFileSync(tampered, Buffer.concat([bytes.subarray(0, at), Buffer.from([(bytes[at] ?? 0) ^ 1])]))
+  const bad = await verify([...ACI_ENDORSED, '--uvm-endorsement', tampered])
+  t.match(bad.out, /^uvm-endorsement\s+fail\s+.*signature/m)
+  t.match(bad.out, /^uvm-receipt\s+skip\s+not checked/m)
+
+  const junk = join(tmp, 'junk.txt')
+  writeFileSync(junk, 'hello')
+  const j = await verify([...ACI_ENDORSED, '--uvm-endorsement', junk])
+  t.equal(j.code, 1)
+  t.match(j.err, /ERR_UVM_ENDORSEMENT_INVALID/)
+  const usage = await verify([...ACI_ENDORSED, '--uvm-endorsement', SCITT, '--expect-uvm-svn', 'ten'])
+  t.equal(usage.code, 2)
+  const keysUsage = await verify([...ACI_ENDORSED, '--uvm-endorsement', SCITT, '--transparency-keys', junk])
+  t.equal(keysUsage.code, 2)
+  t.match(keysUsage.err, /--transparency-keys/)
+})

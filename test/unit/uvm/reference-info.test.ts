@@ -25,7 +25,10 @@ t.test('genuine ACI endorsement (body.uvm_reference_info.bin)', needsVectors(), 
   t.equal(parsed.issuer, 'did:x509:0:sha256:I__iuL25oXEVFdTP_aBLx_eT1RPHbCQ_ECBQfYZpt9s::eku:1.3.6.1.4.1.311.76.59.1.2')
   t.equal(parsed.signingTime, 1675834943)
   const verified = verifyUvmReferenceInfo(aciCose(), { now: NOW })
-  t.same(verified, parsed)
+  t.same(verified, { ...parsed, receipt: { status: 'absent' } })
+  t.equal(parsed.layout, 'json-payload')
+  t.equal(parsed.receipts, 0)
+  t.same(parsed.signerChain.map((c) => c.subject.replace(/.*CN=/, '')), ['ContainerPlat', 'Microsoft SCD Products RSA CA', 'Microsoft Supply Chain RSA Root CA 2022'])
   // The leaf expired 2024-01-03; verification still passes because it is judged at the signing time.
   t.ok(verifyUvmReferenceInfo(aciCose(), { now: new Date('2030-01-01T00:00:00Z') }))
 })
