@@ -21,7 +21,7 @@ import { readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { defaultEmulatedCacheDir } from '../src/certs/emulated-chain.ts'
+import { defaultEmulatedCacheDir } from '../src/simulated/emulated-chain.ts'
 import { startEmulatedEnvironment, type EmulatedEnvironment } from '../src/emulator/environment.ts'
 import { buildMirror } from './compile.ts'
 import { SKR_BIN, spawnSkr } from './skr-process.ts'
@@ -64,7 +64,7 @@ process.once('SIGTERM', () => {
 })
 `
 
-// The log lines that close each phase of `skr serve`, in order (src/attest/build.ts, src/skr/build.ts, src/server/listen.ts).
+// The log lines that close each phase of `skr serve`, in order (src/app/attestation.ts, src/app/release.ts, src/server/listen.ts).
 const PHASES: ReadonlyArray<readonly [string, RegExp]> = [
   ['modules + config', /^UVM security context loaded$/],
   ['attestation built', /^attestation backend selected$/],

@@ -1,14 +1,16 @@
 #!/usr/bin/env node
 // `npm run lint`: eslint over TS/JS, the TypeScript type check, the OpenAPI document under
 // redocly's recommended ruleset (scripts/lint-openapi.mjs, offline), and the C sources of the
-// test shim compiled with warnings as errors (the addon itself builds with -Werror).
+// test shim compiled with warnings as errors (the addon itself builds with -Werror), and the
+// allowed import directions of src/ (.dependency-cruiser.cjs, docs/architecture.md).
 import { spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 
 const steps = [
   ['eslint', ['node_modules/.bin/eslint', '--max-warnings=0', '.']],
   ['tsc', ['node_modules/.bin/tsc', '--noEmit', '-p', 'tsconfig.json']],
-  ['openapi', ['scripts/lint-openapi.mjs']]
+  ['openapi', ['scripts/lint-openapi.mjs']],
+  ['layers', ['node_modules/.bin/depcruise', 'src', '--config', '.dependency-cruiser.cjs', '--output-type', 'err']]
 ]
 let failed = 0
 for (const [name, [bin, ...args]] of steps) {

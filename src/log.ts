@@ -7,7 +7,9 @@
 import { fchmodSync, fstatSync, mkdirSync, openSync } from 'node:fs'
 import { dirname } from 'node:path'
 import pino, { type Logger, type LoggerOptions } from 'pino'
-import type { LogLevel } from './config.ts'
+
+/** pino's level names skr accepts (LogLevel maps logrus's onto them in config/config.ts). */
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent'
 import { ConfigInvalid } from './errors.ts'
 
 export type { Logger } from 'pino'

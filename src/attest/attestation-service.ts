@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto'
 import { pino } from 'pino'
 import { parseChainPem, type AmdChain } from '../certs/amd-chain.ts'
-import type { VcekCollateral } from '../certs/collateral-types.ts'
+import type { VcekCollateral } from '../collateral/types.ts'
 import { SnpDeviceUnavailable, SnpFirmwareError, TcbMismatch, type SidecarError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { MaaClient } from '../maa/client.ts'
@@ -17,10 +17,10 @@ import { parseReport, type AttestationReport } from '../snp/abi.ts'
 import type { QuoteProvider } from '../snp/provider.ts'
 import { reportDataFor } from '../snp/report-data.ts'
 import { tcbToHex } from '../snp/tcb.ts'
-import { verifyReport } from '../snp/verify.ts'
+import { verifyReport } from '../certs/report-verify.ts'
 import { unknownFields } from '../snp/reserved.ts'
 import type { SecurityContext } from '../uvm/security-context.ts'
-import type { CollateralStore } from './collateral-store.ts'
+import type { CollateralStore } from '../collateral/store.ts'
 
 /** What the service is built from; everything slow or external is injected. */
 export interface AttestationServiceDeps {

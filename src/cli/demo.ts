@@ -5,13 +5,13 @@
 import { createHash } from 'node:crypto'
 import { decodeJwt } from 'jose'
 import { request } from 'undici'
-import { loadConfig } from '../config.ts'
+import { loadConfig } from '../config/config.ts'
 import { pino } from 'pino'
 import { loggerOptions, redactChildBindings, type Logger } from '../log.ts'
-import { FlagError, parseFlags } from './flags.ts'
-import { startSidecar } from '../sidecar.ts'
+import { FlagError, parseFlags } from '../config/flags.ts'
+import { startSidecar } from '../app/sidecar.ts'
 import { startEmulatedEnvironment, type EmulatedEnvironment } from '../emulator/environment.ts'
-import { defaultEmulatedCacheDir } from '../certs/emulated-chain.ts'
+import { defaultEmulatedCacheDir } from '../simulated/emulated-chain.ts'
 
 export const summary = 'run a full key release against the embedded emulators (simulated attestation)'
 

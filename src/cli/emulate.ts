@@ -4,13 +4,13 @@
 // ports change every run) and keys the emulated vault holds: one it releases, one it refuses.
 // The same wiring as `skr demo` (which runs the calls itself and exits).
 import { pino } from 'pino'
-import { defaultEmulatedCacheDir } from '../certs/emulated-chain.ts'
-import { loadConfig } from '../config.ts'
+import { defaultEmulatedCacheDir } from '../simulated/emulated-chain.ts'
+import { loadConfig } from '../config/config.ts'
 import { startEmulatedEnvironment, type EmulatedEnvironment } from '../emulator/environment.ts'
 import { loggerOptions, redactChildBindings, type Logger } from '../log.ts'
-import { startSidecar, type Sidecar } from '../sidecar.ts'
+import { startSidecar, type Sidecar } from '../app/sidecar.ts'
 import { importDemoKeys } from './demo.ts'
-import { FlagError, formatFlags, parseFlags } from './flags.ts'
+import { FlagError, formatFlags, parseFlags } from '../config/flags.ts'
 
 export const summary = 'run the emulated Azure and a sidecar until Ctrl-C, printing a curl line for each route'
 

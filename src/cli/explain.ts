@@ -3,13 +3,13 @@
 // token from a running sidecar, or a saved token), evaluates the policy locally with the
 // evaluator the AKV emulator uses, and prints every clause as met or not met with its expected
 // and actual value. Prints claims, never a token.
-import { parseKid } from '../skr/kid.ts'
-import { loadConfig } from '../config.ts'
+import { parseKid } from '../release/kid.ts'
+import { loadConfig } from '../config/config.ts'
 import { readExtraCa } from '../config/extra-ca.ts'
 import { normaliseEndpoint } from '../http/endpoint.ts'
 import { DEFAULT_SERVICE_VERSION } from '../ops/import-key.ts'
 import { buildReport, claimsOfToken, policyOfKey, releasable, renderJson, renderText, tokenFromText, type ClaimsSource } from '../ops/explain.ts'
-import type { FlagSpecs } from './flags.ts'
+import type { FlagSpecs } from '../config/flags.ts'
 import {
   EXIT, helpText, parseCommandFlags, processIo, readUserFile, runOperatorCommand, toJson, usageError, wantsHelp,
   type CommandEnv, type CommandIo

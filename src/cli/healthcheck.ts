@@ -3,7 +3,7 @@
 // instead: GET http://127.0.0.1:{port}/status, exit 0 on 200 {"message":"Status OK"}, else
 // exit 1 with one line on stderr. It runs every few seconds in every pod, so it imports
 // nothing heavy (node:http and the flag parser only: no fastify, no Azure SDK, no config).
-import { FlagError, formatFlags, parseFlags, type FlagSpecs } from './flags.ts'
+import { FlagError, formatFlags, parseFlags, type FlagSpecs } from '../config/flags.ts'
 
 // Not `import * as http from 'node:http'`: an ES module import of node:http builds its whole
 // namespace, whose lazy WebSocket exports load Node's own copy of undici: the probe then peaked

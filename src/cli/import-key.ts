@@ -2,7 +2,7 @@
 // in a Key Vault, Managed HSM or the AKV emulator, like the reference's tools/importkey. The
 // policy is a file, or generated as `skr policy` generates it. Prints the key id and the stored
 // policy; never the key, never the token.
-import { loadConfig } from '../config.ts'
+import { loadConfig } from '../config/config.ts'
 import { readExtraCa } from '../config/extra-ca.ts'
 import { UpstreamResponseInvalid } from '../errors.ts'
 import { normaliseEndpoint } from '../http/endpoint.ts'
@@ -10,7 +10,7 @@ import { resourceFor } from '../identity/resource.ts'
 import { DEFAULT_SERVICE_VERSION, isAzureVaultHost, putExportableKey, type HsmKeyType, type KeySource } from '../ops/import-key.ts'
 import { parseKeyFile, wipeKey, type ImportableKey } from '../ops/key-file.ts'
 import { encodeReleasePolicy, parsePolicyDocument } from '../ops/release-policy-builder.ts'
-import type { FlagSpecs } from './flags.ts'
+import type { FlagSpecs } from '../config/flags.ts'
 import {
   helpText, parseCommandFlags, processIo, readUserFile, runOperatorCommand, takeRepeated, toJson, usageError, wantsHelp,
   type CommandEnv, type CommandIo

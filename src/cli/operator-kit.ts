@@ -5,7 +5,7 @@
 // reading the files users name. Never prints anything itself except through `io`.
 import { readFile } from 'node:fs/promises'
 import { ConfigInvalid, isSidecarError } from '../errors.ts'
-import { FlagError, formatFlags, parseFlags, type FlagSpecs, type ParsedFlags } from './flags.ts'
+import { FlagError, formatFlags, parseFlags, type FlagSpecs, type ParsedFlags } from '../config/flags.ts'
 
 /** Where a command writes; tests capture both. */
 export interface CommandIo {

@@ -2,13 +2,13 @@
 // the AKS/Kata preset), with HOST_DATA taken from --host-data, a security policy file, the
 // simulated report or the UVM security context. `skr import-key` builds its default policy the
 // same way, through policyFromFlags.
-import { loadConfig } from '../config.ts'
+import { loadConfig } from '../config/config.ts'
 import { resolveHostData, type ResolvedHostData } from '../ops/policy-source.ts'
 import {
   buildReleasePolicy, DEFAULT_MAA_ENDPOINT, encodeReleasePolicy, parseExtraClaim, pinsHostData,
   type PolicyPlatform, type ReleasePolicyDocument
 } from '../ops/release-policy-builder.ts'
-import type { FlagSpecs } from './flags.ts'
+import type { FlagSpecs } from '../config/flags.ts'
 import {
   helpText, parseCommandFlags, processIo, readUserFile, runOperatorCommand, takeRepeated, toJson, usageError, wantsHelp,
   type CommandEnv, type CommandIo

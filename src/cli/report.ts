@@ -2,14 +2,14 @@
 // SEV-SNP interface (or the simulated backend) or from a file (raw, hex or base64). Reserved bits
 // and bytes that newer firmware sets are printed (`unknown bits`, `unknown fields`), never refused:
 // only a wrong size, an unknown VERSION or broken signature padding stop it (docs/snp-report.md).
-import { loadConfig } from '../config.ts'
+import { loadConfig } from '../config/config.ts'
 import { decodeBase64Flexible } from '../encoding/base64.ts'
 import { readDeviceReport } from '../ops/device-report.ts'
 import { decodeReportInput, formatTable, reportRows, reportView } from '../ops/report-view.ts'
 import { parseReport } from '../snp/abi.ts'
 import { uvmEndorsementRows, uvmEndorsementView, type UvmEndorsementView } from '../ops/uvm-endorsement-checks.ts'
 import { loadSecurityContext } from '../uvm/security-context.ts'
-import type { FlagSpecs } from './flags.ts'
+import type { FlagSpecs } from '../config/flags.ts'
 import {
   helpText, parseCommandFlags, processIo, readUserFile, runOperatorCommand, takeRepeated, toJson, usageError, wantsHelp,
   type CommandEnv, type CommandIo

@@ -2,10 +2,10 @@
 // → attestation → key release → HTTP server; then wait for SIGTERM/SIGINT and shut down in
 // order (stop accepting, let in-flight requests finish within the grace period, close
 // upstream agents, flush logs).
-import { loadConfig, SERVE_FLAGS } from '../config.ts'
-import { formatFlags } from './flags.ts'
+import { loadConfig, SERVE_FLAGS } from '../config/config.ts'
+import { formatFlags } from '../config/flags.ts'
 import { createLogger } from '../log.ts'
-import { startSidecar } from '../sidecar.ts'
+import { startSidecar } from '../app/sidecar.ts'
 
 export const summary = 'serve the reference-compatible HTTP API (default command)'
 

@@ -7,10 +7,10 @@
 // which is what an operator debugging a 401 from the vault needs.
 import { resourceFor } from '../identity/resource.ts'
 import type { IdentityConfig, IdentityKind, TokenSource } from '../identity/token-source.ts'
-import { loadConfig } from '../config.ts'
+import { loadConfig } from '../config/config.ts'
 import { readExtraCa } from '../config/extra-ca.ts'
 import { isSidecarError } from '../errors.ts'
-import type { FlagSpecs } from './flags.ts'
+import type { FlagSpecs } from '../config/flags.ts'
 import {
   helpText, parseCommandFlags, processIo, runOperatorCommand, toJson, usageError, wantsHelp,
   type CommandEnv, type CommandIo
@@ -142,7 +142,7 @@ export async function run (argv: readonly string[], env: CommandEnv, io: TokenIo
 
     const config = loadConfig([], env)
     // Loaded only when needed: @azure/identity and the release wiring are large.
-    const { identityConfigOf, partialWorkloadIdentity } = await import('../skr/build.ts')
+    const { identityConfigOf, partialWorkloadIdentity } = await import('../app/release.ts')
     const { createIdentityTokenSource, identityError } = await import('../identity/token-source.ts')
     const partial = partialWorkloadIdentity(config)
     if (partial !== null) {

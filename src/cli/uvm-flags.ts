@@ -1,10 +1,10 @@
 // The UVM-endorsement flags `skr verify` and `skr report` share: where the endorsement comes from,
 // which signing roots and transparency keys to trust, and (verify only) what to expect of it.
-import { normaliseFingerprint } from '../config.ts'
+import { normaliseFingerprint } from '../config/config.ts'
 import { decodeEndorsementInput, type UvmCheckOptions } from '../ops/uvm-endorsement-checks.ts'
 import { MICROSOFT_SUPPLY_CHAIN_ROOT_FINGERPRINT as MICROSOFT_ROOT } from '../uvm/reference-info.ts'
 import { microsoftTransparencyKeys, parseTransparencyKeys, type TransparencyKey } from '../uvm/transparency-receipt.ts'
-import type { FlagSpecs } from './flags.ts'
+import type { FlagSpecs } from '../config/flags.ts'
 import { readUserFile, usageError } from './operator-kit.ts'
 
 /** Flags that may repeat (pass to takeRepeated). */

@@ -3,10 +3,10 @@
 // sidecar would use (workload identity when AZURE_CLIENT_ID, AZURE_TENANT_ID and
 // AZURE_FEDERATED_TOKEN_FILE are set, else the managed identity), loaded only when needed.
 import type { TokenCredential } from '@azure/identity'
-import type { Config } from '../config.ts'
+import type { Config } from '../config/config.ts'
 import { readExtraCa } from '../config/extra-ca.ts'
 import { staticTokenCredential } from '../ops/vault-client.ts'
-import type { FlagSpecs } from './flags.ts'
+import type { FlagSpecs } from '../config/flags.ts'
 import { readUserFile, usageError } from './operator-kit.ts'
 
 /** The flags that give a bearer token for the vault. */
@@ -26,7 +26,7 @@ export async function vaultCredential (values: Readonly<Record<string, string>>,
   }
   // Loaded only when needed: @azure/identity is large.
   const { createCredential, identityError } = await import('../identity/token-source.ts')
-  const { identityConfigOf } = await import('../skr/build.ts')
+  const { identityConfigOf } = await import('../app/release.ts')
   // Exactly the identity the sidecar would use.
   const { credential, kind, hint } = await createCredential(identityConfigOf(config, await readExtraCa(config)))
   return {

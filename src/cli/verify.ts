@@ -2,12 +2,12 @@
 // a pinned ARK, signature, TCB, chip id, THIM tcbm, reserved bits and bytes the report sets, debug,
 // and the optional expectations). Exit 0 only when nothing failed; a warning does not fail.
 import { AMD_ARK_FINGERPRINTS } from '../certs/amd-roots.ts'
-import { normaliseFingerprint } from '../config.ts'
+import { normaliseFingerprint } from '../config/config.ts'
 import { chainFromFiles } from '../ops/chain-input.ts'
 import { decodeReportInput, formatTable, reportView } from '../ops/report-view.ts'
 import { verifyOffline } from '../ops/verify-offline.ts'
 import { uvmEndorsementChecks, uvmEndorsementView } from '../ops/uvm-endorsement-checks.ts'
-import type { FlagSpecs } from './flags.ts'
+import type { FlagSpecs } from '../config/flags.ts'
 import {
   EXIT, helpText, parseCommandFlags, processIo, readUserFile, runOperatorCommand, takeRepeated, toJson, usageError, wantsHelp,
   type CommandEnv, type CommandIo

@@ -6,7 +6,7 @@ import { readFile, writeFile } from 'node:fs/promises'
 import { isSidecarError } from '../errors.ts'
 import { encodeWrappedFile, kidFromKeyPath } from '../grpc/annotation.ts'
 import { wrapForKeyPath } from '../grpc/wrap.ts'
-import { FlagError, formatFlags, parseFlags, type FlagSpecs } from './flags.ts'
+import { FlagError, formatFlags, parseFlags, type FlagSpecs } from '../config/flags.ts'
 
 /** One line for `skr help`. */
 export const summary = 'wrap a file for the gRPC key provider (RSA-OAEP-SHA256 annotation packet, as the reference)'

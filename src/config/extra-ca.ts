@@ -1,7 +1,7 @@
 // The extra PEM roots skr trusts for upstream TLS and release-signer chains: those a caller passes
 // in (the demo's local PKI, test doubles) plus the file SKR_EXTRA_CA_CERTS names.
 import { readFile } from 'node:fs/promises'
-import type { Config } from '../config.ts'
+import type { Config } from './config.ts'
 import { ConfigInvalid } from '../errors.ts'
 
 /**

@@ -8,7 +8,7 @@
 // `default` and `description` are Markdown (a `|` needs no escaping; the renderer does it).
 // `help` is the flag's plain-text line for `skr serve --help`; the environment variable and the
 // default are appended to it.
-import type { FlagSpec, FlagSpecs } from '../cli/flags.ts'
+import type { FlagSpec, FlagSpecs } from './flags.ts'
 
 /** One setting: at most one flag (with aliases) and one environment variable. */
 export interface Setting {

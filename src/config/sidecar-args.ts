@@ -4,16 +4,8 @@
 // base64 in manifests is a frequent source of mistakes (users-and-ecosystem.md §2.C).
 import { ConfigInvalid } from '../errors.ts'
 
-export type CertEndpointType = 'AMD' | 'AzCache' | 'LocalTHIM'
-
-export interface CertCacheConfig {
-  /** null: no explicit source; the THIM default at IMDS is used when the UVM did not provide certs. */
-  readonly endpointType: CertEndpointType | null
-  readonly endpoint: string | null
-  readonly teeType: string | null
-  readonly apiVersion: string | null
-  readonly clientId: string | null
-}
+import type { CertCacheConfig, CertEndpointType } from '../collateral/cert-cache-config.ts'
+export type { CertCacheConfig, CertEndpointType } from '../collateral/cert-cache-config.ts'
 
 export interface AzureInformation {
   readonly certcache: CertCacheConfig

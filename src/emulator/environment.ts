@@ -11,8 +11,8 @@ import { startMaaEmulator, type MaaEmulator } from './maa.ts'
 import { startImdsEmulator, type ImdsEmulator } from './imds.ts'
 import { startAkvEmulator, type AkvEmulator } from './akv.ts'
 import { createBearerIssuer, DEFAULT_CLIENT_ID, type BearerIssuer } from './bearer.ts'
-import { loadOrCreateEmulatedChain, thimDocument, type EmulatedAmdChain } from '../certs/emulated-chain.ts'
-import { simulatedMeasurement } from '../snp/simulated.ts'
+import { loadOrCreateEmulatedChain, thimDocument, type EmulatedAmdChain } from '../simulated/emulated-chain.ts'
+import { simulatedMeasurement } from '../simulated/provider.ts'
 import type { UvmEndorsementLayout } from '../uvm/reference-info.ts'
 import { createUvmEndorser, type UvmEndorser } from './uvm-endorser.ts'
 
@@ -88,7 +88,7 @@ export async function startEmulatedEnvironment (options: EmulatedEnvironmentOpti
     createUvmEndorser()
   ])
   // The endorsement of the UVM skr's simulated backend reports (the same measurement inputs as
-  // src/attest/build.ts gives createSimulatedProvider: the chain and this security policy).
+  // src/app/attestation.ts gives createSimulatedProvider: the chain and this security policy).
   const endorsement = uvmEndorser.endorse({
     launchMeasurement: simulatedMeasurement({ chain, securityPolicy: Buffer.from(securityPolicy, 'utf8') }),
     guestSvn: '0',

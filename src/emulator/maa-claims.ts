@@ -8,7 +8,7 @@ import { RequestInvalid } from '../errors.ts'
 import type { AttestationReport } from '../snp/abi.ts'
 import { decodeTcb } from '../snp/tcb.ts'
 import type { Generation } from '../snp/tcb.ts'
-import { verifyReport } from '../snp/verify.ts'
+import { verifyReport } from '../certs/report-verify.ts'
 import { verifyUvmReferenceInfo } from '../uvm/reference-info.ts'
 import type { TransparencyKey } from '../uvm/transparency-receipt.ts'
 

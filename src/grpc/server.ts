@@ -7,15 +7,15 @@ import { ReflectionService } from '@grpc/reflection'
 import { HealthImplementation, type ServingStatusMap } from 'grpc-health-check'
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net'
 import pino from 'pino'
-import { isLoopbackHost, type Config } from '../config.ts'
+import { isLoopbackHost, type Config } from '../config/config.ts'
 import { ConfigInvalid, ShuttingDown } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { AttestationService, KeyReleaseService } from '../service/types.ts'
 import { loadGrpcDefinitions, OCICRYPT_SERVICE, REFERENCE_SERVICE } from './protos.ts'
 import { ocicryptHandlers, referenceHandlers } from './service.ts'
 import type { WrapOptions } from './wrap.ts'
-import type { ConnectionGate } from '../server/connections.ts'
-import { listenFailed } from '../server/listen-error.ts'
+import type { ConnectionGate } from '../listen/connections.ts'
+import { listenFailed } from '../listen/listen-error.ts'
 
 /** What startGrpcServer needs. */
 export interface GrpcServerDeps {

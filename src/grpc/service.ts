@@ -4,7 +4,7 @@
 // both service names; only the output encoding of byte fields differs (see
 // key-provider-protocol.ts). Logs carry method, kid and endpoints, never data or keys.
 import type { handleUnaryCall, ServerUnaryCall, UntypedServiceImplementation } from '@grpc/grpc-js'
-import type { Config } from '../config.ts'
+import type { Config } from '../config/config.ts'
 import { ClientClosed, isSidecarError, RequestInvalid } from '../errors.ts'
 import { decodeBase64Flexible } from '../encoding/base64.ts'
 import { normaliseEndpoint } from '../http/endpoint.ts'

@@ -11,7 +11,7 @@ import {
 } from '../errors.ts'
 import { parseAzureError } from './azure-error.ts'
 import { isRetryableStatus } from './retry.ts'
-import type { UpstreamName } from './upstream.ts'
+import type { UpstreamName } from './upstream-types.ts'
 
 /** Who was being called, for messages and details. */
 export interface FailureContext {

@@ -4,7 +4,7 @@
 // takes hosts, domain suffixes, host:port, IPs, CIDRs and `*`, and loopback never goes through a
 // proxy. Parsing and matching only, pure apart from proxyFromEnvironment's one read of process.env;
 // the undici ProxyAgent lives in ./upstream.ts. The sidecar parses these variables once, in
-// loadConfig (src/config.ts: config.proxy), from the same environment as its own settings, and
+// loadConfig (src/config/config.ts: config.proxy), from the same environment as its own settings, and
 // hands the result to every Upstream it builds; proxyFromEnvironment is the default only for code
 // that has no Config (the CLI's one-shot tools, the emulators).
 //

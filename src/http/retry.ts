@@ -1,6 +1,6 @@
 // When to retry an upstream call and how long to wait. Pure: the clock and the randomness are
 // arguments, so every delay is reproducible in tests.
-import type { UpstreamPolicy } from './upstream.ts'
+import type { UpstreamPolicy } from './upstream-types.ts'
 
 // 408 and 429 say "try later"; these 5xx are the transient gateway/overload family. Other 5xx
 // (501 Not Implemented, 505 ...) will not change on a retry.

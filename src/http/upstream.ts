@@ -23,21 +23,9 @@ import { attemptsText, deadlineError, mapTransportError, statusError, upstreamFa
 import { proxyFor, proxyFromEnvironment, proxyRefusalStatus, type ProxyServer, type ProxySettings, type UnusableProxy } from './proxy.ts'
 import { isRetryableStatus, retryDelayMs } from './retry.ts'
 import { upstreamFailureStatus } from '../observability/metrics.ts'
+import type { UpstreamName, UpstreamPolicy } from './upstream-types.ts'
 
-/** The upstreams skr calls; used in messages, error details and logs. */
-export type UpstreamName = 'maa' | 'akv' | 'imds' | 'thim' | 'kds' | 'azcache' | 'entra'
-
-/** Timeouts (ms), retry budget and response cap of one upstream. */
-export interface UpstreamPolicy {
-  connectTimeoutMs: number
-  headersTimeoutMs: number
-  bodyTimeoutMs: number
-  totalTimeoutMs: number
-  maxRetries: number
-  baseDelayMs: number
-  maxDelayMs: number
-  maxResponseBytes: number
-}
+export type { UpstreamName, UpstreamPolicy } from './upstream-types.ts'
 
 /** Connect 5 s, headers 10 s, body 10 s, whole call 30 s, 3 retries, backoff 250 ms..5 s, 4 MiB bodies. */
 export const DEFAULT_UPSTREAM_POLICY: UpstreamPolicy = Object.freeze({

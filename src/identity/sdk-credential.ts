@@ -9,7 +9,7 @@ import type { TokenCredential, TokenCredentialOptions } from '@azure/identity'
 import { ConfigInvalid } from '../errors.ts'
 import type { UpstreamOptions } from '../http/upstream.ts'
 import { createSdkHttpClient } from './sdk-http-client.ts'
-import type { IdentityConfig } from './token-source.ts'
+import type { IdentityConfig } from './identity-config.ts'
 
 /**
  * Builds the SDK credential: workload identity when configured, else managed identity.

@@ -16,7 +16,6 @@
 // it is the heaviest module skr depends on, and /status must answer without it.
 import type { AccessToken, TokenCredential } from '@azure/identity'
 import { ConfigInvalid, IdentityUnavailable } from '../errors.ts'
-import type { ProxySettings } from '../http/proxy.ts'
 import type { UpstreamOptions } from '../http/upstream.ts'
 import type { Logger } from '../log.ts'
 import { createSingleFlight } from '../util/single-flight.ts'
@@ -178,21 +177,8 @@ export function createTokenSource (options: TokenSourceOptions): TokenSource {
   }
 }
 
-/** The identity settings skr's configuration yields (see buildKeyRelease). */
-export interface IdentityConfig {
-  /** User-assigned managed identity client id (SkrSideCarArgs identity.client_id or AZURE_CLIENT_ID); null: system-assigned. */
-  managedIdentityClientId: string | null
-  /** Workload identity, when AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_FEDERATED_TOKEN_FILE are all set. */
-  workload: { clientId: string, tenantId: string, tokenFile: string } | null
-  /** AZURE_AUTHORITY_HOST (sovereign clouds, test doubles); https only. */
-  authorityHost: string | null
-  /** Extra PEM roots for Entra's TLS (IMDS is plain http). */
-  extraCa?: readonly string[]
-  /** Egress proxy settings for token requests (config.proxy); default: read once from process.env. Link-local and loopback always go direct. */
-  proxy?: ProxySettings
-  /** Timeout of one HTTP attempt (default 5 s). */
-  attemptTimeoutMs?: number
-}
+import type { IdentityConfig } from './identity-config.ts'
+export type { IdentityConfig }
 
 function checkAuthorityHost (value: string): string {
   let url: URL

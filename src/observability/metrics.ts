@@ -18,7 +18,7 @@ export type UpstreamStatus = string
 /**
  * Caches skr keeps; free-form for new caches, but always a fixed identifier, never data.
  * Recorded by: 'aad_token' identity/token-source.ts, 'attestation' skr/attestation-cache.ts,
- * 'signer_chain' akv/signer-chain-cache.ts, 'vcek_chain' attest/collateral-store.ts, 'maa_keys'
+ * 'signer_chain' akv/signer-chain-cache.ts, 'vcek_chain' collateral/store.ts, 'maa_keys'
  * maa/jwks-cache.ts. All follow one rule: a lookup served a fresh value is a hit; one that fetched,
  * refreshed, found its entry expired, or joined a fetch already under way is a miss; a
  * programming error (TypeError) records nothing. docs/troubleshooting.md lists the series for

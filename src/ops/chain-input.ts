@@ -5,7 +5,7 @@
 import { X509Certificate } from 'node:crypto'
 import { parseChainPem, type AmdChain } from '../certs/amd-chain.ts'
 import { splitPem, toPem } from '../certs/pem.ts'
-import { parseThimDocument } from '../certs/thim.ts'
+import { parseThimDocument } from '../collateral/thim.ts'
 import { CertChainInvalid, isSidecarError } from '../errors.ts'
 
 /** A chain and what it was read from; `tcbm` is THIM's TCB claim when the input was a THIM document. */

@@ -1,8 +1,8 @@
 // One attestation report from this machine's SEV-SNP interface (or the simulated backend), for
 // the operator commands: builds the attestation service from the frozen Config exactly as the
 // server does, asks it for one report, and closes everything it opened so the command can exit.
-import type { BuildAttestationOptions } from '../attest/build.ts'
-import type { Config } from '../config.ts'
+import type { BuildAttestationOptions } from '../app/attestation.ts'
+import type { Config } from '../config/config.ts'
 
 /** Test hooks: the filesystem root for security-context discovery and a logger. */
 export type DeviceReportOptions = Pick<BuildAttestationOptions, 'root' | 'log'>
@@ -13,7 +13,7 @@ export type DeviceReportOptions = Pick<BuildAttestationOptions, 'root' | 'log'>
  */
 export async function readDeviceReport (config: Config, runtimeData: Buffer, options: DeviceReportOptions = {}): Promise<Buffer> {
   // Loaded lazily: `skr verify` and `skr policy` without the device must not pay for it.
-  const { buildAttestation } = await import('../attest/build.ts')
+  const { buildAttestation } = await import('../app/attestation.ts')
   const built = await buildAttestation(config, options)
   try {
     return await built.service.rawReport(runtimeData)

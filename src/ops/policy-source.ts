@@ -2,10 +2,11 @@
 // a security policy file (base64 or raw Rego), the simulated backend's report (HOST_DATA as the
 // simulated host set it), or the UVM security context of the container this runs in (the same
 // discovery the sidecar uses: UVM_SECURITY_CONTEXT_DIR, /security-context-*, UVM_SECURITY_POLICY).
-import type { Config } from '../config.ts'
+import type { Config } from '../config/config.ts'
 import { ConfigInvalid, isSidecarError } from '../errors.ts'
 import { parseReport } from '../snp/abi.ts'
-import { loadSecurityContext, securityContextEnv } from '../uvm/security-context.ts'
+import { securityContextEnv } from '../config/security-context-env.ts'
+import { loadSecurityContext } from '../uvm/security-context.ts'
 import { readDeviceReport, type DeviceReportOptions } from './device-report.ts'
 import { hostDataOf, normaliseHostData, securityPolicyFromFile } from './release-policy-builder.ts'
 

@@ -1,7 +1,7 @@
 // Offline verification of a report and its AMD chain for `skr verify`, check by check, so the
 // user sees everything that passed and everything that failed rather than the first failure
 // (docs/sev-snp.md §6.4 items 1-3 and 7). The hardware checks use the same primitives as
-// src/snp/verify.ts, and when they all pass verifyReport itself must agree, so this report can
+// src/certs/report-verify.ts, and when they all pass verifyReport itself must agree, so this report can
 // never say "pass" where the sidecar's own verifier would refuse. Reserved bits and bytes a genuine
 // report sets (newer firmware, issue 12) are a 'warn' check by default and a 'fail' only when the
 // caller's policy says so (refuseUnknown). Pure: the clock is an input.
@@ -10,7 +10,7 @@ import { verifyAmdChain, type AmdChain, type ChainVerification } from '../certs/
 import { generationFromProductName, parseAmdExtensions, type AmdCertExtensions } from '../certs/vcek-ext.ts'
 import { parseReport, signatureP1363, signedBytes, unknownFields, type AttestationReport } from '../snp/abi.ts'
 import { tcbToHex, type Generation, type TcbParts } from '../snp/tcb.ts'
-import { compareTcb, verifyReport } from '../snp/verify.ts'
+import { compareTcb, verifyReport } from '../certs/report-verify.ts'
 
 /** The outcome of one check; 'warn' is shown but does not fail the verification. */
 export type CheckStatus = 'pass' | 'fail' | 'skip' | 'warn'

@@ -1,7 +1,7 @@
 // docs/api.md from the OpenAPI document: the same route schemas the server validates with,
 // rendered as markdown by scripts/gen-api-doc.mjs. A test re-renders and compares, so the doc
 // cannot drift from the code. The app is built over inert services: nothing is called.
-import { loadConfig } from '../config.ts'
+import { loadConfig } from '../config/config.ts'
 import { InternalError } from '../errors.ts'
 import { createMetricsRegistry } from '../observability/registry.ts'
 import type { AttestationService, KeyReleaseService } from '../service/types.ts'

@@ -3,7 +3,7 @@
 // app.inject() and the same instance can serve several listeners.
 import { randomUUID } from 'node:crypto'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
-import { isLoopbackHost, type Config } from '../config.ts'
+import { isLoopbackHost, type Config } from '../config/config.ts'
 import { NotFound, RequestInvalid, UnsupportedMediaType } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { createMetricsRegistry, type PrometheusMetrics } from '../observability/registry.ts'

@@ -8,7 +8,7 @@
 // `requireHostHeader: false`: Node would answer an HTTP/1.1 request without Host itself, with a
 // bare 400 outside skr's error shape; the browser guard (./plugins/browser-guard.ts) answers it.
 import type { Server, ServerOptions } from 'node:http'
-import type { ListenerConfig } from '../config.ts'
+import type { ListenerConfig } from '../config/config.ts'
 
 /** How often Node checks the header and whole-request timeouts (ms). */
 export const CONNECTIONS_CHECKING_INTERVAL_MS = 1_000

@@ -6,7 +6,7 @@
 // the known fields are type-checked. Response schemas are the accidental-disclosure guard:
 // fastify's serializer emits only the properties declared here.
 import * as errors from '../errors.ts'
-import { DEFAULT_MAX_BATCH } from '../skr/batch.ts'
+import { DEFAULT_MAX_BATCH } from '../release/batch.ts'
 
 /** Body of POST /attest/raw and /attest/combined. */
 export interface RuntimeDataBody {

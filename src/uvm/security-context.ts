@@ -4,9 +4,8 @@
 // environment variable (CSC pkg/common/info.go; docs/sev-snp.md §3.7).
 import { readFile, readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { VcekCollateral } from '../certs/collateral-types.ts'
-import { parseThimDocument } from '../certs/thim.ts'
-import type { Config } from '../config.ts'
+import type { VcekCollateral } from '../collateral/types.ts'
+import { parseThimDocument } from '../collateral/thim.ts'
 import { CollateralUnavailable, SidecarError } from '../errors.ts'
 
 /** The three security-context items, decoded, and where each was found. */
@@ -20,18 +19,8 @@ export interface SecurityContext {
   sources: Record<'securityPolicy' | 'hostAmdCert' | 'referenceInfo', 'file' | 'env' | 'absent'>
 }
 
-type Env = Record<string, string | undefined>
-
-/** The UVM_* variables as the frozen Config holds them, in the shape loadSecurityContext reads. */
-export function securityContextEnv (config: Pick<Config, 'env'>): Env {
-  const { env } = config
-  return {
-    UVM_SECURITY_CONTEXT_DIR: env.uvmSecurityContextDir ?? undefined,
-    UVM_SECURITY_POLICY: env.uvmSecurityPolicy ?? undefined,
-    UVM_HOST_AMD_CERTIFICATE: env.uvmHostAmdCertificate ?? undefined,
-    UVM_REFERENCE_INFO: env.uvmReferenceInfo ?? undefined
-  }
-}
+/** The UVM_* environment variables (or their Config values, config/security-context-env.ts). */
+export type Env = Record<string, string | undefined>
 
 /** A context with nothing in it: what a host without a security context hands over. */
 export function emptySecurityContext (): SecurityContext {

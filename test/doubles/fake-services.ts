@@ -4,7 +4,7 @@
 // GatedKeyRelease holds every release until the test opens its gate.
 import type { FastifyInstance } from 'fastify'
 import pino from 'pino'
-import { loadConfig, type Config } from '../../src/config.ts'
+import { loadConfig, type Config } from '../../src/config/config.ts'
 import { loggerOptions } from '../../src/log.ts'
 import { buildApp } from '../../src/server/app.ts'
 import type { AttestationBackend } from '../../src/snp/provider.ts'

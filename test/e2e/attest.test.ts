@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { decodeJwt } from 'jose'
 import { parseReport } from '../../src/snp/abi.ts'
 import { splitPem } from '../../src/certs/pem.ts'
-import { thimDocument } from '../../src/certs/emulated-chain.ts'
+import { thimDocument } from '../../src/simulated/emulated-chain.ts'
 import { tcbToHex } from '../../src/snp/tcb.ts'
 import { startSidecarEnv, startTestEnvironment, JWT_SHAPE } from '../helpers/sidecar-env.ts'
 

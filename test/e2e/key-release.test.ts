@@ -7,14 +7,14 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { pino } from 'pino'
-import { buildAttestation } from '../../src/attest/build.ts'
-import { loadConfig } from '../../src/config.ts'
+import { buildAttestation } from '../../src/app/attestation.ts'
+import { loadConfig } from '../../src/config/config.ts'
 import type { CorruptJwsMode } from '../../src/emulator/akv.ts'
 import { startAkvEmulator } from '../../src/emulator/akv.ts'
 import type { EmulatedKey } from '../../src/emulator/akv-store.ts'
 import { startEmulatedEnvironment } from '../../src/emulator/environment.ts'
 import { buildApp } from '../../src/server/app.ts'
-import { buildKeyRelease } from '../../src/skr/build.ts'
+import { buildKeyRelease } from '../../src/app/release.ts'
 
 // The mHSM emulator must be reached under a managedhsm-shaped name (that is how skr picks the
 // token audience), without touching /etc/hosts: names under .skr.test resolve to loopback in

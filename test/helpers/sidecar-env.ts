@@ -15,10 +15,10 @@ import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { pino } from 'pino'
 import { Agent, request } from 'undici'
-import { loadConfig, type LogLevel } from '../../src/config.ts'
+import { loadConfig, type LogLevel } from '../../src/config/config.ts'
 import { startEmulatedEnvironment, type EmulatedEnvironment, type EmulatedEnvironmentOptions } from '../../src/emulator/environment.ts'
 import { loggerOptions } from '../../src/log.ts'
-import { startSidecar, type Sidecar } from '../../src/sidecar.ts'
+import { startSidecar, type Sidecar } from '../../src/app/sidecar.ts'
 import { spawnSkr, type SkrProcess } from '../../bench/skr-process.ts'
 
 /** Where the tests cache the emulated AMD chain (shared with test/e2e/key-release.test.ts). */

@@ -2,7 +2,7 @@
 // call the AttestationService under the request deadline, and answer in the reference's
 // field names and encodings (hex for raw, base64 for combined).
 import type { FastifyInstance } from 'fastify'
-import type { Config } from '../../config.ts'
+import type { Config } from '../../config/config.ts'
 import { RequestInvalid } from '../../errors.ts'
 import { decodeBase64Flexible } from '../../encoding/base64.ts'
 import { normaliseEndpoint } from '../../http/endpoint.ts'

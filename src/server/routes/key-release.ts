@@ -5,7 +5,7 @@
 // answers {"keys": {kid: JWK string}, "errors": {kid: {error, code}}} (200 when at least one key
 // was released; otherwise the first kid's error, in the usual error shape and status).
 import type { FastifyInstance } from 'fastify'
-import type { Config } from '../../config.ts'
+import type { Config } from '../../config/config.ts'
 import { normaliseEndpoint } from '../../http/endpoint.ts'
 import { RequestInvalid } from '../../errors.ts'
 import type { KeyReleaseBatchRequest, KeyReleaseBatchResult, KeyReleaseRequest, KeyReleaseService } from '../../service/types.ts'

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { AddressInfo } from 'node:net'
-import { FlagError } from '../../../src/cli/flags.ts'
+import { FlagError } from '../../../src/config/flags.ts'
 import { describeTarget, probe, resolveTarget, run, summary, type HealthcheckTarget } from '../../../src/cli/healthcheck.ts'
 
 type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void
@@ -140,7 +140,7 @@ t.test('imports stay light: node built-ins and local modules only, no fastify/SD
   }
   visit(join(root, 'src/cli/healthcheck.ts'))
   t.same(external, [], 'no package imports')
-  t.same([...seen].map(f => f.slice(root.length + 1)).sort(), ['src/cli/flags.ts', 'src/cli/healthcheck.ts'])
+  t.same([...seen].map(f => f.slice(root.length + 1)).sort(), ['src/cli/healthcheck.ts', 'src/config/flags.ts'])
 })
 
 t.test('--json prints the verdict on stdout, healthy or not', async t => {

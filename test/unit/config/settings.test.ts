@@ -7,7 +7,7 @@ import t from 'tap'
 import { spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { loadConfig, SERVE_FLAGS, type Config } from '../../../src/config.ts'
+import { loadConfig, SERVE_FLAGS, type Config } from '../../../src/config/config.ts'
 import {
   envName, flagName, renderSettingsTable, replaceSettingsBlock, serveFlags, SETTING_BY_KEY, SETTINGS, SETTINGS_BEGIN, SETTINGS_END,
   type Setting, type SettingKey
@@ -19,7 +19,7 @@ const declaredEnv = new Set(SETTINGS.map((s: Setting) => s.env).filter((e): e is
 
 /** Every environment variable name config.ts's source reads as env.NAME or env['NAME']. */
 function envNamesInSource (): Set<string> {
-  const source = readFileSync(join(repoRoot, 'src/config.ts'), 'utf8')
+  const source = readFileSync(join(repoRoot, 'src/config/config.ts'), 'utf8')
   const names = new Set<string>()
   for (const m of source.matchAll(/\benv\.([A-Za-z_][A-Za-z0-9_]*)\b/g)) names.add(m[1] as string)
   for (const m of source.matchAll(/\benv\[\s*['"]([^'"]+)['"]\s*\]/g)) names.add(m[1] as string)

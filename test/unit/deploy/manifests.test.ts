@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseAllDocuments } from 'yaml'
-import { loadConfig } from '../../../src/config.ts'
+import { loadConfig } from '../../../src/config/config.ts'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
 const read = (path: string): string => readFileSync(join(root, path), 'utf8')

@@ -9,7 +9,7 @@ import { decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose'
 import t from 'tap'
 import { Agent, request } from 'undici'
 import { AMD_ARK_FINGERPRINTS } from '../../../src/certs/amd-roots.ts'
-import { loadOrCreateEmulatedChain } from '../../../src/certs/emulated-chain.ts'
+import { loadOrCreateEmulatedChain } from '../../../src/simulated/emulated-chain.ts'
 import { DEFAULT_POLICY_TEXT, policyHash } from '../../../src/emulator/maa-claims.ts'
 import { startMaaEmulator } from '../../../src/emulator/maa.ts'
 import type { MaaEmulator, MaaEmulatorOptions } from '../../../src/emulator/maa.ts'
@@ -17,7 +17,7 @@ import { createLocalPki } from '../../../src/emulator/pki.ts'
 import { buildAttestBody } from '../../../src/maa/request.ts'
 import { reportDataFor } from '../../../src/snp/report-data.ts'
 import { parseReport } from '../../../src/snp/abi.ts'
-import { createSimulatedProvider, simulatedMeasurement } from '../../../src/snp/simulated.ts'
+import { createSimulatedProvider, simulatedMeasurement } from '../../../src/simulated/provider.ts'
 
 const pki = await createLocalPki()
 const tls = await pki.issue(['127.0.0.1'])

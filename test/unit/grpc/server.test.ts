@@ -10,7 +10,7 @@ import {
   UpstreamTimeout, UpstreamUnavailable, type SidecarError
 } from '../../../src/errors.ts'
 import { bindHost, startGrpcServer } from '../../../src/grpc/server.ts'
-import { createConnectionGate } from '../../../src/server/connections.ts'
+import { createConnectionGate } from '../../../src/listen/connections.ts'
 import { open, receive } from '../../helpers/raw-http.ts'
 import { FAKE_COMBINED, FAKE_REPORT, testConfig } from '../../doubles/fake-services.ts'
 import {

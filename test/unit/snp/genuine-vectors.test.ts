@@ -11,7 +11,7 @@ import { verifyAmdChain, type AmdChain } from '../../../src/certs/amd-chain.ts'
 import { AMD_ARK_FINGERPRINTS, AMD_ASK_FINGERPRINTS } from '../../../src/certs/amd-roots.ts'
 import { ReportInvalid, ReportUnverified } from '../../../src/errors.ts'
 import { SIGNED_SIZE, parseReport, serializeReport, unknownFields, type AttestationReport, type ReportFields } from '../../../src/snp/abi.ts'
-import { verifyReport } from '../../../src/snp/verify.ts'
+import { verifyReport } from '../../../src/certs/report-verify.ts'
 
 const FIXTURES = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'fixtures', 'vectors')
 const fixture = (...parts: string[]): Buffer => readFileSync(join(FIXTURES, ...parts))

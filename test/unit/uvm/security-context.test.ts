@@ -1,7 +1,8 @@
 import t from 'tap'
 import { join } from 'node:path'
-import { loadConfig } from '../../../src/config.ts'
-import { emptySecurityContext, findSecurityContextDir, loadSecurityContext, securityContextEnv } from '../../../src/uvm/security-context.ts'
+import { loadConfig } from '../../../src/config/config.ts'
+import { securityContextEnv } from '../../../src/config/security-context-env.ts'
+import { emptySecurityContext, findSecurityContextDir, loadSecurityContext } from '../../../src/uvm/security-context.ts'
 import { needsVectors, vectorsDir, vectorText } from '../../helpers/vectors.ts'
 
 const b64 = (s: string | Buffer): string => Buffer.from(s).toString('base64')
