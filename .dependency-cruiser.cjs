@@ -1,14 +1,14 @@
 // The allowed import directions of src/ (docs/architecture.md), checked by `npm run lint`.
 // Layers, lowest first; a module may import its own layer and the ones below, never above:
-//   core      errors.ts, log.ts, package-root.ts, encoding/, text/, util/, observability/
+//   core      errors.ts + errors/, public-error.ts, log.ts, package-root.ts, encoding/, text/, util/, observability/
 //   formats   snp/, certs/, uvm/, akv/, maa/ (pure parsers and checks, with thin device and network edges)
 //   io        http/, identity/, collateral/, simulated/
 //   domain    attest/, release/, service/
 //   config    config/ (parsed once, at the top; domain code receives narrow options, never Config)
 //   delivery  server/, grpc/, ops/, cli/ (cli may use the rest), emulator/ (test doubles)
 //   root      app/ (the one composition root), main.ts, healthcheck-main.ts
-const DOMAIN = '^src/(errors\\.ts|log\\.ts|package-root\\.ts|encoding|text|util|observability|snp|certs|uvm|akv|maa|http|identity|collateral|simulated|attest|release|skr|service)(/|$)'
-const FORMATS = '^src/(encoding|text|util|snp/(abi|report-fields|reserved|report-data|tcb)\\.ts|certs|uvm/(cose-sign1|reference-info|transparency-receipt|transparency-keys)\\.ts|akv/(host-match|jwk|jws-signature|key-hsm|release-jws|release-policy|unwrap|wrap)\\.ts|maa/(request|token)\\.ts)'
+const DOMAIN = '^src/(errors(\\.ts)?|public-error\\.ts|log\\.ts|package-root\\.ts|encoding|text|util|observability|snp|certs|uvm|akv|maa|http|identity|collateral|simulated|attest|release|skr|service)(/|$)'
+const FORMATS = '^src/(encoding|text|util|snp/(abi|report-fields|reserved|report-data|tcb|tsm-errors)\\.ts|certs|uvm/(cose-sign1|reference-info|transparency-receipt|transparency-keys)\\.ts|akv/(host-match|jwk|jws-signature|key-hsm|release-jws|release-policy|release-policy-evaluate|unwrap|wrap)\\.ts|maa/(request|token)\\.ts)'
 const IO_MODULES = '^(node:)?(fs|fs/promises|http|https|http2|tls|dgram|child_process|worker_threads|undici)$'
 
 /** @type {import('dependency-cruiser').IConfiguration} */

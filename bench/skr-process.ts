@@ -1,14 +1,19 @@
 // skr in its own process, as a deployment runs it (`node bin/skr.js serve`), pointed at an
 // emulated environment: start-up time, RSS and signal handling can only be measured this way.
-// Shared by the benchmark (bench/run.ts) and the shutdown test (test/e2e/shutdown.test.ts).
-import { spawn, type ChildProcess } from 'node:child_process'
+// Shared by the benchmark (bench/run.ts) and the tests that run skr as a process (test/e2e/).
+// skr listens on port 0 and its port is read back from the kernel (no "find a free port, then
+// use it" race), and it runs in a process group of its own that is killed with it
+// (test/helpers/child-process.ts), also when the process that started it dies first.
+import type { ChildProcess } from 'node:child_process'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { request } from 'undici'
 import type { EmulatedEnvironment } from '../src/emulator/environment.ts'
+import { killGroup, listeningPorts, spawnTracked, type Exit, type Owner } from '../test/helpers/child-process.ts'
+
+export type { Exit } from '../test/helpers/child-process.ts'
 
 /** bin/skr.js of this checkout. */
 export const SKR_BIN = fileURLToPath(new URL('../bin/skr.js', import.meta.url))
@@ -17,7 +22,7 @@ export const SKR_BIN = fileURLToPath(new URL('../bin/skr.js', import.meta.url))
 export interface SpawnSkrOptions {
   /** The skr entry script (default bin/skr.js of this checkout). */
   bin?: string
-  /** skr settings on top of env.skrEnv(port), e.g. { SKR_ATTESTATION_TTL_SECONDS: '0' }. */
+  /** skr settings on top of env.skrEnv(0), e.g. { SKR_ATTESTATION_TTL_SECONDS: '0' }. */
   overrides?: Record<string, string>
   /** More CA PEMs for skr to trust besides env.extraCa (e.g. a test double's CA). */
   extraCa?: readonly string[]
@@ -31,15 +36,15 @@ export interface SpawnSkrOptions {
   nodeArgs?: readonly string[]
   /** Start skr with this open-file limit (soft and hard, through `sh -c 'ulimit -n N'`); default inherited. */
   openFileLimit?: number
+  /** A tap test: its teardown kills skr's process group (skr is killed at this process's exit anyway). */
+  owner?: Owner
 }
-
-/** How a child process ended. */
-export interface Exit { code: number | null, signal: NodeJS.Signals | null }
 
 /** A running skr process. */
 export interface SkrProcess {
   readonly child: ChildProcess
   readonly pid: number
+  /** The HTTP port skr chose (it is started with Port 0), read back from the kernel. */
   readonly port: number
   /** http://127.0.0.1:port */
   readonly base: string
@@ -53,21 +58,8 @@ export interface SkrProcess {
   rssBytes (): Promise<number | null>
   /** Settles when the process exits. */
   readonly exited: Promise<Exit>
-  /** SIGTERM, then SIGKILL after `graceMs` (default 12 s); resolves with how it ended. */
+  /** SIGTERM, then SIGKILL to its process group after `graceMs` (default 12 s); resolves with how it ended. */
   stop (graceMs?: number): Promise<Exit>
-}
-
-/** A TCP port that was free a moment ago on 127.0.0.1 (skr must know its port before it starts to be polled). */
-export async function freePort (): Promise<number> {
-  return await new Promise<number>((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      const port = typeof address === 'object' && address !== null ? address.port : 0
-      server.close(() => { resolve(port) })
-    })
-  })
 }
 
 /** VmRSS of a process in bytes (Linux /proc); null when it is gone or /proc is unavailable. */
@@ -107,13 +99,11 @@ export async function spawnSkr (env: EmulatedEnvironment, options: SpawnSkrOptio
   const work = await mkdtemp(join(tmpdir(), 'skr-proc-'))
   const caFile = join(work, 'extra-ca.pem')
   await writeFile(caFile, [...env.extraCa, ...(options.extraCa ?? [])].join('\n'))
-  const port = await freePort()
-  const base = `http://127.0.0.1:${port}`
   // A clean environment: nothing from the caller's shell (an SKR_* or Azure variable) may leak in.
   const childEnv: Record<string, string> = {
     PATH: process.env['PATH'] ?? '/usr/bin:/bin',
     HOME: process.env['HOME'] ?? tmpdir(),
-    ...env.skrEnv(port),
+    ...env.skrEnv(0),
     SKR_EXTRA_CA_CERTS: caFile,
     AZURE_POD_IDENTITY_AUTHORITY_HOST: env.imds.url,
     LogLevel: options.logLevel ?? 'warning',
@@ -128,11 +118,17 @@ export async function spawnSkr (env: EmulatedEnvironment, options: SpawnSkrOptio
   const limit = options.openFileLimit
   if (limit !== undefined && !(Number.isInteger(limit) && limit > 0)) throw new TypeError('openFileLimit must be a positive integer')
   // Node raises its soft limit to the hard one at start-up, so both are set (sh's ulimit -n does).
+  // sh execs node, so the pid (and the process group) is skr's either way.
   const child = limit === undefined
-    ? spawn(process.execPath, argv, { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
-    : spawn('/bin/sh', ['-c', `ulimit -n ${limit} && exec "$0" "$@"`, process.execPath, ...argv], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
-  child.stdout.setEncoding('utf8').on('data', (s: string) => { chunks.push(s) })
-  child.stderr.setEncoding('utf8').on('data', (s: string) => { chunks.push(s) })
+    ? spawnTracked(options.owner ?? null, process.execPath, argv, { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawnTracked(options.owner ?? null, '/bin/sh', ['-c', `ulimit -n ${limit} && exec "$0" "$@"`, process.execPath, ...argv], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
+  const pid = child.pid
+  if (pid === undefined) {
+    await rm(work, { recursive: true, force: true })
+    throw new Error(`skr could not be started: ${await new Promise<string>(resolve => { child.once('error', err => { resolve(err.message) }) })}`)
+  }
+  child.stdout?.setEncoding('utf8').on('data', (s: string) => { chunks.push(s) })
+  child.stderr?.setEncoding('utf8').on('data', (s: string) => { chunks.push(s) })
   const exited = new Promise<Exit>(resolve => {
     child.once('exit', (code, signal) => { resolve({ code, signal }) })
   })
@@ -143,30 +139,38 @@ export async function spawnSkr (env: EmulatedEnvironment, options: SpawnSkrOptio
   const output = (): string => chunks.join('')
   const kill = async (graceMs: number): Promise<Exit> => {
     if (gone === null) child.kill('SIGTERM')
-    const timer = setTimeout(() => { child.kill('SIGKILL') }, graceMs)
+    // Last resort: the whole group, so nothing skr started is left behind either.
+    const timer = setTimeout(() => { killGroup(child) }, graceMs)
     const result = await exited
     clearTimeout(timer)
+    killGroup(child)
     await cleanup
     return result
   }
 
-  const deadline = started + (options.startTimeoutMs ?? 15_000)
+  const timeoutMs = options.startTimeoutMs ?? 15_000
+  const deadline = started + timeoutMs
   const pollMs = options.pollMs ?? 5
+  let port = 0
   for (;;) {
     if (gone !== null) {
       await cleanup
       throw new Error(`skr exited during start-up (${JSON.stringify(gone)}):\n${output().slice(-4000)}`)
     }
-    if (await statusOk(base)) break
+    // Port 0: the kernel picked skr's port(s); the HTTP API is the one whose /status answers 200
+    // (a gRPC or metrics listener does not).
+    for (const candidate of await listeningPorts(pid)) {
+      if (await statusOk(`http://127.0.0.1:${candidate}`)) { port = candidate; break }
+    }
+    if (port !== 0) break
     if (performance.now() > deadline) {
       await kill(2_000)
-      throw new Error(`skr did not answer /status within ${options.startTimeoutMs ?? 15_000} ms:\n${output().slice(-4000)}`)
+      throw new Error(`skr did not answer /status within ${timeoutMs} ms:\n${output().slice(-4000)}`)
     }
     await new Promise(resolve => setTimeout(resolve, pollMs))
   }
+  const base = `http://127.0.0.1:${port}`
   const startupMs = performance.now() - started
-  const pid = child.pid
-  if (pid === undefined) throw new Error('skr has no pid')
 
   return {
     child,

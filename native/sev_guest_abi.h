@@ -3,7 +3,7 @@
  * hosts and container images may carry headers older than the kernel we run on (5.x headers
  * spell exitinfo2 as fw_err and lack the VMM error split), and the legacy 5.15 /dev/sev ABI
  * was never upstream. The static_asserts pin every size and offset to the values checked in
- * docs/sev-snp.md §4.6 against linux-libc-dev 6.1 (include/uapi/linux/sev-guest.h) and to
+ * docs/sev-snp.md#guest-request-ioctls against linux-libc-dev 6.1 (include/uapi/linux/sev-guest.h) and to
  * csc tools/get-snp-report/snp-ioctl5.h for the legacy struct.
  *
  * Plain C11 / C++17 so the test shim can share it when the kernel header is absent.

@@ -6,7 +6,7 @@
 // TypeScript sources load directly:
 //   node scripts/node24.mjs scripts/gen-config-doc.mjs [--check]
 import { readFile, writeFile } from 'node:fs/promises'
-import { renderSettingsTable, replaceSettingsBlock } from '../src/config/settings.ts'
+import { renderSettingsTable, replaceSettingsBlock } from '../src/config/settings-table.ts'
 
 const target = new URL('../README.md', import.meta.url)
 const current = await readFile(target, 'utf8')

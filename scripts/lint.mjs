@@ -10,7 +10,8 @@ const steps = [
   ['eslint', ['node_modules/.bin/eslint', '--max-warnings=0', '.']],
   ['tsc', ['node_modules/.bin/tsc', '--noEmit', '-p', 'tsconfig.json']],
   ['openapi', ['scripts/lint-openapi.mjs']],
-  ['layers', ['node_modules/.bin/depcruise', 'src', '--config', '.dependency-cruiser.cjs', '--output-type', 'err']]
+  ['layers', ['node_modules/.bin/depcruise', 'src', '--config', '.dependency-cruiser.cjs', '--output-type', 'err']],
+  ['folder cycles', ['scripts/check-folder-cycles.mjs']]
 ]
 let failed = 0
 for (const [name, [bin, ...args]] of steps) {

@@ -2,12 +2,12 @@
 // command; serving is the default, so the reference's invocations (`skr -port 8080 -base64 …`,
 // or skr.sh's positional arguments) keep working unchanged. Which command a command line means
 // is decided in cli/commands.ts, which loads no command until one is chosen.
-import { isSidecarError } from './errors.ts'
+import { isSidecarError, type ErrorCode } from './errors/sidecar-error.ts'
 import { COMMANDS, resolveCommand, unknownCommandMessage, usage, versionLine } from './cli/commands.ts'
 
 // Start-up failures a person fixes by changing how skr is run (a setting, a port): exit 2, as
 // Go's flag package exits for a bad command line, so a supervisor can tell them from a crash.
-const USAGE_ERRORS = new Set(['ERR_CONFIG_INVALID', 'ERR_LISTEN_FAILED'])
+const USAGE_ERRORS: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['ERR_CONFIG_INVALID', 'ERR_LISTEN_FAILED'])
 
 async function main (argv: readonly string[]): Promise<number> {
   const resolved = resolveCommand(argv)

@@ -1,7 +1,7 @@
 // Turns unwrapped key material into the JWK the local API returns. Plaintext formats per
-// wire-protocols §2.3: oct → raw bytes; RSA and EC → PKCS#8 DER. The JSON shape follows the
+// docs/protocols.md#released-key-wrapping: oct → raw bytes; RSA and EC → PKCS#8 DER. The JSON shape follows the
 // reference sidecar (lestrrat-go/jwx: plain JOSE kty, key_ops only when non-empty, members in
-// sorted order, e.g. {"k","key_ops","kty"} for oct, wire-protocols §7).
+// sorted order, e.g. {"k","key_ops","kty"} for oct, docs/compatibility.md#post-keyrelease).
 import crypto from 'node:crypto'
 import type { KeyObject } from 'node:crypto'
 import { KeyUnwrapFailed } from '../errors.ts'

@@ -1,8 +1,9 @@
 // The `key_hsm` envelope a vault puts in a release response, and the names of the wrapping
-// algorithms it may use. wire-protocols §2.3: key_hsm = unpadded b64url of
+// algorithms it may use. docs/protocols.md#released-key-wrapping: key_hsm = unpadded b64url of
 // {"schema_version":"1.0","header":{"kid","alg":"dir","enc"},"ciphertext":"<unpadded b64url>"}.
 import { decodeBase64Url } from '../encoding/base64.ts'
 import { KeyUnwrapFailed } from '../errors.ts'
+import { isObject } from '../text/untrusted.ts'
 
 /** A wrapping algorithm a vault may use for a release (the request's `enc`). */
 export type ReleaseEnc = 'CKM_RSA_AES_KEY_WRAP' | 'RSA_AES_KEY_WRAP_256' | 'RSA_AES_KEY_WRAP_384'
@@ -23,7 +24,7 @@ const OAEP_HASH: Readonly<Record<ReleaseEnc, 'sha1' | 'sha256' | 'sha384'>> = Ob
   RSA_AES_KEY_WRAP_384: 'sha384'
 })
 
-/** The RSA-OAEP (and MGF1) hash of a release `enc`, as a node:crypto digest name (wire-protocols §2.3 table). */
+/** The RSA-OAEP (and MGF1) hash of a release `enc`, as a node:crypto digest name (docs/protocols.md#released-key-wrapping). */
 export function oaepHashOf (enc: ReleaseEnc): 'sha1' | 'sha256' | 'sha384' {
   return OAEP_HASH[enc]
 }
@@ -53,10 +54,6 @@ export interface KeyHsmEnvelope {
 
 function fail (step: string): KeyUnwrapFailed {
   return new KeyUnwrapFailed(`key_hsm envelope malformed: ${step}`, { details: { step } })
-}
-
-function isObject (value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
 function optionalString (obj: Record<string, unknown>, name: string, step: string): string {

@@ -1,21 +1,21 @@
-// The Key Vault / Managed HSM `release` call (wire-protocols §2.1, §2.2, §2.6): POST
+// The Key Vault / Managed HSM `release` call (docs/protocols.md#key-release-request, docs/protocols.md#key-release-response, docs/protocols.md#key-vault-errors): POST
 // https://{vault}/keys/{name}[/{version}]/release?api-version=… with {"target": MAA token} and a
 // bearer token; the answer {"value": JWS} is returned unverified (release-jws.ts verifies it).
 //
 // Why undici (through our Upstream) and not @azure/keyvault-keys KeyClient.releaseKey:
-// - Retries: the SDK's pipeline does not retry a 429 without Retry-After (fails in 1 ms, §6.3);
+// - Retries: the SDK's pipeline does not retry a 429 without Retry-After (fails in 1 ms, docs/protocols.md#key-vault-sdk);
 //   Upstream backs off on 408/429/5xx with or without it, under one whole-call deadline.
 // - Deadlines and cancellation: Upstream takes the request's AbortSignal and has connect/headers/
 //   body timeouts per upstream; one keep-alive Agent per upstream, shared by every release.
 // - No challenge round trip: the SDK's challenge policy sends a first, body-less, token-less
-//   request per client (§6.2). The resource is known from the endpoint (identity/resource.ts),
+//   request per client (docs/protocols.md#key-vault-sdk). The resource is known from the endpoint (identity/resource.ts),
 //   so we send the token at once; a 401 challenge for another resource is honoured once, and only
 //   for a parent domain of the vault (so a vault cannot make us mint tokens for other audiences).
 // - api-version: the SDK's default (2025-07-01) is newer than the reference's 7.4, which every
 //   vault and mHSM region accepts; ours is config.akv.apiVersion (default 7.4), sent as
-//   `api-version` (the SDK sends `api%2Dversion`, §6.1).
+//   `api-version` (the SDK sends `api%2Dversion`, docs/protocols.md#key-vault-sdk).
 // - Test doubles need disableChallengeResourceVerification with the SDK; we need nothing.
-// - The SDK does not verify the JWS either (§2.5), so it would add nothing but one more error shape.
+// - The SDK does not verify the JWS either (docs/protocols.md#verifying-the-release-jws), so it would add nothing but one more error shape.
 // The SDK stays the tool for key import/creation (`skr import-key`), where none of this matters.
 import { AccessDenied, KeyNotFound, KeyReleaseDenied, UpstreamRejected, UpstreamResponseInvalid } from '../errors.ts'
 import { parseAzureError } from '../http/azure-error.ts'

@@ -1,9 +1,10 @@
 // Verifies the signed JWS a vault returns from `release` before any byte of it is trusted
-// (wire-protocols §2.2, §2.5). Stricter than the reference sidecar, which checks neither
+// (docs/protocols.md#key-release-response, docs/protocols.md#verifying-the-release-jws). Stricter than the reference sidecar, which checks neither
 // request.kid, enc nor the nonce: a JWS replayed from another key or vault is refused here.
 import { X509Certificate } from 'node:crypto'
 import { decodeBase64Url } from '../encoding/base64.ts'
 import { ReleaseUnverified } from '../errors.ts'
+import { isObject } from '../text/untrusted.ts'
 import { hostMatchesCert } from './host-match.ts'
 import { verifyJwsSignature } from './jws-signature.ts'
 import type { ReleaseEnc } from './key-hsm.ts'
@@ -52,10 +53,6 @@ const EKU_ANY = '2.5.29.37.0'
 
 function fail (check: string, message: string): ReleaseUnverified {
   return new ReleaseUnverified(`release JWS ${message}`, { details: { check } })
-}
-
-function isObject (value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
 function jsonObject (bytes: Uint8Array | null): Record<string, unknown> | null {

@@ -1,6 +1,6 @@
 // The roots a release JWS signer chain may end in: the same set Node's TLS trusts (its bundled
 // Mozilla store, the OS store, NODE_EXTRA_CA_CERTS) plus roots from configuration. The reference
-// sidecar uses Go's x509.SystemCertPool() (wire-protocols §2.5); taking the union keeps us working
+// sidecar uses Go's x509.SystemCertPool() (docs/protocols.md#verifying-the-release-jws); taking the union keeps us working
 // on distroless images whose OS store is empty.
 import crypto, { X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'

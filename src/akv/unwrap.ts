@@ -1,5 +1,5 @@
 // Unwraps released key material: ciphertext = RSA-OAEP(wrappingPub, KEK) ‖ AES-KWP(KEK, plaintext),
-// the first part exactly one modulus long (wire-protocols §2.3; SECDOCS byok-specification
+// the first part exactly one modulus long (docs/protocols.md#released-key-wrapping; SECDOCS byok-specification
 // CKM_RSA_AES_KEY_WRAP). All primitives are node:crypto's; nothing here is hand-rolled.
 import crypto from 'node:crypto'
 import type { KeyObject } from 'node:crypto'

@@ -1,5 +1,5 @@
 // The vault's side of a release, for the AKV emulator and tests: the exact inverse of unwrap.ts
-// (RSA-OAEP of a fresh AES-256 KEK, then RFC 5649 AES key wrap with padding; wire-protocols §2.3).
+// (RSA-OAEP of a fresh AES-256 KEK, then RFC 5649 AES key wrap with padding; docs/protocols.md#released-key-wrapping).
 import crypto from 'node:crypto'
 import type { KeyObject } from 'node:crypto'
 import { AES_KWP_IV, isReleaseEnc, kwpCipherFor, oaepHashOf } from './key-hsm.ts'

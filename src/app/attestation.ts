@@ -4,13 +4,12 @@
 // without SEV-SNP still gets a service: its calls fail with ERR_SNP_DEVICE_UNAVAILABLE and
 // status() says why, so the server starts and /status answers.
 import { pino } from 'pino'
-import { checkExtraCaPems } from '../akv/trust-store.ts'
 import { AMD_ARK_FINGERPRINTS } from '../certs/amd-roots.ts'
-import { loadOrCreateEmulatedChain, type EmulatedAmdChain } from '../simulated/emulated-chain.ts'
+import type { EmulatedAmdChain } from '../simulated/emulated-chain.ts'
+import { loadOrCreateEmulatedChain } from '../simulated/emulated-chain-cache.ts'
 import type { Config } from '../config/config.ts'
-import { readExtraCa } from '../config/extra-ca.ts'
 import { isSidecarError, type SidecarError } from '../errors.ts'
-import { DEFAULT_UPSTREAM_POLICY, Upstream, type UpstreamName } from '../http/upstream.ts'
+import { DEFAULT_UPSTREAM_POLICY, type Upstream, type UpstreamName } from '../http/upstream.ts'
 import type { Logger } from '../log.ts'
 import { createMaaClient } from '../maa/client.ts'
 import type { QuoteProvider } from '../snp/provider.ts'
@@ -21,13 +20,16 @@ import { emptySecurityContext, loadSecurityContext, type SecurityContext } from 
 import { createAttestationService, type AttestationServiceHandle } from '../attest/attestation-service.ts'
 import { collateralFetcher } from '../collateral/source.ts'
 import { createCollateralStore } from '../collateral/store.ts'
+import { createTrust, type Trust } from './trust.ts'
 
 /** Test hooks for buildAttestation. */
 export interface BuildAttestationOptions {
   log?: Logger
   /** Filesystem root for security-context discovery (tests); default '/'. */
   root?: string
-  /** Extra PEM roots for every upstream, besides config.extraCaFile (tests point upstreams at local doubles). */
+  /** The process's trust and upstream factory (app/trust.ts); default: one built here from config, `extraCa` and `metrics`. */
+  trust?: Trust
+  /** Extra PEM roots for every upstream, besides config.extraCaFile (tests point upstreams at local doubles); only without `trust`. */
   extraCa?: string[]
   /**
    * Upstream call outcomes and latency, and the lookups of the VCEK chain store ('vcek_chain') and
@@ -67,10 +69,11 @@ export async function buildAttestation (config: Config, options: BuildAttestatio
   const rootLog = options.log ?? pino({ level: 'silent' })
   const log = rootLog.child({ component: 'attest' })
   const startupProblems: string[] = []
-  // A configuration error first, before anything is created or opened.
-  const ca = await readExtraCa(config, options.extraCa)
-  // The upstreams build their TLS contexts on first use: a bad PEM must still fail here.
-  checkExtraCaPems(ca)
+  // A configuration error (an unreadable or bad extra CA) first, before anything is created or opened.
+  const trust = options.trust ?? await createTrust(config, {
+    ...(options.extraCa === undefined ? {} : { extraCa: options.extraCa }),
+    ...(options.metrics === undefined ? {} : { observeUpstream: options.metrics.observeUpstream.bind(options.metrics) })
+  })
 
   // The reference carries on when the UVM_* information is unreadable; so do we, but say so.
   let securityContext = emptySecurityContext()
@@ -115,13 +118,12 @@ export async function buildAttestation (config: Config, options: BuildAttestatio
   }
 
   const metrics = options.metrics === undefined ? {} : { metrics: options.metrics }
-  // The proxy settings loadConfig parsed from the environment skr was started with, not process.env.
-  // MAA is called on behalf of a request: its whole call (retries included) ends by the request's
+  // The upstreams come from the trust (app/trust.ts): its CA roots, and the proxy settings loadConfig
+  // parsed from the environment skr was started with, not process.env. MAA is called on behalf of a request: its whole call (retries included) ends by the request's
   // deadline, so an attestation a caller gave up on cannot keep a socket to a hung MAA past it
   // (the attestation cache lets shared fills outlive the request that started them).
   const maaPolicy = { totalTimeoutMs: Math.max(1, Math.floor(Math.min(DEFAULT_UPSTREAM_POLICY.totalTimeoutMs, config.requestTimeoutMs))) }
-  const upstream = (name: UpstreamName): Upstream => new Upstream({ name, proxy: config.proxy, ...(ca.length === 0 ? {} : { ca }), ...metrics, ...(name === 'maa' ? { policy: maaPolicy } : {}) })
-  const upstreams = { thim: upstream('thim'), kds: upstream('kds'), azcache: upstream('azcache'), maa: upstream('maa') }
+  const upstreams = { thim: trust.upstream('thim'), kds: trust.upstream('kds'), azcache: trust.upstream('azcache'), maa: trust.upstream('maa', maaPolicy) }
 
   // In simulated mode the host's chain (if any) is for a real chip and can never endorse the
   // emulated reports; skip it rather than fail the first verification.

@@ -4,15 +4,12 @@
 // turns on the performance features (docs/security.md explains why they are safe): a wrapping-key
 // pool, attestation reuse per MAA endpoint, coalescing of identical releases, a verified signer
 // chain cache, and batch release.
-import type { X509Certificate } from 'node:crypto'
 import { pino } from 'pino'
 import type { Config } from '../config/config.ts'
-import { readExtraCa } from '../config/extra-ca.ts'
 import { ConfigInvalid } from '../errors.ts'
 import { createReleaseClient } from '../akv/release-client.ts'
 import { createSignerChainCache } from '../akv/signer-chain-cache.ts'
-import { checkExtraCaPems, loadTrustedRoots } from '../akv/trust-store.ts'
-import { DEFAULT_UPSTREAM_POLICY, Upstream, type UpstreamName } from '../http/upstream.ts'
+import { DEFAULT_UPSTREAM_POLICY, type UpstreamName } from '../http/upstream.ts'
 import { createIdentityTokenSource } from '../identity/token-source.ts'
 import type { IdentityConfig, TokenSource } from '../identity/token-source.ts'
 import type { Logger } from '../log.ts'
@@ -22,11 +19,14 @@ import { createKeyPool, DEFAULT_KEY_POOL_SIZE } from '../release/key-pool.ts'
 import { createKeyReleaseService } from '../release/key-release.ts'
 import type { KeyReleaseHandle } from '../release/key-release.ts'
 import { DEFAULT_MAX_BATCH } from '../release/batch.ts'
+import { createTrust, type Trust } from './trust.ts'
 
 /** Test hooks and extras for buildKeyRelease. */
 export interface BuildKeyReleaseOptions {
   log?: Logger
-  /** Extra PEM roots (besides config.extraCaFile) for AKV and Entra TLS and for release signer chains. */
+  /** The process's trust and upstream factory (app/trust.ts); default: one built here from config, `extraCa` and `metrics`. */
+  trust?: Trust
+  /** Extra PEM roots (besides config.extraCaFile) for AKV and Entra TLS and for release signer chains; only without `trust`. */
   extraCa?: string[]
   /** Replaces the identity built from config (tests). */
   tokens?: TokenSource
@@ -106,7 +106,14 @@ export async function buildKeyRelease (
   options: BuildKeyReleaseOptions = {}
 ): Promise<BuiltKeyRelease> {
   const log = (options.log ?? pino({ level: 'silent' })).child({ component: 'skr' })
-  const ca = await readExtraCa(config, options.extraCa)
+  const observeUpstream = options.metrics?.observeUpstream?.bind(options.metrics)
+  // An unreadable or bad extra CA stops start-up here. Node's and the OS's roots (~150
+  // certificates: tens of ms and ~5 MB) are parsed on the first release that needs them, once.
+  const ownTrust = options.trust === undefined
+  const trust = options.trust ?? await createTrust(config, {
+    ...(options.extraCa === undefined ? {} : { extraCa: options.extraCa }),
+    ...(observeUpstream === undefined ? {} : { observeUpstream })
+  })
   const partial = partialWorkloadIdentity(config)
   if (partial !== null && options.tokens === undefined) {
     // A half-configured workload identity is nearly always a manifest mistake (an empty env var or a
@@ -117,21 +124,11 @@ export async function buildKeyRelease (
   // cache included); an injected token source (tests) brings its own.
   const metrics = options.metrics === undefined ? {} : { metrics: options.metrics }
   // Token requests follow the same proxy settings as every other upstream (IMDS always goes direct).
-  const tokens = options.tokens ?? createIdentityTokenSource({ ...identityConfigOf(config, ca), proxy: config.proxy }, { log, ...metrics })
-  // A bad configured CA fails start-up; Node's and the OS's roots (~150 certificates: tens of ms
-  // and ~5 MB) are parsed on the first release that needs them, once: every release gets the same
-  // array (signer-chain-cache.ts relies on it).
-  checkExtraCaPems(ca)
-  let roots: X509Certificate[] | undefined
-  const trustedRoots = (): X509Certificate[] => {
-    roots ??= loadTrustedRoots(ca.length === 0 ? {} : { extraCaPem: ca })
-    return roots
-  }
-  const observeUpstream = options.metrics?.observeUpstream?.bind(options.metrics)
-  // Routed by the proxy settings loadConfig parsed from the environment skr was started with.
+  // IMDS and Entra calls are made with the trust's clients too (identity/sdk-http-client.ts).
+  const tokens = options.tokens ?? createIdentityTokenSource({ ...identityConfigOf(config, trust.extraCa), proxy: config.proxy, upstream: trust.upstream }, { log, ...metrics })
   // Each release call ends by the request's deadline, retries included (as MAA's: app/attestation.ts).
   const policy = { totalTimeoutMs: Math.max(1, Math.floor(Math.min(DEFAULT_UPSTREAM_POLICY.totalTimeoutMs, config.requestTimeoutMs))) }
-  const upstream = new Upstream({ name: 'akv', policy, proxy: config.proxy, ...(ca.length === 0 ? {} : { ca }), ...(observeUpstream === undefined ? {} : { metrics: { observeUpstream } }) })
+  const upstream = trust.upstream('akv', policy)
   const release = createReleaseClient({ upstream, apiVersion: config.akv.apiVersion, enc: config.akv.enc, log })
 
   // An explicit option wins over the configuration (tests, embedders); both default as documented.
@@ -145,7 +142,7 @@ export async function buildKeyRelease (
     attestation,
     tokens,
     release,
-    trustedRoots,
+    trustedRoots: trust.trustedRoots,
     enc: config.akv.enc,
     log,
     attestationCache,
@@ -170,6 +167,7 @@ export async function buildKeyRelease (
       attestationCache.close()
       pool.close()
       await upstream.close()
+      if (ownTrust) await trust.close()
     }
   }
 }

@@ -5,6 +5,7 @@ import type { Config } from '../config/config.ts'
 import type { Logger } from '../log.ts'
 import { buildAttestation } from './attestation.ts'
 import { buildKeyRelease } from './release.ts'
+import { createTrust } from './trust.ts'
 import { buildApp } from '../server/app.ts'
 import { closeGracefully, createListenerGate, listen, type Listening } from '../server/listen.ts'
 // A type only (erased): gRPC's code is still loaded only when it is served.
@@ -12,7 +13,7 @@ import type { RunningGrpcServer } from '../grpc/server.ts'
 import { eventLoopDelayOf } from '../server/plugins/backpressure.ts'
 import type { MetricsListening } from '../server/metrics-listener.ts'
 import { createMetricsRegistry } from '../observability/registry.ts'
-import { instrumentKeyRelease } from '../observability/metrics.ts'
+import { instrumentKeyRelease } from '../service/instrumented-release.ts'
 import type { AttestationService, KeyReleaseService } from '../service/types.ts'
 import { createDestinationAdmission } from '../service/destination-admission.ts'
 import { guardAttestation, guardKeyRelease } from '../service/egress-guard.ts'
@@ -47,20 +48,21 @@ export const WARM_UP_DELAY_MS = 100
 
 /** Builds and starts everything; the returned close() tears it down in order. */
 export async function startSidecar (config: Config, options: SidecarOptions): Promise<Sidecar> {
-  // Both builds add config.extraCaFile to these themselves (config/extra-ca.ts).
-  const extraCa = options.extraCa ?? []
   const metrics = createMetricsRegistry()
+  // One trust for the process: the extra CA read and checked once, and every upstream client
+  // (THIM, KDS, AzCache, MAA, AKV, IMDS, Entra) made with its roots, proxy routing and metrics.
+  const trust = await createTrust(config, { ...(options.extraCa === undefined ? {} : { extraCa: options.extraCa }), observeUpstream: metrics.observeUpstream.bind(metrics) })
   // Warm-up work is deferred (deferWarmUp) until the sidecar serves: see warmUp below.
   const attestation = await buildAttestation(config, {
     log: options.log,
-    extraCa,
+    trust,
     metrics,
     deferWarmUp: true,
     ...(options.root === undefined ? {} : { root: options.root }),
     ...(options.progress === undefined ? {} : { progress: options.progress })
   })
   metrics.setAttestationBackend(attestation.provider?.backend ?? 'none', attestation.provider?.simulated ?? false)
-  const built = await buildKeyRelease(config, attestation.service, { log: options.log, extraCa, metrics, deferWarmUp: true })
+  const built = await buildKeyRelease(config, attestation.service, { log: options.log, trust, metrics, deferWarmUp: true })
   const p = config.performance
   // The trust boundary, for every transport: hosts a caller names must be allowed, and each
   // destination gets at most its share of the in-flight capacity (service/egress-guard.ts).
@@ -143,7 +145,7 @@ export async function startSidecar (config: Config, options: SidecarOptions): Pr
     await grpc?.close(0)
     attestation.service.close()
     await built.close()
-    await Promise.allSettled(Object.values(attestation.upstreams).map(async u => { await u.close() }))
+    await trust.close()
     throw err
   }
   if (!warmedUp) warmUpTimer = setTimeout(warmUp, WARM_UP_DELAY_MS)
@@ -168,7 +170,7 @@ export async function startSidecar (config: Config, options: SidecarOptions): Pr
         await metricsListener?.close()
         attestation.service.close()
         await built.close()
-        await Promise.allSettled(Object.values(attestation.upstreams).map(async u => { await u.close() }))
+        await trust.close()
       })()
       await closing
     }

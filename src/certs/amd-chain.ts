@@ -1,5 +1,5 @@
-// The AMD certificate chain ARK -> ASK (or ASVK) -> VCEK (or VLEK) (docs/sev-snp.md §3.1, §3.4,
-// §6.4 item 2). Signatures go through node:crypto X509Certificate.verify, which handles AMD's
+// The AMD certificate chain ARK -> ASK (or ASVK) -> VCEK (or VLEK) (docs/sev-snp.md#amd-certificate-chain,
+// docs/sev-snp.md#verifying-a-report). Signatures go through node:crypto X509Certificate.verify, which handles AMD's
 // RSASSA-PSS SHA-384; trust comes from pinning the ARK's SHA-256 fingerprint, never from the chain
 // the host or THIM handed us.
 import { X509Certificate } from 'node:crypto'

@@ -1,10 +1,10 @@
 // SHA-256 fingerprints of AMD's SEV-SNP roots (ARK) and intermediates (ASK for VCEKs, ASVK for
-// VLEKs), as X509Certificate.fingerprint256 prints them: docs/sev-snp.md §3.1, computed with
+// VLEKs), as X509Certificate.fingerprint256 prints them: docs/sev-snp.md#amd-certificate-chain, computed with
 // openssl over the certificates KDS serves at https://kdsintf.amd.com/{vcek|vlek}/v1/<P>/cert_chain
 // (the same bytes as google/go-sev-guest verify/trust/*.pem and virtee/sev
 // src/certs/snp/builtin/). The Milan and Turin entries are re-checked by the chain tests against
 // the genuine vectors. A chain is trusted only if its ARK is pinned here
-// (or added by configuration): go-sev-guest's default path does not pin (§3.4), we do.
+// (or added by configuration): go-sev-guest's default path does not pin (docs/sev-snp.md#verifying-a-report), we do.
 import type { Generation } from '../snp/tcb.ts'
 
 /** The ARK (AMD Root Key, self-signed, RSA-4096) of each generation. */

@@ -1,5 +1,5 @@
-// Verifies an attestation report against its AMD chain (docs/sev-snp.md §1.7, §3.2, §6.4 items
-// 1-4): the chain to a pinned ARK, the ECDSA P-384 signature over the raw bytes, and the binding of
+// Verifies an attestation report against its AMD chain (docs/sev-snp.md#verifying-a-report):
+// the chain to a pinned ARK, the ECDSA P-384 signature over the raw bytes, and the binding of
 // the VCEK to the report (TCB and chip). Policy on the report's contents (debug, measurement,
 // report data, and reserved bits or bytes newer firmware sets: `unknownBits` / `unknownBytes`) is
 // validation's job, not this module's: a genuine, correctly signed report verifies here whatever

@@ -1,5 +1,5 @@
 // The AMD extensions of a VCEK/VLEK certificate (OID arc 1.3.6.1.4.1.3704.1; AMD SEV-SNP KDS spec
-// 57230 §3; docs/sev-snp.md §3.2). They bind the certificate to a chip (hwID) and to the TCB it was
+// 57230 §3; docs/sev-snp.md#vcek-extensions). They bind the certificate to a chip (hwID) and to the TCB it was
 // issued for, which verifyReport compares with the report's CHIP_ID and REPORTED_TCB.
 import { X509Certificate as NodeX509Certificate } from 'node:crypto'
 import { CertChainInvalid } from '../errors.ts'

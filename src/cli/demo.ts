@@ -11,7 +11,7 @@ import { loggerOptions, redactChildBindings, type Logger } from '../log.ts'
 import { FlagError, parseFlags } from '../config/flags.ts'
 import { startSidecar } from '../app/sidecar.ts'
 import { startEmulatedEnvironment, type EmulatedEnvironment } from '../emulator/environment.ts'
-import { defaultEmulatedCacheDir } from '../simulated/emulated-chain.ts'
+import { defaultEmulatedCacheDir } from '../simulated/emulated-chain-cache.ts'
 
 export const summary = 'run a full key release against the embedded emulators (simulated attestation)'
 
@@ -50,6 +50,22 @@ export async function importDemoKeys (env: EmulatedEnvironment): Promise<void> {
   })
 }
 
+const SHEDDING_SETTINGS = ['SKR_MAX_EVENT_LOOP_DELAY_MS', 'SKR_MAX_RSS_BYTES', 'SKR_MAX_HEAP_USED_BYTES'] as const
+
+/**
+ * The load-shedding limits the caller's environment sets, for the embedded sidecar of `skr demo`
+ * and `skr emulate` (which take no other skr setting from it: those could point it elsewhere).
+ * The emulators share its event loop, so on a busy machine (a test run) it can shed its own demo.
+ */
+export function sheddingLimits (env: Readonly<Record<string, string | undefined>>): Record<string, string> {
+  const limits: Record<string, string> = {}
+  for (const name of SHEDDING_SETTINGS) {
+    const value = env[name]
+    if (value !== undefined) limits[name] = value
+  }
+  return limits
+}
+
 /** Runs the walk-through; exit 0 when the matching key was released and the other refused. */
 export async function run (argv: readonly string[], env: Readonly<Record<string, string | undefined>>): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
@@ -74,7 +90,7 @@ export async function run (argv: readonly string[], env: Readonly<Record<string,
     await importDemoKeys(emulated)
     // @azure/identity reads the IMDS redirect from the process environment itself.
     process.env.AZURE_POD_IDENTITY_AUTHORITY_HOST = emulated.imds.url
-    const config = loadConfig([], { ...emulated.skrEnv(0), LogLevel: flags.loglevel ?? 'warning' })
+    const config = loadConfig([], { ...emulated.skrEnv(0), ...sheddingLimits(env), LogLevel: flags.loglevel ?? 'warning' })
     // The sidecar's log lines go to stderr: stdout is the walk-through (or the --json document).
     log = redactChildBindings(pino(loggerOptions(config.logLevel), pino.destination({ dest: 2, sync: false })))
     sidecar = await startSidecar(config, { log, extraCa: [...emulated.extraCa] })

@@ -4,12 +4,12 @@
 // ports change every run) and keys the emulated vault holds: one it releases, one it refuses.
 // The same wiring as `skr demo` (which runs the calls itself and exits).
 import { pino } from 'pino'
-import { defaultEmulatedCacheDir } from '../simulated/emulated-chain.ts'
+import { defaultEmulatedCacheDir } from '../simulated/emulated-chain-cache.ts'
 import { loadConfig } from '../config/config.ts'
 import { startEmulatedEnvironment, type EmulatedEnvironment } from '../emulator/environment.ts'
 import { loggerOptions, redactChildBindings, type Logger } from '../log.ts'
 import { startSidecar, type Sidecar } from '../app/sidecar.ts'
-import { importDemoKeys } from './demo.ts'
+import { importDemoKeys, sheddingLimits } from './demo.ts'
 import { FlagError, formatFlags, parseFlags } from '../config/flags.ts'
 
 export const summary = 'run the emulated Azure and a sidecar until Ctrl-C, printing a curl line for each route'
@@ -166,7 +166,7 @@ export async function run (argv: readonly string[], env: Readonly<Record<string,
     process.env.AZURE_POD_IDENTITY_AUTHORITY_HOST = emulated.imds.url
     // Only the emulator's settings: a shell's own Azure or skr variables (a workload identity, a
     // proxy, a real vault's allow-list) must not point this sidecar anywhere else.
-    const config = loadConfig([], { ...emulated.skrEnv(port), LogLevel: flags.loglevel ?? 'warning' })
+    const config = loadConfig([], { ...emulated.skrEnv(port), ...sheddingLimits(env), LogLevel: flags.loglevel ?? 'warning' })
     // The sidecar's JSON log lines go to stderr: stdout is for the curl lines (or the --json line).
     log = redactChildBindings(pino(loggerOptions(config.logLevel), pino.destination({ dest: 2, sync: false })))
     sidecar = await startSidecar(config, { log, extraCa: [...emulated.extraCa] })

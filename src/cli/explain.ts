@@ -5,7 +5,7 @@
 // and actual value. Prints claims, never a token.
 import { parseKid } from '../release/kid.ts'
 import { loadConfig } from '../config/config.ts'
-import { readExtraCa } from '../config/extra-ca.ts'
+import { readExtraCa } from '../app/trust.ts'
 import { normaliseEndpoint } from '../http/endpoint.ts'
 import { DEFAULT_SERVICE_VERSION } from '../ops/import-key.ts'
 import { buildReport, claimsOfToken, policyOfKey, releasable, renderJson, renderText, tokenFromText, type ClaimsSource } from '../ops/explain.ts'

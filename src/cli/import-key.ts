@@ -3,7 +3,7 @@
 // policy is a file, or generated as `skr policy` generates it. Prints the key id and the stored
 // policy; never the key, never the token.
 import { loadConfig } from '../config/config.ts'
-import { readExtraCa } from '../config/extra-ca.ts'
+import { readExtraCa } from '../app/trust.ts'
 import { UpstreamResponseInvalid } from '../errors.ts'
 import { normaliseEndpoint } from '../http/endpoint.ts'
 import { resourceFor } from '../identity/resource.ts'

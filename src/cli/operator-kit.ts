@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises'
 import { ConfigInvalid, isSidecarError } from '../errors.ts'
 import { FlagError, formatFlags, parseFlags, type FlagSpecs, type ParsedFlags } from '../config/flags.ts'
+import { oneLine } from '../text/untrusted.ts'
 
 /** Where a command writes; tests capture both. */
 export interface CommandIo {
@@ -114,14 +115,15 @@ export async function runOperatorCommand (name: string, io: CommandIo, body: () 
     return await body()
   } catch (err) {
     if (isSidecarError(err)) {
-      io.stderr(`skr ${name}: ${err.code}: ${oneLine(err.message)}\n`)
+      io.stderr(`skr ${name}: ${err.code}: ${messageLine(err.message)}\n`)
       return err.code === 'ERR_CONFIG_INVALID' ? EXIT.usage : EXIT.failed
     }
-    io.stderr(`skr ${name}: ERR_INTERNAL: ${oneLine(err instanceof Error ? err.message : String(err))}\n`)
+    io.stderr(`skr ${name}: ERR_INTERNAL: ${messageLine(err instanceof Error ? err.message : String(err))}\n`)
     return EXIT.failed
   }
 }
 
-function oneLine (text: string): string {
-  return text.replace(/\s*[\r\n]+\s*/g, ' ').trim()
+// Line breaks fold with the indentation around them; any other control (ESC, C1, bidi) becomes a space.
+function messageLine (text: string): string {
+  return oneLine(text.replace(/\s*[\r\n]+\s*/g, ' '), { trim: true })
 }

@@ -8,8 +8,9 @@
 import { resourceFor } from '../identity/resource.ts'
 import type { IdentityConfig, IdentityKind, TokenSource } from '../identity/token-source.ts'
 import { loadConfig } from '../config/config.ts'
-import { readExtraCa } from '../config/extra-ca.ts'
+import { readExtraCa } from '../app/trust.ts'
 import { isSidecarError } from '../errors.ts'
+import { isObject, oneLine } from '../text/untrusted.ts'
 import type { FlagSpecs } from '../config/flags.ts'
 import {
   helpText, parseCommandFlags, processIo, runOperatorCommand, toJson, usageError, wantsHelp,
@@ -43,12 +44,8 @@ export interface TokenHooks {
   tokenSource?: (identity: IdentityConfig) => TokenSource | Promise<TokenSource>
 }
 
-// eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g
-
 function printable (value: unknown): string {
-  const text = typeof value === 'string' ? value : JSON.stringify(value) ?? String(value)
-  return text.replace(CONTROL, ' ')
+  return oneLine(typeof value === 'string' ? value : JSON.stringify(value) ?? String(value))
 }
 
 /** The payload of a JWT, or null when `token` is not one (a token is never echoed, even in part). */
@@ -57,7 +54,7 @@ export function decodeClaims (token: string): Record<string, unknown> | null {
   if (parts.length !== 3 || parts[1] === undefined || parts[1] === '') return null
   try {
     const payload: unknown = JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8'))
-    return typeof payload === 'object' && payload !== null && !Array.isArray(payload) ? payload as Record<string, unknown> : null
+    return isObject(payload) ? payload : null
   } catch {
     return null
   }

@@ -4,7 +4,7 @@
 // AZURE_FEDERATED_TOKEN_FILE are set, else the managed identity), loaded only when needed.
 import type { TokenCredential } from '@azure/identity'
 import type { Config } from '../config/config.ts'
-import { readExtraCa } from '../config/extra-ca.ts'
+import { readExtraCa } from '../app/trust.ts'
 import { staticTokenCredential } from '../ops/vault-client.ts'
 import type { FlagSpecs } from '../config/flags.ts'
 import { readUserFile, usageError } from './operator-kit.ts'

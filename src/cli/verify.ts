@@ -3,6 +3,7 @@
 // and the optional expectations). Exit 0 only when nothing failed; a warning does not fail.
 import { AMD_ARK_FINGERPRINTS } from '../certs/amd-roots.ts'
 import { normaliseFingerprint } from '../config/config.ts'
+import type { ErrorCode } from '../errors.ts'
 import { chainFromFiles } from '../ops/chain-input.ts'
 import { decodeReportInput, formatTable, reportView } from '../ops/report-view.ts'
 import { verifyOffline } from '../ops/verify-offline.ts'
@@ -120,7 +121,7 @@ export async function run (argv: readonly string[], _env: CommandEnv, io: Comman
     }
     if (!outcome.ok) {
       // Only the endorsement failed: say so with its own code, so scripts can tell the two apart.
-      const code = failed.every((c) => c.name.startsWith('uvm-')) ? 'ERR_UVM_ENDORSEMENT_INVALID' : 'ERR_SNP_REPORT_UNVERIFIED'
+      const code: ErrorCode = failed.every((c) => c.name.startsWith('uvm-')) ? 'ERR_UVM_ENDORSEMENT_INVALID' : 'ERR_SNP_REPORT_UNVERIFIED'
       io.stderr(`skr verify: ${code}: failed: ${failed.map((c) => c.name).join(', ')}\n`)
       return EXIT.failed
     }

@@ -1,5 +1,5 @@
 // The legacy Azure certificate cache: one PEM bundle, VCEK then ASK and ARK, for (chip, TCB)
-// (docs/wire-protocols.md §5.2; CSC platform_cert_fetcher.go AzureCertCacheRequestURITemplate).
+// (docs/protocols.md#azure-certificate-cache; CSC platform_cert_fetcher.go AzureCertCacheRequestURITemplate).
 // Whether it is still served is unconfirmed; it stays as an opt-in source for parity.
 import type { X509Certificate } from 'node:crypto'
 import { SidecarError, UpstreamResponseInvalid } from '../errors.ts'

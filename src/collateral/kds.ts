@@ -1,5 +1,5 @@
 // AMD Key Distribution Service: the VCEK for (chip, TCB) as DER, and the product's ASK‖ARK chain
-// as PEM (docs/sev-snp.md §3.3; docs/wire-protocols.md §5.3; gsg kds.go VCEKCertURL, snpguest
+// as PEM (docs/protocols.md#amd-kds; gsg kds.go VCEKCertURL, snpguest
 // fetch.rs for Turin). KDS throttles repeats of the same arguments, so callers should cache.
 import { X509Certificate } from 'node:crypto'
 import { SidecarError, UpstreamResponseInvalid } from '../errors.ts'

@@ -1,5 +1,5 @@
 // Which VCEK chain source to ask, from SkrSideCarArgs' certcache (CSC pkg/attest/
-// platform_cert_fetcher.go CertFetcher and its defaults; docs/wire-protocols.md §5): LocalTHIM
+// platform_cert_fetcher.go CertFetcher and its defaults; docs/protocols.md#thim, docs/protocols.md#azure-certificate-cache, docs/protocols.md#amd-kds): LocalTHIM
 // (http://{endpoint}, Metadata: true), AzCache (the legacy Azure cert cache) or AMD (KDS). With no
 // certcache the THIM default at IMDS is used, which is what the reference fetches at start-up
 // whatever certcache says (Q7). In simulated mode with no certcache the emulated chain is served

@@ -1,5 +1,5 @@
 // THIM (Trusted Hardware Identity Management) via IMDS: the host's VCEK, its ASK‖ARK chain and
-// the TCB it was issued for, as one JSON document (docs/wire-protocols.md §5.1; CSC
+// the TCB it was issued for, as one JSON document (docs/protocols.md#thim; CSC
 // pkg/common/info.go THIMCerts). The same document reaches ACI containers base64-encoded in the
 // security context, so the parser is shared.
 import { SidecarError, UpstreamResponseInvalid } from '../errors.ts'

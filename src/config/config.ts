@@ -13,115 +13,21 @@
 // configuration error (Go's transport fails only the calls that proxy would carry; so does skr's,
 // see http/upstream.ts).
 import { ConfigInvalid } from '../errors.ts'
-import { FlagError, parseBool, parseFlags, type FlagSpecs } from './flags.ts'
+import { FlagError, parseFlags, type FlagSpecs } from './flags.ts'
 import { parseSkrSideCarArgs, type AzureInformation } from './sidecar-args.ts'
-import { envName, flagName, serveFlags, type SettingKey } from './settings.ts'
-import { parseProxyEnv, type ProxySettings } from '../http/proxy.ts'
-import { DEFAULT_ALLOWED_HOSTS, parseAllowedHosts, type AllowedHosts } from '../http/allowed-hosts.ts'
+import { envName, flagName, type SettingKey } from './settings.ts'
+import { serveFlags } from './serve-flags.ts'
+import { boolSetting, nonEmpty, parseCount, parsePort, parsePositive } from './setting-parsers.ts'
+import type { AttestationMode, Config, ServerType } from './config-types.ts'
+import { parseProxyEnv } from '../http/proxy.ts'
+import { DEFAULT_ALLOWED_HOSTS, parseAllowedHosts } from '../http/allowed-hosts.ts'
 import { canonicalHost, HostSyntaxError } from '../http/host-name.ts'
 import { isIP } from 'node:net'
 
+export type { AttestationMode, Config, ListenerConfig, ServerType } from './config-types.ts'
 export type { AzureInformation } from './sidecar-args.ts'
-
-export type AttestationMode = 'auto' | 'tsm' | 'sev-guest' | 'sev' | 'simulated'
-export type ServerType = 'http' | 'grpc' | 'both'
 import type { LogLevel } from '../log.ts'
 export type { LogLevel }
-
-export interface Config {
-  readonly port: number
-  readonly host: string
-  readonly allowNonLoopback: boolean
-  readonly unixSocket: string | null
-  /** Limits and names of the HTTP listeners (issue 11: idle sockets, slow clients, DNS rebinding). */
-  readonly listener: ListenerConfig
-  readonly serverType: ServerType
-  /** The gRPC port when serverType is 'both' (with 'grpc' alone, `port` is used, as in the reference). */
-  readonly grpcPort: number
-  /**
-   * The metrics listener (SKR_METRICS_PORT, SKR_METRICS_HOST): GET /metrics, /livez and /readyz
-   * only, on an address the cluster can reach (server/metrics-listener.ts); null when off.
-   */
-  readonly metricsListener: { readonly port: number; readonly host: string } | null
-  readonly logLevel: LogLevel
-  readonly logFile: string | null
-  readonly attestation: AttestationMode
-  readonly tsmRoot: string
-  readonly azure: AzureInformation
-  /** Test only: start with a TCBM that cannot match, to exercise the refresh path (reference flag). */
-  readonly allowTestingMismatchedTcb: boolean
-  readonly simulated: {
-    readonly cacheDir: string | null
-    readonly vcekKeyPem: string | null
-    readonly certChainPem: string | null
-  }
-  /** Extra ARK SHA-256 fingerprints to trust besides AMD's (the emulated ARK is added in simulated mode). */
-  readonly trustedArkFingerprints: readonly string[]
-  /** PEM file with extra roots for upstream TLS and release-signer chains (besides NODE_EXTRA_CA_CERTS). */
-  readonly extraCaFile: string | null
-  readonly maa: { readonly apiVersion: string; readonly verifyToken: boolean }
-  /** apiVersion of the release call; enc = the key wrapping asked of the vault (null: omit it, as the reference does, so the vault uses CKM_RSA_AES_KEY_WRAP). */
-  readonly akv: { readonly apiVersion: string; readonly enc: 'CKM_RSA_AES_KEY_WRAP' | 'RSA_AES_KEY_WRAP_256' | 'RSA_AES_KEY_WRAP_384' | null }
-  /**
-   * The hosts a caller may name as an MAA or AKV/mHSM endpoint (SKR_ALLOWED_HOSTS; default: the
-   * Azure Key Vault, Managed HSM and Attestation suffixes). Checked before any work.
-   */
-  readonly allowedHosts: AllowedHosts
-  /** Deadline for one whole API request (attestation, release), in milliseconds. */
-  readonly requestTimeoutMs: number
-  /**
-   * Egress proxy settings from HTTPS_PROXY/https_proxy, HTTP_PROXY/http_proxy and NO_PROXY/no_proxy
-   * (http/proxy.ts parseProxyEnv, Go's rules); passed to every Upstream built for serving. Printing
-   * it shows proxy origins only, never credentials.
-   */
-  readonly proxy: ProxySettings
-  /** Performance and load settings (issue 6); see docs/security.md for the reuse trade-off. */
-  readonly performance: {
-    /** How long one wrapping key + MAA token serves releases per MAA endpoint; 0 = the reference's per-release attestation. */
-    readonly attestationTtlSeconds: number
-    /** RSA-2048 wrapping keys kept pre-generated; 0 = generate on demand. */
-    readonly keyPoolSize: number
-    /** Releases/attestations in flight before skr answers 503 ERR_OVERLOADED with Retry-After. */
-    readonly maxInFlight: number
-    /** Releases in flight for one vault host (attestations: one MAA host) before 503 ERR_OVERLOADED. */
-    readonly maxInFlightPerDestination: number
-    /** Event-loop delay (ms) past which requests are shed with 503; 0 = off. */
-    readonly maxEventLoopDelayMs: number
-    /** Heap used (bytes) past which requests are shed; 0 = off. */
-    readonly maxHeapUsedBytes: number
-    /** RSS (bytes) past which requests are shed; 0 = off. */
-    readonly maxRssBytes: number
-    /** How long in-flight requests may run after SIGTERM before they are cut off (ms). */
-    readonly shutdownGraceMs: number
-  }
-  /** Raw environment facts other modules need, captured here so nobody else reads process.env. */
-  readonly env: {
-    readonly uvmSecurityContextDir: string | null
-    readonly uvmSecurityPolicy: string | null
-    readonly uvmHostAmdCertificate: string | null
-    readonly uvmReferenceInfo: string | null
-    readonly azureClientId: string | null
-    readonly azureTenantId: string | null
-    readonly azureFederatedTokenFile: string | null
-    readonly azureAuthorityHost: string | null
-  }
-}
-
-/** How the HTTP listeners treat connections and which Host names they answer to. */
-export interface ListenerConfig {
-  /** Canonical host names accepted in the Host header besides loopback ones (SKR_SERVER_NAMES). */
-  readonly serverNames: readonly string[]
-  /** A connection that sends nothing is closed after this (ms). */
-  readonly idleConnectionTimeoutMs: number
-  /** Headers must arrive within this of the connection (or the previous request) (ms). */
-  readonly headersTimeoutMs: number
-  /** A whole request, headers and body, must arrive within this (ms). */
-  readonly receiveTimeoutMs: number
-  /** An idle keep-alive connection is closed after this (ms). */
-  readonly keepAliveTimeoutMs: number
-  /** Open connections over all listeners; null: derived from the open-file limit at start-up. */
-  readonly maxConnections: number | null
-}
 
 /** The listener defaults (ms). */
 export const DEFAULT_LISTENER_TIMEOUTS = Object.freeze({
@@ -153,56 +59,12 @@ const ATTESTATION_MODES: readonly AttestationMode[] = ['auto', 'tsm', 'sev-guest
 
 type Env = Readonly<Record<string, string | undefined>>
 
-function nonEmpty (v: string | undefined): string | null {
-  return v === undefined || v.trim() === '' ? null : v
-}
-
 function deepFreeze<T> (value: T): T {
   if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
     for (const v of Object.values(value)) deepFreeze(v)
     Object.freeze(value)
   }
   return value
-}
-
-function parsePort (raw: string, key: string, problems: string[]): number {
-  const n = /^\d{1,5}$/.test(raw.trim()) ? Number(raw) : NaN
-  if (!Number.isInteger(n) || n < 0 || n > 65535) {
-    problems.push(`${key} must be a TCP port number 0..65535`)
-    return 0
-  }
-  return n
-}
-
-function parsePositive (raw: string | null, key: string, fallback: number, problems: string[]): number {
-  if (raw === null) return fallback
-  const n = Number(raw)
-  if (!Number.isFinite(n) || n <= 0) {
-    problems.push(`${key} must be a positive number`)
-    return fallback
-  }
-  return n
-}
-
-function parseCount (raw: string | null, key: string, fallback: number, max: number, problems: string[]): number {
-  if (raw === null) return fallback
-  const n = /^\d+$/.test(raw.trim()) ? Number(raw) : NaN
-  if (!Number.isInteger(n) || n > max) {
-    problems.push(`${key} must be a whole number from 0 to ${max}`)
-    return fallback
-  }
-  return n
-}
-
-function boolSetting (flag: string | undefined, envValue: string | undefined, key: string, problems: string[]): boolean {
-  const raw = flag ?? nonEmpty(envValue)
-  if (raw === null) return false
-  const b = parseBool(raw)
-  if (b === null) {
-    problems.push(`${key} must be true or false`)
-    return false
-  }
-  return b
 }
 
 /** True for names and literals that only reach this machine. */

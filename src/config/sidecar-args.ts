@@ -1,8 +1,9 @@
 // SkrSideCarArgs: the reference's base64 JSON "AzureInformation" blob
 // ({certcache: {endpoint_type, endpoint, tee_type, api_version, client_id},
 //   identity: {client_id}, maaconfig: {user_agent}}). skr also accepts raw JSON, because
-// base64 in manifests is a frequent source of mistakes (users-and-ecosystem.md §2.C).
+// base64 in manifests is a frequent source of mistakes (docs/protocols.md#skrsidecarargs).
 import { ConfigInvalid } from '../errors.ts'
+import { isObject } from '../text/untrusted.ts'
 
 import type { CertCacheConfig, CertEndpointType } from '../collateral/cert-cache-config.ts'
 export type { CertCacheConfig, CertEndpointType } from '../collateral/cert-cache-config.ts'
@@ -16,10 +17,6 @@ export interface AzureInformation {
 const TOP_KEYS = new Set(['certcache', 'identity', 'maaconfig'])
 const CERTCACHE_KEYS = new Set(['endpoint_type', 'endpoint', 'tee_type', 'api_version', 'client_id'])
 const ENDPOINT_TYPES: readonly CertEndpointType[] = ['AMD', 'AzCache', 'LocalTHIM']
-
-function isObject (v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v)
-}
 
 function optString (obj: Record<string, unknown>, key: string, where: string): string | null {
   const v = obj[key]

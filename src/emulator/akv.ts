@@ -1,5 +1,5 @@
 // An Azure Key Vault / Managed HSM double for `release` and the key set-up calls, speaking the real
-// wire format over real HTTPS (wire-protocols §2, §6.2, §9 "AKV / mHSM double"):
+// wire format over real HTTPS (docs/protocols.md#test-doubles and the Key Vault sections it links):
 //   POST /keys/{name}[/{version}]/release · POST /keys/{name}/create · PUT /keys/{name} · GET /keys/{name}[/{version}]
 // Order of checks on every route: api-version (400 BadParameter), bearer (401 challenge, sent
 // before the body is read: the Azure SDK's first request has neither token nor body), then the
@@ -11,28 +11,26 @@
 // Never logs or records bodies, tokens or key material; never crashes on input.
 import https from 'node:https'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { createPublicKey, X509Certificate } from 'node:crypto'
-import type { KeyObject } from 'node:crypto'
-import { decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose'
 import { isReleaseEnc, buildKeyHsm, RELEASE_ENCS } from '../akv/key-hsm.ts'
 import type { ReleaseEnc } from '../akv/key-hsm.ts'
 import { wrapForRelease } from '../akv/wrap.ts'
 import { RequestInvalid } from '../errors.ts'
+import { isObject } from '../text/untrusted.ts'
 import { Upstream } from '../http/upstream.ts'
-import { parseJwks } from '../maa/jwks-cache.ts'
-import { createKeyStore, isKeyName, publicMembers, releasePlaintext } from './akv-store.ts'
-import type { EmulatedKey, KeyStore } from './akv-store.ts'
+import { akvError, badParameter, DENIED, keyNotFound, NOT_EXPORTABLE, readJson, type Answer } from './akv-answers.ts'
+import { faultAnswer, type AkvFaults } from './akv-faults.ts'
+import { createIssuerKeys } from './akv-issuer-keys.ts'
+import { keyBundle } from './akv-key-bundle.ts'
+import { releasePlaintext } from './akv-key-material.ts'
+import { createReleaseSigning } from './akv-release-signing.ts'
+import { createTargetVerifier, wrappingKeyOf } from './akv-release-target.ts'
+import { createKeyStore, isKeyName } from './akv-store.ts'
+import type { KeyStore } from './akv-store.ts'
 import { DEFAULT_TENANT_ID } from './bearer.ts'
-import { authority, azureError, closeServer, listen, readBody, sendJson } from './http-util.ts'
-import { evaluateReleasePolicy, parseReleasePolicy, policyAuthorities, sameAuthority } from '../akv/release-policy.ts'
-import { createSignerChain, signReleaseJws, unsecuredReleaseJws } from './signer-chain.ts'
-import type { ReleaseSigner, SignerChain } from './signer-chain.ts'
-
-/** Hostile-but-well-formed release answers, for proving a client refuses them. */
-export type CorruptJwsMode = 'signature' | 'x5c-untrusted' | 'wrong-kid' | 'wrong-enc' | 'truncate-ciphertext' | 'alg-none' | 'wrong-host'
-
-/** Fault knobs, read on every release request (mutate them between requests). */
-export interface AkvFaults { status?: number, retryAfter?: string, delayMs?: number, corruptJws?: CorruptJwsMode }
+import { authority, azureError, closeServer, listen, sendJson } from './http-util.ts'
+import { parseReleasePolicy, policyAuthorities } from '../akv/release-policy.ts'
+import { evaluateReleasePolicy } from '../akv/release-policy-evaluate.ts'
+import { createSignerChain } from './signer-chain.ts'
 
 /** How to start the emulator; only `tls` and `tokenVerifier` are required. */
 export interface AkvEmulatorOptions {
@@ -67,119 +65,10 @@ export interface AkvEmulator {
   close: () => Promise<void>
 }
 
-/** The api-versions the emulator accepts (wire-protocols §2.1). */
+/** The api-versions the emulator accepts (docs/protocols.md#key-release-request). */
 export const AKV_API_VERSIONS: readonly string[] = Object.freeze(['7.3', '7.4', '7.5', '7.6-preview.2', '7.6', '2025-07-01'])
 
 const RESOURCE = { vault: 'https://vault.azure.net', mhsm: 'https://managedhsm.azure.net' } as const
-const MAX_BODY = 1024 * 1024
-const ISSUER_KEYS_TTL_MS = 5 * 60 * 1000
-const DENIED = { error: { code: 'Forbidden', message: 'Target environment attestation statement cannot be verified.', innererror: { code: 'AccessDenied' } } }
-const NOT_EXPORTABLE = { error: { code: 'Forbidden', message: 'The key is not exportable or has no release policy.', innererror: { code: 'KeyNotExportable' } } }
-const FAULT_BODIES: Readonly<Record<number, { code: string, message: string, innererror?: { code: string } }>> = Object.freeze({
-  401: { code: 'Unauthorized', message: 'AKV10000: Request is missing a Bearer or PoP token.' },
-  403: { code: 'Forbidden', message: 'Caller is not authorized to perform action on resource. Action: \'Microsoft.KeyVault/vaults/keys/release/action\'', innererror: { code: 'ForbiddenByRbac' } },
-  429: { code: 'Throttled', message: 'Request was not processed because too many requests were received.' },
-  500: { code: 'InternalServerError', message: 'The service encountered an internal error.' },
-  503: { code: 'ServiceUnavailable', message: 'The service is temporarily unavailable.' }
-})
-
-/** What a route answers; no body (undefined) for the Managed HSM challenge. */
-interface Answer { status: number, body?: unknown, headers?: Record<string, string> }
-
-function isObject (value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-}
-
-function akvError (status: number, code: string, message: string): Answer {
-  return { status, body: azureError(code, message) }
-}
-
-function badParameter (message: string): Answer {
-  return akvError(400, 'BadParameter', message)
-}
-
-function keyNotFound (id: string): Answer {
-  return akvError(404, 'KeyNotFound', `A key with (name/id) ${id} was not found in this key vault. If you recently deleted this key you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182`)
-}
-
-async function readJson (req: IncomingMessage): Promise<{ doc: Record<string, unknown> } | { answer: Answer }> {
-  const body = await readBody(req, MAX_BODY)
-  if (body === null) return { answer: badParameter('The request body is too large.') }
-  try {
-    const doc: unknown = JSON.parse(body.toString('utf8'))
-    if (isObject(doc)) return { doc }
-  } catch {
-    // not JSON: answered below like any other non-object body
-  }
-  return { answer: badParameter('The request body is not a JSON object.') }
-}
-
-/** Resolves an attestation issuer's signing keys the way Key Vault does: {authority}/.well-known/openid-configuration → jwks_uri. */
-function createIssuerKeys (upstream: Upstream, now: () => Date): (authority: string, kid: string) => Promise<KeyObject | null> {
-  const cache = new Map<string, { keys: Map<string, KeyObject>, at: number }>()
-  const getJson = async (url: string): Promise<Buffer | null> => {
-    const res = await upstream.request({ method: 'GET', url, headers: { accept: 'application/json' }, retry: false })
-    return res.status === 200 ? res.body : null
-  }
-  const fetchKeys = async (authority: string): Promise<Map<string, KeyObject> | null> => {
-    const meta = await getJson(`${authority.replace(/\/+$/, '')}/.well-known/openid-configuration`)
-    const doc: unknown = meta === null ? null : JSON.parse(meta.toString('utf8'))
-    const jwksUri = isObject(doc) ? doc['jwks_uri'] : undefined
-    if (typeof jwksUri !== 'string' || !jwksUri.startsWith('https://')) return null
-    const jwks = await getJson(jwksUri)
-    return jwks === null ? null : parseJwks(jwks)
-  }
-  return async (authority, kid) => {
-    const hit = cache.get(authority)
-    const fresh = hit !== undefined && now().getTime() - hit.at < ISSUER_KEYS_TTL_MS
-    if (fresh && hit.keys.has(kid)) return hit.keys.get(kid) ?? null
-    try {
-      const keys = await fetchKeys(authority)
-      if (keys === null) return null
-      if (cache.size >= 64) cache.clear()
-      cache.set(authority, { keys, at: now().getTime() })
-      return keys.get(kid) ?? null
-    } catch {
-      return null // unreachable, not JSON, not a JWKS: the statement cannot be verified
-    }
-  }
-}
-
-/** The first RSA JWK in x-ms-runtime.keys with a kid that may encrypt (wire-protocols §2.4). */
-function wrappingKeyOf (claims: Record<string, unknown>): { kid: string, key: KeyObject } | null {
-  const runtime = claims['x-ms-runtime']
-  const keys = isObject(runtime) ? runtime['keys'] : undefined
-  if (!Array.isArray(keys)) return null
-  for (const jwk of keys) {
-    if (!isObject(jwk) || jwk['kty'] !== 'RSA' || typeof jwk['kid'] !== 'string' || jwk['kid'] === '') continue
-    const ops = jwk['key_ops']
-    if (!((Array.isArray(ops) && ops.includes('encrypt')) || jwk['use'] === 'enc')) continue
-    try {
-      const x5c = jwk['x5c']
-      if (typeof jwk['n'] === 'string' && typeof jwk['e'] === 'string') {
-        return { kid: jwk['kid'], key: createPublicKey({ key: { kty: 'RSA', n: jwk['n'], e: jwk['e'] }, format: 'jwk' }) }
-      }
-      if (Array.isArray(x5c) && typeof x5c[0] === 'string') {
-        return { kid: jwk['kid'], key: new X509Certificate(Buffer.from(x5c[0], 'base64')).publicKey }
-      }
-    } catch {
-      // an unusable key is not a suitable one: keep looking
-    }
-  }
-  return null
-}
-
-function keyBundle (key: EmulatedKey, host: string, keyHsm?: string): Record<string, unknown> {
-  const policy = key.releasePolicy
-  return {
-    key: { kid: `https://${host}/keys/${key.name}/${key.version}`, kty: key.kty, key_ops: [...key.keyOps], ...publicMembers(key), ...(keyHsm === undefined ? {} : { key_hsm: keyHsm }) },
-    attributes: { enabled: true, created: key.created, updated: key.created, recoveryLevel: 'Recoverable+Purgeable', recoverableDays: 90, exportable: key.exportable },
-    tags: {},
-    ...(policy === null
-      ? {}
-      : { release_policy: { ...(keyHsm === undefined ? { contentType: policy.contentType ?? 'application/json; charset=utf-8' } : {}), data: policy.data, immutable: policy.immutable } })
-  }
-}
 
 function hostOf (req: IncomingMessage, fallback: string): string {
   const host = req.headers.host
@@ -207,7 +96,7 @@ export async function startAkvEmulator (options: AkvEmulatorOptions): Promise<Ak
     ...(options.maaCa === undefined ? {} : { ca: options.maaCa }),
     policy: { maxRetries: 0, connectTimeoutMs: 3000, headersTimeoutMs: 5000, bodyTimeoutMs: 5000, totalTimeoutMs: 10_000, maxResponseBytes: 1024 * 1024 }
   })
-  const issuerKeys = createIssuerKeys(upstream, now)
+  const verifyTarget = createTargetVerifier(createIssuerKeys(upstream, now), now)
   // A policy is text that never changes once stored: parse each one once, not per release.
   const parsedPolicies = new Map<string, ReturnType<typeof parseReleasePolicy>>()
   const policyOf = (data: string): ReturnType<typeof parseReleasePolicy> => {
@@ -219,8 +108,7 @@ export async function startAkvEmulator (options: AkvEmulatorOptions): Promise<Ak
     }
     return policy
   }
-  let untrusted: Promise<SignerChain> | null = null
-  let wrongHost: Promise<ReleaseSigner> | null = null
+  const sign = createReleaseSigning(chain, vaultHosts, now)
   let endpoint = ''
 
   const challenge = (message: string): Answer => kind === 'mhsm'
@@ -238,58 +126,9 @@ export async function startAkvEmulator (options: AkvEmulatorOptions): Promise<Ak
     return null
   }
 
-  const verifyTarget = async (token: string, authorities: string[]): Promise<{ issuer: string, claims: Record<string, unknown> } | null> => {
-    let kid: unknown
-    let iss: unknown
-    try {
-      const header = decodeProtectedHeader(token)
-      if (header.alg !== 'RS256') return null
-      kid = header.kid
-      iss = decodeJwt(token).iss
-    } catch {
-      return null
-    }
-    if (typeof kid !== 'string' || typeof iss !== 'string') return null
-    // Keys come from the authority the policy names, never from a URL the token chose.
-    const authority = authorities.find((a) => sameAuthority(a, iss))
-    if (authority === undefined) return null
-    const key = await issuerKeys(authority, kid)
-    if (key === null) return null
-    try {
-      const { payload } = await jwtVerify(token, key, { algorithms: ['RS256'], currentDate: now(), requiredClaims: ['exp', 'iss'] })
-      return sameAuthority(authority, String(payload.iss)) ? { issuer: String(payload.iss), claims: { ...payload } } : null
-    } catch {
-      return null
-    }
-  }
-
-  const sign = async (payload: unknown, mode: CorruptJwsMode | undefined): Promise<string> => {
-    if (mode === 'alg-none') return unsecuredReleaseJws(chain.signer, payload)
-    if (mode === 'x5c-untrusted') {
-      untrusted ??= createSignerChain({ hosts: vaultHosts, now: now(), label: 'untrusted' })
-      return await signReleaseJws((await untrusted).signer, payload)
-    }
-    if (mode === 'wrong-host') {
-      wrongHost ??= chain.issueLeaf(['wrong-host.invalid'])
-      return await signReleaseJws(await wrongHost, payload)
-    }
-    const jws = await signReleaseJws(chain.signer, payload)
-    if (mode !== 'signature') return jws
-    const [h, p, s] = jws.split('.') as [string, string, string]
-    const sig = Buffer.from(s, 'base64url')
-    sig[0] = (sig[0] ?? 0) ^ 0x01
-    return `${h}.${p}.${sig.toString('base64url')}`
-  }
-
   const release = async (req: IncomingMessage, host: string, apiVersion: string, name: string, version: string | undefined): Promise<Answer> => {
-    const delayMs = faults.delayMs
-    if (typeof delayMs === 'number' && delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs))
-    const status = faults.status
-    if (typeof status === 'number' && Number.isInteger(status) && status >= 400 && status <= 599) {
-      const headers: Record<string, string> = faults.retryAfter === undefined ? {} : { 'Retry-After': faults.retryAfter }
-      if (status === 404) return { ...keyNotFound(name), headers }
-      return { status, body: { error: FAULT_BODIES[status] ?? { code: 'EmulatedFault', message: `Emulated fault ${status}.` } }, headers }
-    }
+    const fault = await faultAnswer(faults, name)
+    if (fault !== null) return fault
     const read = await readJson(req)
     if ('answer' in read) return read.answer
     const { target, enc: encIn, nonce } = read.doc

@@ -1,5 +1,5 @@
 // The access tokens the Entra and IMDS doubles mint and the AKV emulator accepts: RS256 JWTs shaped
-// like Entra v1 access tokens (aud = the resource, appid/oid/tid, xms_az_rid; wire-protocols §4.1),
+// like Entra v1 access tokens (aud = the resource, appid/oid/tid, xms_az_rid; docs/protocols.md#managed-identity-tokens-from-imds),
 // signed by a key that lives only in this process. skr never verifies these (it only forwards them
 // and reads appid/xms_az_rid for logs, as the reference does); the AKV emulator does.
 import crypto from 'node:crypto'

@@ -1,5 +1,5 @@
 // A double of Microsoft Entra ID for workload identity (AKS): enough of the wire for MSAL-node's
-// confidential client with `disableInstanceDiscovery` (wire-protocols §4.2, §6.4):
+// confidential client with `disableInstanceDiscovery` (docs/protocols.md#workload-identity, docs/protocols.md#identity-sdk):
 //   GET  /{tenant}/v2.0/.well-known/openid-configuration
 //   GET  /{tenant}/discovery/v2.0/keys
 //   POST /{tenant}/oauth2/v2.0/token   client_credentials with a federated client_assertion

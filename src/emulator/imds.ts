@@ -1,5 +1,5 @@
 // A double of the Azure Instance Metadata Service endpoints skr uses, over plain HTTP like the real
-// one at 169.254.169.254 (wire-protocols §4.1, §5.1, §6.4, §9 "IMDS token double" and "THIM double"):
+// one at 169.254.169.254 (docs/protocols.md#test-doubles and the IMDS, THIM and SDK sections it links):
 //   GET /metadata/identity/oauth2/token[/]   managed identity tokens (the trailing slash is what
 //                                            @azure/identity sends)
 //   GET /metadata/THIM/amd/certification     the host's AMD certificates

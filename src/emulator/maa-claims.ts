@@ -1,10 +1,11 @@
 // The MAA emulator's appraisal: what MAA checks in a SevSnpVm attest request and the claims it then
-// issues (docs/wire-protocols.md §1.2-§1.6, §9). Pure: text and options in, claims or a typed error
+// issues (docs/protocols.md#maa-attest-request, docs/protocols.md#maa-token-claims, docs/protocols.md#test-doubles). Pure: text and options in, claims or a typed error
 // out; the HTTPS service, the clock's source and the signing live in maa.ts.
 import { createHash } from 'node:crypto'
 import { parseBundlePem } from '../certs/amd-chain.ts'
 import { decodeBase64Flexible } from '../encoding/base64.ts'
 import { RequestInvalid } from '../errors.ts'
+import { isObject } from '../text/untrusted.ts'
 import type { AttestationReport } from '../snp/abi.ts'
 import { decodeTcb } from '../snp/tcb.ts'
 import type { Generation } from '../snp/tcb.ts'
@@ -59,10 +60,6 @@ export function policyHash (policyText: string): string {
 }
 
 const bad = (field: string, message: string): RequestInvalid => new RequestInvalid(message, { details: { field } })
-
-function isObject (value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-}
 
 function b64 (value: unknown, field: string, allowEmpty = false): Buffer {
   if (typeof value !== 'string' || (!allowEmpty && value === '')) throw bad(field, `${field} is not a non-empty base64 string`)

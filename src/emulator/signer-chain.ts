@@ -1,5 +1,5 @@
 // The AKV emulator's release-response signer: root CA → intermediate CA → RSA-2048 leaf whose SANs
-// name the vault host(s), shaped like a vault's chain (wire-protocols §2.2), and the RS256 JWS it
+// name the vault host(s), shaped like a vault's chain (docs/protocols.md#key-release-response), and the RS256 JWS it
 // signs with the vault's header (kid = SHA-1 thumbprint hex upper, x5t, x5t#S256, typ, x5c padded
 // b64 leaf→root). The CAs are ECDSA P-256 because they only sign certificates and mint fast; the
 // leaf is RSA so the JWS is RS256 as a real vault's is.
@@ -114,7 +114,7 @@ export async function createSignerChain (options: { hosts: string[], now?: Date,
   return { rootPem: root.toString('pem') + '\n', signer: await issueLeaf(options.hosts), issueLeaf }
 }
 
-/** A release JWS protected header (AZDOCS sample, wire-protocols §2.2). */
+/** A release JWS protected header (docs/protocols.md#key-release-response). */
 export type ReleaseJwsHeader = { alg: string, kid: string, x5t: string, 'x5t#S256': string, typ: 'JWT', x5c: string[] }
 
 /** The protected header a vault puts on a release JWS, for `signer` (alg RS256 unless told otherwise). */

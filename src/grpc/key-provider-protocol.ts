@@ -9,6 +9,7 @@
 // them) arrays of byte values. Messages never echo the input: it carries keys.
 import { RequestInvalid } from '../errors.ts'
 import { decodeBase64Flexible } from '../encoding/base64.ts'
+import { isObject } from '../text/untrusted.ts'
 
 /** Which service name a call came in on; it decides how byte fields are written back. */
 export type KeyProviderFlavour = 'reference' | 'ocicrypt'
@@ -31,10 +32,6 @@ export interface UnwrapRequest {
 }
 
 type JsonObject = Record<string, unknown>
-
-function isObject (value: unknown): value is JsonObject {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-}
 
 /** Looks a member up as Go's encoding/json does: exact name first, then case-insensitively; null is absent. */
 export function goField (obj: JsonObject, name: string): unknown {

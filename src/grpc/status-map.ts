@@ -1,21 +1,21 @@
 // SidecarError → gRPC status. The reference returns bare Go errors from UnWrapKey, which
 // grpc-go sends as Code: Unknown; skr gives every failure the status a gRPC client can act on
 // (retry UNAVAILABLE/DEADLINE_EXCEEDED, fix the request on INVALID_ARGUMENT, stop on
-// PERMISSION_DENIED/FAILED_PRECONDITION). Details follow the HTTP rules (publicMessage): a
-// 4xx-class error's own message (it describes the caller's mistake), a fixed sentence per code
+// PERMISSION_DENIED/FAILED_PRECONDITION). Details follow the HTTP rules (../public-error.ts): a
+// 4xx-class error's own message (it describes the caller's mistake), its class's fixed publicMessage
 // plus its safe facts (step, upstream host, status, code) for server-side failures. The stable
 // code travels in the message and in the `skr-error-code`
 // trailer, for clients that branch on it.
 import { Metadata, status } from '@grpc/grpc-js'
 import type { StatusObject } from '@grpc/grpc-js'
-import { InternalError, isSidecarError, type SidecarError } from '../errors.ts'
-import { publicMessage } from '../server/error-handler.ts'
+import { InternalError, isSidecarError, type ErrorCode, type SidecarError } from '../errors.ts'
+import { publicMessage } from '../public-error.ts'
 
 /** The trailer carrying the SidecarError code. */
 export const ERROR_CODE_TRAILER = 'skr-error-code'
 
 // Codes whose status is not what their HTTP status alone suggests.
-const BY_CODE: Readonly<Record<string, status>> = {
+const BY_CODE: Readonly<Partial<Record<ErrorCode, status>>> = {
   // 403 in HTTP for reference compatibility; gRPC has a precise status for "no such key".
   ERR_KEY_NOT_FOUND: status.NOT_FOUND,
   // The reference answers FAILED_PRECONDITION when the SEV guest device is missing.

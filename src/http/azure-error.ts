@@ -1,5 +1,6 @@
 // Azure error bodies, reduced to short, printable facts that may go into error details and logs.
 // The raw body never leaves this module: it can echo request data back at us.
+import { isObject, untrustedText } from '../text/untrusted.ts'
 
 /** The code/message an Azure service put in its error body; every field optional. */
 export interface AzureErrorInfo {
@@ -10,25 +11,18 @@ export interface AzureErrorInfo {
 
 const MAX_TEXT = 300
 const MAX_BODY = 64 * 1024
-// C0 and C1 controls (newlines included) would let an upstream forge log lines.
-// eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g
 
+// Controls (newlines included) would let an upstream forge log lines; an echoed token must not be logged.
 function clean (value: unknown): string | undefined {
   if (typeof value !== 'string') return undefined
-  const text = value.replace(CONTROL, ' ').trim()
-  if (text === '') return undefined
-  return text.length > MAX_TEXT ? text.slice(0, MAX_TEXT) : text
-}
-
-function isObject (value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
+  const text = untrustedText(value, { trim: true, max: MAX_TEXT, ellipsis: false })
+  return text === '' ? undefined : text
 }
 
 /**
  * Parses `{"error":{"code","message","innererror":{"code"}}}` (MAA, AKV) and
- * `{"error","error_description"}` (IMDS, Entra). Texts are control-stripped and cut to 300
- * characters; anything else, including non-JSON, gives `{}`. Never throws.
+ * `{"error","error_description"}` (IMDS, Entra). Texts are control-stripped, token-redacted
+ * (text/untrusted.ts) and cut to 300 characters; anything else, including non-JSON, gives `{}`. Never throws.
  */
 export function parseAzureError (body: Buffer): AzureErrorInfo {
   if (!Buffer.isBuffer(body) || body.length === 0 || body.length > MAX_BODY) return {}

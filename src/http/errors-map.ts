@@ -70,6 +70,15 @@ const TLS_CODES = new Set([
   'HOSTNAME_MISMATCH', 'INVALID_CA', 'PATH_LENGTH_EXCEEDED', 'INVALID_PURPOSE'
 ])
 
+/**
+ * True for a code saying the peer's TLS certificate was rejected (expired, untrusted issuer,
+ * wrong name …): never retried here, and the one list `skr import-key`/`explain` use to hint at
+ * SKR_EXTRA_CA_CERTS, so the two cannot disagree about what a certificate failure is.
+ */
+export function isTlsCertificateError (code: string): boolean {
+  return code.startsWith('CERT_') || TLS_CODES.has(code)
+}
+
 /** The errno-style code of a transport failure: its own, an AggregateError part's, or its cause's. */
 export function transportErrorCode (err: unknown): string | undefined {
   return codeOf(err)
@@ -93,7 +102,7 @@ function codeOf (err: unknown): string | undefined {
 function classify (code: string): { kind: Kind, what: string } | null {
   const known = KNOWN[code]
   if (known !== undefined) return known
-  if (code.startsWith('CERT_') || TLS_CODES.has(code)) return { kind: 'tls', what: 'TLS certificate rejected' }
+  if (isTlsCertificateError(code)) return { kind: 'tls', what: 'TLS certificate rejected' }
   if (code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_')) return { kind: 'tls', what: 'TLS handshake failed' }
   if (code.startsWith('HPE_')) return { kind: 'protocol', what: 'malformed HTTP response' }
   return null

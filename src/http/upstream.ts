@@ -13,19 +13,21 @@
 // given the proxy's origin; its credentials travel as a Proxy-Authorization value, so no undici
 // error text, log line or error detail can carry them.
 import { setImmediate as nextTick, setTimeout as delay } from 'node:timers/promises'
-import type { Readable } from 'node:stream'
 import type { LookupFunction } from 'node:net'
-import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls'
-import type * as UndiciModule from './undici-parts.ts'
-import type { buildConnector, Dispatcher, Pool } from 'undici'
-import { UpstreamResponseInvalid, UpstreamUnavailable } from '../errors.ts'
-import { attemptsText, deadlineError, mapTransportError, statusError, upstreamFacts, type FailureContext, type TransportFailure, transportErrorCode } from './errors-map.ts'
-import { proxyFor, proxyFromEnvironment, proxyRefusalStatus, type ProxyServer, type ProxySettings, type UnusableProxy } from './proxy.ts'
+import { UpstreamResponseInvalid } from '../errors.ts'
+import { deadlineError, mapTransportError, statusError, type FailureContext } from './errors-map.ts'
+import { proxyFor, proxyFromEnvironment, type ProxyServer, type ProxySettings } from './proxy.ts'
+import { mapProxiedFailure, unusableProxyError } from './proxy-errors.ts'
 import { isRetryableStatus, retryDelayMs } from './retry.ts'
+import { firstHeader, readCappedBody } from './upstream-body.ts'
+import { loadUndici, UpstreamDispatchers, type Undici } from './upstream-dispatchers.ts'
 import { upstreamFailureStatus } from '../observability/metrics.ts'
 import type { UpstreamName, UpstreamPolicy } from './upstream-types.ts'
 
 export type { UpstreamName, UpstreamPolicy } from './upstream-types.ts'
+
+/** Makes a client for one upstream (the composition root's, app/trust.ts: CA roots, proxy and metrics applied). */
+export type UpstreamFactory = (name: UpstreamName, policy?: Partial<UpstreamPolicy>) => Upstream
 
 /** Connect 5 s, headers 10 s, body 10 s, whole call 30 s, 3 retries, backoff 250 ms..5 s, 4 MiB bodies. */
 export const DEFAULT_UPSTREAM_POLICY: UpstreamPolicy = Object.freeze({
@@ -87,43 +89,6 @@ function checkPolicy (policy: UpstreamPolicy): UpstreamPolicy {
   return Object.freeze({ ...policy })
 }
 
-// Hints for the refusals an operator meets most; the status itself is always in the message.
-const REFUSAL_HINTS: Record<number, string> = {
-  407: ' (proxy authentication required: credentials missing or wrong in the proxy URL)',
-  403: ' (the proxy\'s policy denies this host)'
-}
-
-/** A proxied attempt's failure: a refused tunnel names the proxy and its status; anything else maps as usual. */
-function mapProxiedFailure (err: unknown, ctx: FailureContext, proxy: ProxyServer): TransportFailure {
-  const status = proxyRefusalStatus(err)
-  if (status === null) {
-    // Through a proxy skr resolves only the proxy's name (the proxy resolves the upstream's), so a
-    // name that does not exist is the proxy's: the operator's setting, not the caller's host.
-    if (transportErrorCode(err) === 'ENOTFOUND') {
-      const error = new UpstreamUnavailable(
-        `${ctx.upstream} ${ctx.host}: the egress proxy ${proxy.origin} (${proxy.variable}) has a host name that does not resolve; fix ${proxy.variable} or list the host in NO_PROXY ${attemptsText(ctx.attempts)}`,
-        { cause: err, details: { ...upstreamFacts(ctx), errorCode: 'PROXY_NOT_FOUND', proxyVariable: proxy.variable, attempts: ctx.attempts } })
-      return { error, retryable: false, errorCode: 'PROXY_NOT_FOUND' }
-    }
-    return mapTransportError(err, ctx)
-  }
-  // The upstream was never reached, whatever the proxy said; only a transient proxy status is worth another attempt.
-  const error = new UpstreamUnavailable(
-    `${ctx.upstream} ${ctx.host}: proxy ${proxy.origin} refused the tunnel with HTTP ${status}${REFUSAL_HINTS[status] ?? ''} ${attemptsText(ctx.attempts)}`,
-    { cause: err, details: { ...upstreamFacts(ctx), errorCode: 'PROXY_REFUSED', proxyStatus: status, attempts: ctx.attempts } })
-  return { error, retryable: isRetryableStatus(status), errorCode: 'PROXY_REFUSED' }
-}
-
-function unusableProxyError (upstream: UpstreamName, host: string, proxy: UnusableProxy): UpstreamUnavailable {
-  return new UpstreamUnavailable(
-    `${upstream} ${host}: ${proxy.variable} is set but unusable (${proxy.reason}); fix it, unset it, or list the host in NO_PROXY`,
-    { details: { upstream, host, errorCode: 'PROXY_UNUSABLE', proxyVariable: proxy.variable, attempts: 0 } })
-}
-
-function firstHeader (value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value
-}
-
 // The caller's own cancellation is not an upstream failure: it surfaces unchanged.
 function throwIfAborted (signal: AbortSignal | undefined): void {
   signal?.throwIfAborted()
@@ -148,60 +113,17 @@ async function unlessAborted<T> (pending: Promise<T>, signal: AbortSignal): Prom
   }
 }
 
-// undici takes a CONNECT that the proxy closed without answering (UND_ERR_SOCKET) for a recoverable
-// socket error: it reconnects at once, without end, and never fails the requests waiting for the
-// tunnel (thousands of CONNECTs a second, the call stuck until its deadline and the loop going on
-// after it). Reported as a reset, it fails them, and the call's own bounded retries take over.
-function failClosedTunnel (connect: buildConnector.connector): buildConnector.connector {
-  return (options, callback) => {
-    connect(options, (...args) => {
-      const [err] = args
-      if (err !== null && (err as { code?: unknown }).code === 'UND_ERR_SOCKET') {
-        callback(Object.assign(new Error('the proxy closed the connection without answering CONNECT', { cause: err }), { code: 'ECONNRESET' }), null)
-      } else {
-        callback(...args)
-      }
-    })
-  }
-}
-
-type Undici = typeof UndiciModule
-
-let undici: Promise<Undici> | undefined
-
-async function loadUndici (): Promise<Undici> {
-  undici ??= import('./undici-parts.ts')
-  return await undici
-}
-
-// One TLS context per distinct set of extra roots, shared by every upstream that trusts it: building
-// one parses ~140 system roots, and passing `ca` alone would do that again on every connection.
-const secureContexts = new Map<string, SecureContext>()
-
-function secureContextFor (extra: readonly string[]): SecureContext {
-  const key = extra.join('\n')
-  let context = secureContexts.get(key)
-  if (context === undefined) {
-    context = createSecureContext({ ca: [...rootCertificates, ...extra] })
-    secureContexts.set(key, context)
-  }
-  return context
-}
-
 /** An HTTP client bound to one upstream, with that upstream's policy and trust roots. */
 export class Upstream {
   /** Which upstream this client talks to. */
   readonly name: UpstreamName
   /** The effective (defaulted, frozen) policy. */
   readonly policy: UpstreamPolicy
-  readonly #extraCa: readonly string[]
   readonly #proxy: ProxySettings
-  readonly #lookup: LookupFunction | null
   /** undici once loaded (the hot path then awaits nothing). */
   #undici: Undici | null = null
-  #direct: Dispatcher | null = null
-  readonly #viaProxy = new Map<ProxyServer, Dispatcher>()
-  #closed = false
+  /** The direct Agent and the ProxyAgents, created on first use. */
+  readonly #dispatchers: UpstreamDispatchers
   readonly #sleep: ((ms: number) => Promise<void>) | null
   readonly #random: () => number
   readonly #now: () => Date
@@ -214,9 +136,9 @@ export class Upstream {
     this.#random = options.random ?? Math.random
     this.#now = options.now ?? (() => new Date())
     this.#metrics = options.metrics ?? null
-    this.#extraCa = Object.freeze(options.ca === undefined ? [] : Array.isArray(options.ca) ? [...options.ca] : [options.ca])
+    const extraCa = Object.freeze(options.ca === undefined ? [] : Array.isArray(options.ca) ? [...options.ca] : [options.ca])
     this.#proxy = options.proxy ?? proxyFromEnvironment()
-    this.#lookup = options.lookup ?? null
+    this.#dispatchers = new UpstreamDispatchers({ policy: this.policy, extraCa, lookup: options.lookup ?? null })
   }
 
   /** The proxy settings requests are routed by (printing them shows proxy origins, never credentials). */
@@ -227,66 +149,6 @@ export class Upstream {
   async #load (): Promise<Undici> {
     this.#undici ??= await loadUndici()
     return this.#undici
-  }
-
-  /** The extra roots, also trusted for an https:// proxy's own certificate (a corporate CA often signs both). */
-  #tls (): { secureContext?: SecureContext } {
-    return this.#extraCa.length > 0 ? { secureContext: secureContextFor(this.#extraCa) } : {}
-  }
-
-  #newDirect (u: Undici): Dispatcher {
-    return new u.Agent({
-      connect: { timeout: this.policy.connectTimeoutMs, ...this.#tls(), ...(this.#lookup === null ? {} : { lookup: this.#lookup }) },
-      headersTimeout: this.policy.headersTimeoutMs,
-      bodyTimeout: this.policy.bodyTimeoutMs
-    })
-  }
-
-  #newViaProxy (u: Undici, proxy: ProxyServer): Dispatcher {
-    const { connectTimeoutMs, headersTimeoutMs, bodyTimeoutMs } = this.policy
-    const token = proxy.authorization()
-    // undici checks an https:// proxy's certificate against the URL's hostname, which for IPv6 is
-    // "[::1]", a name no certificate holds: give it the address itself.
-    const host = new URL(proxy.origin).hostname
-    const servername = host.startsWith('[') ? { servername: host.slice(1, -1) } : {}
-    return new u.ProxyAgent({
-      uri: proxy.origin,
-      ...(token === undefined ? {} : { token }),
-      // Plain-http origins are forwarded in absolute form, as Go does (many proxies only allow CONNECT
-      // to 443); https origins always go through a CONNECT tunnel.
-      proxyTunnel: false,
-      proxyTls: { timeout: connectTimeoutMs, ...servername, ...this.#tls(), ...(this.#lookup === null ? {} : { lookup: this.#lookup }) },
-      requestTls: { timeout: connectTimeoutMs, ...this.#tls() },
-      // Waiting for the CONNECT answer is part of connecting. Only the proxy client's headers timeout
-      // bounds it: undici does not cancel a request still waiting for its connection when its signal
-      // fires (the call itself stops waiting then: unlessAborted).
-      clientFactory: (origin, opts) => new u.Pool(origin, { ...(opts as Pool.Options), headersTimeout: connectTimeoutMs }),
-      // The client for forwarded plain-http requests is built here with `connect` only: give it our
-      // timeouts. The client of each origin reached through a tunnel is built here too.
-      factory: (origin, opts) => {
-        const options = opts as Pool.Options
-        const connect = typeof options.connect === 'function' ? { connect: failClosedTunnel(options.connect) } : {}
-        return new u.Pool(origin, { headersTimeout: headersTimeoutMs, bodyTimeout: bodyTimeoutMs, ...options, ...connect })
-      },
-      headersTimeout: headersTimeoutMs,
-      bodyTimeout: bodyTimeoutMs
-    })
-  }
-
-  /** The dispatcher for a route, created on first use; one created after close() is closed at once, so it refuses requests as the others do. */
-  #dispatcher (u: Undici, proxy: ProxyServer | null): Dispatcher {
-    const existing = proxy === null ? this.#direct : this.#viaProxy.get(proxy)
-    if (existing !== null && existing !== undefined) return existing
-    const created = proxy === null ? this.#newDirect(u) : this.#newViaProxy(u, proxy)
-    if (this.#closed) {
-      // close() marks a dispatcher closed synchronously (the promise only reports the sockets gone).
-      // Not kept: a second close() of an undici dispatcher rejects.
-      void created.close()
-      return created
-    }
-    if (proxy === null) this.#direct = created
-    else this.#viaProxy.set(proxy, created)
-    return created
   }
 
   /** Sends the request, retrying transient failures; returns any final status except exhausted 408/429/5xx (unless `returnAnyStatus`). */
@@ -347,12 +209,7 @@ export class Upstream {
 
   /** Closes every connection (direct and through proxies); further requests fail. Calling it again is harmless. */
   async close (): Promise<void> {
-    this.#closed = true
-    // Never used: nothing to close, and no reason to load undici now.
-    const open = [this.#direct, ...this.#viaProxy.values()].filter((d): d is Dispatcher => d !== null)
-    this.#direct = null
-    this.#viaProxy.clear()
-    await Promise.all(open.map(async (d) => { await d.close() }))
+    await this.#dispatchers.close()
   }
 
   async #wait (ms: number, signal: AbortSignal): Promise<void> {
@@ -367,7 +224,7 @@ export class Upstream {
       // CONNECT answer, the origin's TLS), and undici ignores the signal until it has one: the
       // deadline and the caller's abort must not wait for that.
       const res = await unlessAborted(u.request(url, {
-        dispatcher: this.#dispatcher(u, proxy),
+        dispatcher: this.#dispatchers.get(u, proxy),
         method: req.method,
         // ProxyAgent writes a Host header into the object it is given, so never hand it the caller's.
         // And always hand it one: it adds Host only to an existing object, undici derives the TLS
@@ -377,7 +234,7 @@ export class Upstream {
         body: req.body,
         signal
       }), signal)
-      const body = await this.#readBody(res.body, res.headers['content-length'], url)
+      const body = await readCappedBody(res.body, res.headers['content-length'], this.policy.maxResponseBytes, this.name, url)
       // undici ends the body stream a tick before it marks the connection idle; a request sent in
       // between would open a second connection instead of reusing this one.
       await nextTick()
@@ -386,28 +243,5 @@ export class Upstream {
       if (err instanceof UpstreamResponseInvalid) throw err
       return { ok: false, err }
     }
-  }
-
-  async #readBody (stream: Readable, contentLength: string | string[] | undefined, url: URL): Promise<Buffer> {
-    const cap = this.policy.maxResponseBytes
-    const tooLarge = (found: string): UpstreamResponseInvalid => {
-      const err = new UpstreamResponseInvalid(`${this.name} ${url.host}: response body ${found} bytes, want at most ${cap}`,
-        { details: { upstream: this.name, host: url.host, maxResponseBytes: cap } })
-      // Dropping the connection is the only way to stop the rest of the body; the stream's own
-      // 'error' is expected and must not become an uncaught exception.
-      stream.on('error', () => {})
-      stream.destroy(err)
-      return err
-    }
-    const declared = Number(firstHeader(contentLength))
-    if (Number.isFinite(declared) && declared > cap) throw tooLarge(String(declared))
-    const chunks: Buffer[] = []
-    let total = 0
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      total += chunk.length
-      if (total > cap) throw tooLarge(`over ${cap}`)
-      chunks.push(chunk)
-    }
-    return Buffer.concat(chunks, total)
   }
 }

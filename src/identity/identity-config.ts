@@ -1,6 +1,7 @@
 // The identity settings, apart from token-source.ts so the lazily loaded SDK credential can take
 // them without importing its loader back.
 import type { ProxySettings } from '../http/proxy.ts'
+import type { UpstreamFactory } from '../http/upstream.ts'
 
 /** The identity settings skr's configuration yields (see buildKeyRelease). */
 export interface IdentityConfig {
@@ -14,6 +15,8 @@ export interface IdentityConfig {
   extraCa?: readonly string[]
   /** Egress proxy settings for token requests (config.proxy); default: read once from process.env. Link-local and loopback always go direct. */
   proxy?: ProxySettings
+  /** Makes the IMDS and Entra clients (the composition root's, with its CA roots, proxy and metrics); default: built here from `extraCa` and `proxy`. */
+  upstream?: UpstreamFactory
   /** Timeout of one HTTP attempt (default 5 s). */
   attemptTimeoutMs?: number
 }

@@ -1,7 +1,7 @@
 // Which Entra resource (token audience) a Key Vault or Managed HSM endpoint needs. Azure's data
 // planes are told apart by DNS suffix, one per cloud (public, China, US Government); the table
 // below is the whole of that knowledge. The reference sidecar only knows the public cloud and
-// picks mHSM when the endpoint contains "managedhsm" (wire-protocols §4.1); hosts outside the
+// picks mHSM when the endpoint contains "managedhsm" (docs/protocols.md#managed-identity-tokens-from-imds); hosts outside the
 // table (emulators, private DNS names) keep that rule.
 
 /** Which service an endpoint is: a Key Vault or a Managed HSM. */

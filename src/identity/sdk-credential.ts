@@ -8,6 +8,7 @@ import { ManagedIdentityCredential, WorkloadIdentityCredential } from '@azure/id
 import type { TokenCredential, TokenCredentialOptions } from '@azure/identity'
 import { ConfigInvalid } from '../errors.ts'
 import type { UpstreamOptions } from '../http/upstream.ts'
+import { oneLine } from '../text/untrusted.ts'
 import { createSdkHttpClient } from './sdk-http-client.ts'
 import type { IdentityConfig } from './identity-config.ts'
 
@@ -29,7 +30,8 @@ export function sdkCredential (
       attemptTimeoutMs: config.attemptTimeoutMs ?? defaultAttemptTimeoutMs,
       ...(config.extraCa === undefined ? {} : { ca: config.extraCa }),
       ...(config.proxy === undefined ? {} : { proxy: config.proxy }),
-      ...(metrics === undefined ? {} : { metrics })
+      ...(metrics === undefined ? {} : { metrics }),
+      ...(config.upstream === undefined ? {} : { upstream: config.upstream })
     }),
     retryOptions: { maxRetries: 2, retryDelayInMs: 500, maxRetryDelayInMs: 4000 }
   }
@@ -51,7 +53,6 @@ export function sdkCredential (
   } catch (err) {
     // Construction fails only on configuration: a bad tenant id, or a non-https AZURE_AUTHORITY_HOST in the environment.
     const message = err instanceof Error ? err.message : 'unknown'
-    // eslint-disable-next-line no-control-regex -- stripping control characters is the point
-    throw new ConfigInvalid(`identity configuration invalid: ${message.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ').slice(0, 200)}`, { cause: err })
+    throw new ConfigInvalid(`identity configuration invalid: ${oneLine(message, { max: 200, ellipsis: false })}`, { cause: err })
   }
 }

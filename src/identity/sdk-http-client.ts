@@ -14,8 +14,9 @@
 import { Readable } from 'node:stream'
 import { createHttpHeaders, RestError } from '@azure/core-rest-pipeline'
 import type { HttpClient, PipelineRequest, PipelineResponse } from '@azure/core-rest-pipeline'
+import { isSidecarError } from '../errors.ts'
 import { isLinkLocal, type ProxySettings } from '../http/proxy.ts'
-import { Upstream, type UpstreamName, type UpstreamOptions } from '../http/upstream.ts'
+import { Upstream, type UpstreamFactory, type UpstreamName, type UpstreamOptions } from '../http/upstream.ts'
 
 /** How to build the client; only `attemptTimeoutMs` is required. */
 export interface SdkHttpClientOptions {
@@ -27,6 +28,8 @@ export interface SdkHttpClientOptions {
   proxy?: ProxySettings
   /** Records each attempt under 'imds' or 'entra'. */
   metrics?: UpstreamOptions['metrics']
+  /** Makes the clients instead (app/trust.ts: its roots, proxy and metrics apply; `ca`, `proxy` and `metrics` are then unused). */
+  upstream?: UpstreamFactory
 }
 
 /** Which upstream a token request goes to: 'imds' for plain http or a link-local host, else 'entra'. */
@@ -37,8 +40,8 @@ export function identityServiceOf (url: URL): 'imds' | 'entra' {
 // What the SDK's retry strategy knows as a system error (ETIMEDOUT, ECONNRESET, ...) for the
 // undici codes Upstream reports; Node's own errnos pass through as they are.
 function sdkCode (err: unknown): string {
-  const e = err as { code?: unknown, details?: { errorCode?: unknown } }
-  if (e.code === 'ERR_UPSTREAM_TIMEOUT') return 'ETIMEDOUT'
+  if (isSidecarError(err) && err.code === 'ERR_UPSTREAM_TIMEOUT') return 'ETIMEDOUT'
+  const e = err as { details?: { errorCode?: unknown } }
   const code = e.details?.errorCode
   if (code === 'UND_ERR_SOCKET' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') return 'ECONNRESET'
   return typeof code === 'string' && code !== 'UNKNOWN' ? code : RestError.REQUEST_SEND_ERROR
@@ -67,15 +70,16 @@ export function createSdkHttpClient (options: SdkHttpClientOptions): HttpClient 
   const upstreamFor = (name: 'imds' | 'entra'): Upstream => {
     let upstream = upstreams.get(name)
     if (upstream === undefined) {
-      upstream = new Upstream({
+      const policy = {
+        connectTimeoutMs: Math.min(5_000, attemptTimeoutMs),
+        headersTimeoutMs: attemptTimeoutMs,
+        bodyTimeoutMs: attemptTimeoutMs,
+        totalTimeoutMs: attemptTimeoutMs,
+        maxRetries: 0
+      }
+      upstream = options.upstream?.(name, policy) ?? new Upstream({
         name,
-        policy: {
-          connectTimeoutMs: Math.min(5_000, attemptTimeoutMs),
-          headersTimeoutMs: attemptTimeoutMs,
-          bodyTimeoutMs: attemptTimeoutMs,
-          totalTimeoutMs: attemptTimeoutMs,
-          maxRetries: 0
-        },
+        policy,
         ...(options.ca === undefined || options.ca.length === 0 ? {} : { ca: [...options.ca] }),
         ...(options.proxy === undefined ? {} : { proxy: options.proxy }),
         ...(options.metrics === undefined ? {} : { metrics: options.metrics })

@@ -1,6 +1,6 @@
 // Entra ID access tokens for the vault, from the container's own identity: managed identity via
 // IMDS (ACI, VMs), or workload identity (AKS: a federated service-account token exchanged at
-// Entra), both through @azure/identity (wire-protocols §4, §6.4). On top of the SDK this module
+// Entra), both through @azure/identity (docs/protocols.md#managed-identity-tokens-from-imds, docs/protocols.md#workload-identity, docs/protocols.md#identity-sdk). On top of the SDK this module
 // adds what a sidecar answering concurrent requests needs:
 // - a per-resource cache until 5 minutes before expiry, single-flight (one fetch however many
 //   callers), and no caching of failures; every lookup counts as a hit or a miss in the
@@ -18,6 +18,7 @@ import type { AccessToken, TokenCredential } from '@azure/identity'
 import { ConfigInvalid, IdentityUnavailable } from '../errors.ts'
 import type { UpstreamOptions } from '../http/upstream.ts'
 import type { Logger } from '../log.ts'
+import { untrustedText } from '../text/untrusted.ts'
 import { createSingleFlight } from '../util/single-flight.ts'
 import { scopeOf } from './resource.ts'
 
@@ -61,16 +62,12 @@ const REFRESH_MARGIN_MS = 5 * 60 * 1000
 const TIMEOUT_MS = 20_000
 const ATTEMPT_TIMEOUT_MS = 5_000
 const MAX_TEXT = 200
-// eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g
-const JWT_LIKE = /eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.?[A-Za-z0-9_-]*/g
 
 class FetchTimeout extends Error {}
 
 /** Upstream text made safe for a message: no controls, nothing token-shaped, at most 200 characters. */
 function sanitise (text: string): string {
-  const clean = text.replace(CONTROL, ' ').replace(JWT_LIKE, '[redacted]').trim()
-  return clean.length > MAX_TEXT ? `${clean.slice(0, MAX_TEXT)}…` : clean
+  return untrustedText(text, { trim: true, max: MAX_TEXT })
 }
 
 function field (err: unknown, name: string): unknown {

@@ -1,7 +1,7 @@
 // The MAA client: one `POST https://{endpoint}/attest/SevSnpVm?api-version=…` with the reference's
 // exact body (request.ts), MAA's answers mapped to skr's errors, and the returned token verified
 // and checked against what was sent (the runtime data's REPORT_DATA and the nonce) before anyone
-// relies on it (docs/wire-protocols.md §1). Transport failures and retries are the Upstream's.
+// relies on it (docs/protocols.md#maa-attest-response). Transport failures and retries are the Upstream's.
 import { decodeJwt } from 'jose'
 import { AccessDenied, MaaTokenInvalid, UpstreamRejected, UpstreamResponseInvalid } from '../errors.ts'
 import { parseAzureError } from '../http/azure-error.ts'

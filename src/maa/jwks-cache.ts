@@ -1,4 +1,4 @@
-// MAA's token signing keys, from `GET {issuer}/certs` (docs/wire-protocols.md §1.7). MAA's JWKS
+// MAA's token signing keys, from `GET {issuer}/certs` (docs/protocols.md#maa-signing-keys). MAA's JWKS
 // entries carry kid, kty and an x5c chain but no n/e, so the key is the public key of the first
 // x5c certificate. MAA rotates keys rarely; a token naming an unknown kid triggers one refetch, at
 // most every 30 s per issuer, so a flood of forged kids cannot turn into a flood of fetches.
@@ -8,6 +8,7 @@
 import { createPublicKey, X509Certificate } from 'node:crypto'
 import type { KeyObject } from 'node:crypto'
 import { MaaTokenInvalid, UpstreamRejected, UpstreamResponseInvalid } from '../errors.ts'
+import { isObject } from '../text/untrusted.ts'
 import type { Upstream } from '../http/upstream.ts'
 import { raceSignal } from '../util/single-flight.ts'
 
@@ -38,10 +39,6 @@ interface IssuerEntry {
   keys: Map<string, { key: KeyObject, at: number }>
   fetchedAt: number
   inflight: Promise<void> | null
-}
-
-function isObject (value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
 // One malformed entry must not hide the good ones: it is skipped, not fatal.

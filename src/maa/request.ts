@@ -1,6 +1,6 @@
 // The body of MAA's `POST /attest/SevSnpVm`, byte for byte as the reference sidecar sends it
-// (confidential-sidecar-containers pkg/common/maa.go newAttestSNPRequestBody; docs/wire-protocols.md
-// §1.2, §1.3). Go's encoding/json writes struct fields in declaration order, so the key order below
+// (confidential-sidecar-containers pkg/common/maa.go newAttestSNPRequestBody; docs/protocols.md#maa-attest-request).
+// Go's encoding/json writes struct fields in declaration order, so the key order below
 // is the reference's, and every base64 is Go's `base64.URLEncoding`: url-safe alphabet, padded.
 // Pure code: no I/O, no clock; the nonce comes in.
 import { randomBytes } from 'node:crypto'

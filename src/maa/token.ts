@@ -1,4 +1,4 @@
-// Verification of an MAA attestation token (docs/wire-protocols.md §1.5-§1.7): the signature
+// Verification of an MAA attestation token (docs/protocols.md#maa-token, docs/protocols.md#maa-signing-keys): the signature
 // against the expected issuer's /certs keys, the issuer and the lifetime, with jose. The issuer is
 // derived from the endpoint skr was told to use, never from the token: a token's own `iss` or
 // `jku` never makes us fetch keys from a URL of its choosing.
@@ -6,6 +6,7 @@ import { decodeBase64Url } from '../encoding/base64.ts'
 import { decodeProtectedHeader, jwtVerify } from 'jose'
 import type { ProtectedHeaderParameters } from 'jose'
 import { MaaTokenInvalid, SidecarError } from '../errors.ts'
+import { isObject } from '../text/untrusted.ts'
 import type { JwksCache } from './jwks-cache.ts'
 
 /** What verifyMaaToken needs: the MAA endpoint (host[:port]), the key source and optionally the clock. */
@@ -104,7 +105,7 @@ export async function verifyMaaToken (token: string, options: VerifyMaaTokenOpti
 }
 
 /**
- * The claims release policies commonly test (wire-protocols §1.6 and §3: the canonical ACI policy,
+ * The claims release policies commonly test (docs/protocols.md#maa-token-claims and docs/protocols.md#release-policy: the canonical ACI policy,
  * the AKS preset, the CVM default), in the order a denial lists them. They describe the TEE (its
  * type, compliance, policy hash, debug bit, VMPL and launch measurement), not a credential.
  */
@@ -129,7 +130,7 @@ export function decodeTokenClaims (token: string): Record<string, unknown> | nul
   if (bytes === null) return null
   try {
     const payload: unknown = JSON.parse(bytes.toString('utf8'))
-    return typeof payload === 'object' && payload !== null && !Array.isArray(payload) ? payload as Record<string, unknown> : null
+    return isObject(payload) ? payload : null
   } catch {
     return null
   }

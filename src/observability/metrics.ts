@@ -6,8 +6,7 @@
 // Label values are closed vocabularies on purpose: a key name, vault host or MAA endpoint as a
 // label would leak deployment details to whoever scrapes /metrics and make cardinality
 // unbounded. The implementation enforces this again (see sanitiseLabel in ./registry.ts).
-import { isSidecarError } from '../errors.ts'
-import type { KeyReleaseBatchResult, KeyReleaseService } from '../service/types.ts'
+import { isSidecarError, type ErrorCode } from '../errors.ts'
 
 /** The upstreams skr calls (the same names as src/http/upstream.ts's UpstreamName). */
 export type UpstreamService = 'maa' | 'akv' | 'imds' | 'thim' | 'kds' | 'azcache' | 'entra'
@@ -53,7 +52,7 @@ export const noopMetrics: Metrics = Object.freeze({
 })
 
 // Codes that mean "the vault (or its policy), or skr's egress allow-list, said no" rather than "something broke".
-const DENIED_CODES = new Set(['ERR_KEY_RELEASE_DENIED', 'ERR_ACCESS_DENIED', 'ERR_KEY_NOT_FOUND', 'ERR_ENDPOINT_NOT_ALLOWED'])
+const DENIED_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['ERR_KEY_RELEASE_DENIED', 'ERR_ACCESS_DENIED', 'ERR_KEY_NOT_FOUND', 'ERR_ENDPOINT_NOT_ALLOWED'])
 
 /** Classifies a failed release: a refusal (by the vault, or of a host SKR_ALLOWED_HOSTS does not allow) is 'denied', anything else 'error'. */
 export function releaseOutcomeOf (err: unknown): Exclude<ReleaseOutcome, 'released'> {
@@ -63,46 +62,4 @@ export function releaseOutcomeOf (err: unknown): Exclude<ReleaseOutcome, 'releas
 /** The status label for an upstream call that threw: 'timeout' for deadline errors, else 'error'. */
 export function upstreamFailureStatus (err: unknown): 'timeout' | 'error' {
   return isSidecarError(err) && err.code === 'ERR_UPSTREAM_TIMEOUT' ? 'timeout' : 'error'
-}
-
-/**
- * Wraps a KeyReleaseService so every release (HTTP or gRPC, whoever holds the wrapper) counts
- * once in `releaseResult`, and so does every key of a batch (releaseMany): each released key as
- * 'released', each per-key failure by its own error; a batch that fails as a whole (its
- * attestation failed, the caller went away) counts each distinct kid it asked for with that
- * failure's outcome, as that many single releases failing the same way would. The result and the
- * error pass through unchanged.
- */
-export function instrumentKeyRelease<S extends KeyReleaseService> (service: S, metrics: Metrics): S {
-  const release: KeyReleaseService['release'] = async (request, signal) => {
-    try {
-      const jwk = await service.release(request, signal)
-      metrics.releaseResult('released')
-      return jwk
-    } catch (err) {
-      metrics.releaseResult(releaseOutcomeOf(err))
-      throw err
-    }
-  }
-  const members: Pick<KeyReleaseService, 'release' | 'releaseMany'> = { release }
-  const releaseMany = service.releaseMany
-  if (typeof releaseMany === 'function') {
-    members.releaseMany = async (request, signal) => {
-      let result: KeyReleaseBatchResult
-      try {
-        result = await releaseMany.call(service, request, signal)
-      } catch (err) {
-        // Each distinct kid counts once (the route's schema already bounds them: 1 to 16, distinct).
-        const kids = Array.isArray(request.kids) ? new Set(request.kids).size : 0
-        const outcome = releaseOutcomeOf(err)
-        for (let i = 0; i < kids; i++) metrics.releaseResult(outcome)
-        throw err
-      }
-      for (let i = Object.keys(result.keys).length; i > 0; i--) metrics.releaseResult('released')
-      for (const err of Object.values(result.errors)) metrics.releaseResult(releaseOutcomeOf(err))
-      return result
-    }
-  }
-  // Keep the service's other members (close(), ...) by delegating through the prototype chain.
-  return Object.assign(Object.create(service) as S, members)
 }

@@ -6,6 +6,7 @@ import { decodePolicy } from './import-key.ts'
 import type { TokenCredential } from '@azure/identity'
 import { UpstreamRejected, UpstreamResponseInvalid, UpstreamUnavailable } from '../errors.ts'
 import { openKeyClient, vaultError } from './vault-client.ts'
+import { untrustedText } from '../text/untrusted.ts'
 import type { VaultKeyPolicy } from './explain.ts'
 
 /** What reading a key's policy needs. */
@@ -61,13 +62,11 @@ export interface SidecarTokenRequest {
 // MAA takes the runtime data as JSON (dataType JSON), so this is JSON too; it only ends up in the
 // token's x-ms-runtime claim, which release policies do not test.
 const RUNTIME_DATA = Buffer.from(JSON.stringify({ purpose: 'skr explain' })).toString('base64')
-// eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g
 
 function said (body: unknown): string {
   const record = typeof body === 'object' && body !== null ? body as Record<string, unknown> : {}
-  const code = typeof record['code'] === 'string' ? record['code'].replace(CONTROL, ' ').slice(0, 60) : ''
-  const error = typeof record['error'] === 'string' ? record['error'].replace(CONTROL, ' ').slice(0, 300) : ''
+  const code = typeof record['code'] === 'string' ? untrustedText(record['code'], { max: 60, ellipsis: false }) : ''
+  const error = typeof record['error'] === 'string' ? untrustedText(record['error'], { max: 300, ellipsis: false }) : ''
   return [code, error].filter((s) => s !== '').join(': ') || 'no error text'
 }
 
@@ -80,7 +79,7 @@ function fetchFailure (err: unknown): string {
     const code = (part as { code?: unknown } | null)?.code
     if (typeof code === 'string' && /^[A-Z][A-Z0-9_]{1,40}$/.test(code)) return code
   }
-  const message = cause instanceof Error ? cause.message.replace(CONTROL, ' ').trim() : ''
+  const message = cause instanceof Error ? untrustedText(cause.message, { trim: true }) : ''
   return message !== '' && message.length <= 80 ? message : 'request failed'
 }
 

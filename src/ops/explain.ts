@@ -1,15 +1,14 @@
 // `skr explain`'s logic, pure: a key's release policy (as the vault returns it) and the claims of
 // an MAA token, evaluated clause by clause with the same evaluator the AKV emulator decides
-// releases with (akv/release-policy.ts explainReleasePolicy), and rendered as text or JSON with
+// releases with (akv/release-policy-evaluate.ts explainReleasePolicy), and rendered as text or JSON with
 // every clause met or not, its expected and its actual value. The token itself is never printed:
 // only its claims, which describe the TEE (docs/security.md). The I/O (the vault, the sidecar, a
 // file) is in explain-sources.ts.
 import { ConfigInvalid, UpstreamResponseInvalid } from '../errors.ts'
-import {
-  explainReleasePolicy, releasePolicyFromJson,
-  type ConditionResult, type PolicyExplanation, type ReleasePolicy
-} from '../akv/release-policy.ts'
+import { releasePolicyFromJson, type ReleasePolicy } from '../akv/release-policy.ts'
+import { explainReleasePolicy, type ConditionResult, type PolicyExplanation } from '../akv/release-policy-evaluate.ts'
 import { decodeTokenClaims } from '../maa/token.ts'
+import { hasControl, oneLine } from '../text/untrusted.ts'
 
 /** Where the claims came from, for the report. */
 export type ClaimsSource =
@@ -103,21 +102,17 @@ export function buildReport (input: { vault: string, key: VaultKeyPolicy, claims
   return { vault: input.vault, keyId: input.key.keyId, source: input.source, explanation, tokenExpires, tokenExpired, exportable: input.key.exportable, warnings, policy: input.key.policy }
 }
 
-// eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
+const MAX_SHOWN = 200
 
-/** Untrusted text (an issuer, a claim name, an authority from the vault or an unverified token) as printed: control characters escaped, so it cannot forge a line. */
+/** Untrusted text (an issuer, a claim name, an authority from the vault or an unverified token) as printed: JSON-quoted with every control escaped when it has one, so it cannot forge a line. */
 export function safeText (text: string): string {
-  const shown = CONTROL.test(text) ? JSON.stringify(text) : text
-  return shown.length > 200 ? `${shown.slice(0, 200)}…` : shown
+  return oneLine(hasControl(text) ? JSON.stringify(text) : text, { escape: true, max: MAX_SHOWN })
 }
 
 /** A value as the report shows it: JSON-typed (`"sevsnpvm"`, `false`, `0`), `absent`, long or odd values shortened. */
 export function valueText (value: unknown, present = true): string {
   if (!present || value === undefined) return 'absent'
-  const text = JSON.stringify(value) ?? String(value)
-  const shown = CONTROL.test(text) ? JSON.stringify(text) : text
-  return shown.length > 200 ? `${shown.slice(0, 200)}…` : shown
+  return oneLine(JSON.stringify(value) ?? String(value), { escape: true, max: MAX_SHOWN })
 }
 
 const OPERATOR_TEXT: Readonly<Record<string, string>> = {

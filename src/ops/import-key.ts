@@ -1,6 +1,6 @@
 // Creates (or imports) an exportable key with a release policy in Azure Key Vault Premium, Managed
 // HSM or the AKV emulator, as the reference's tools/importkey does, through @azure/keyvault-keys
-// (wire-protocols §2.7, §6.1-6.3): `exportable: true`, `releasePolicy: {encodedPolicy, immutable}`,
+// (docs/protocols.md#creating-exportable-keys, docs/protocols.md#key-vault-sdk): `exportable: true`, `releasePolicy: {encodedPolicy, immutable}`,
 // serviceVersion pinned (7.4 by default, as the reference), challenge-resource verification turned
 // off only for hosts outside Azure's vault domains, extra CA roots through a per-request agent.
 // Returns the key id and the stored policy; never reads or returns key material.

@@ -1,5 +1,5 @@
 // Builds the key release policy a confidential container's key needs, so users stop writing it by
-// hand (wire-protocols §3). The ACI preset is the reference's canonical policy (CSC
+// hand (docs/protocols.md#release-policy). The ACI preset is the reference's canonical policy (CSC
 // examples/skr/aci/importkeyconfig.json, tools/importkey): one authority (the MAA endpoint) whose
 // claims must all hold — HOST_DATA equal to SHA-256 of the container group's security policy, a
 // Microsoft-endorsed UVM, not debuggable, VMPL 0 — with values in the string forms the reference
@@ -9,11 +9,12 @@
 import { createHash } from 'node:crypto'
 import { ConfigInvalid } from '../errors.ts'
 import { normaliseEndpoint } from '../http/endpoint.ts'
+import { isObject } from '../text/untrusted.ts'
 
 /** A claim condition as the policy grammar writes it; values are strings, as in the reference's policies. */
 export interface ClaimEquals { claim: string, equals: string }
 
-/** A release policy document as the vault stores it (wire-protocols §3). */
+/** A release policy document as the vault stores it (docs/protocols.md#release-policy). */
 export interface ReleasePolicyDocument {
   version: '1.0.0'
   anyOf: Array<{ authority: string, allOf: ClaimEquals[] }>
@@ -138,10 +139,6 @@ export function pinsHostData (policy: ReleasePolicyDocument): boolean {
 /** The policy as the UTF-8 JSON bytes a vault stores (compact, as the reference marshals it). */
 export function encodeReleasePolicy (policy: unknown): Buffer {
   return Buffer.from(JSON.stringify(policy), 'utf8')
-}
-
-function isObject (v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v)
 }
 
 function checkConditions (list: unknown, where: string, depth: number): void {

@@ -1,5 +1,5 @@
 // What the operator commands that talk to a vault with @azure/keyvault-keys share (`skr
-// import-key`, `skr explain`): a KeyClient for a host (wire-protocols §6.1-6.3: serviceVersion
+// import-key`, `skr explain`): a KeyClient for a host (docs/protocols.md#key-vault-sdk: serviceVersion
 // pinned, challenge-resource verification off only for hosts outside Azure's vault domains, extra
 // CA roots through one per-command agent), a credential for a bearer token given on the command
 // line, and the mapping of what the SDK throws to skr's errors (never a token, never a body).
@@ -10,7 +10,9 @@ import { KeyClient } from '@azure/keyvault-keys'
 import {
   AccessDenied, IdentityUnavailable, isSidecarError, type SidecarError, UpstreamNotFound, UpstreamRejected, UpstreamTimeout, UpstreamUnavailable
 } from '../errors.ts'
+import { isTlsCertificateError } from '../http/errors-map.ts'
 import { VAULT_RESOURCES, hostnameOf } from '../identity/resource.ts'
+import { untrustedText } from '../text/untrusted.ts'
 
 /** True for a Key Vault or Managed HSM host of a known Azure cloud (the SDK's challenge check then stays on). */
 export function isAzureVaultHost (vault: string): boolean {
@@ -60,21 +62,13 @@ export function openKeyClient (settings: KeyClientSettings): OpenKeyClient {
   return { client, close: () => { agent.destroy() } }
 }
 
-// eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g
-const JWT_LIKE = /eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.?[A-Za-z0-9_-]*/g
-
 function safeText (value: unknown): string {
-  const text = typeof value === 'string' ? value : ''
-  const clean = text.replace(CONTROL, ' ').replace(JWT_LIKE, '[redacted]').trim()
-  return clean.length > 200 ? `${clean.slice(0, 200)}…` : clean
+  return untrustedText(typeof value === 'string' ? value : '', { trim: true, max: 200 })
 }
 
 function field (value: unknown, name: string): unknown {
   return typeof value === 'object' && value !== null ? (value as Record<string, unknown>)[name] : undefined
 }
-
-const TLS_CODES = new Set(['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_HAS_EXPIRED', 'ERR_TLS_CERT_ALTNAME_INVALID'])
 
 /** What a 403 from the vault means for the operation: the permission the identity lacks. */
 export const PUT_KEY_PERMISSION = 'the identity needs permission to create/import keys (Key Vault Crypto Officer, Managed HSM Crypto User)'
@@ -110,6 +104,6 @@ export function vaultError (err: unknown, vault: string, permission: string = PU
   if (code === 'ENOTFOUND') {
     return new UpstreamNotFound(`vault ${vault}: host name not found (ENOTFOUND): check the name (a typo, a deleted vault, a private endpoint whose DNS zone is not linked)`, { details: { ...facts, errorCode: code } })
   }
-  const hint = TLS_CODES.has(code) ? ': the vault\'s TLS certificate is not trusted (set SKR_EXTRA_CA_CERTS to a PEM with its CA for private vaults and emulators)' : ''
+  const hint = isTlsCertificateError(code) ? ': the vault\'s TLS certificate is not trusted (set SKR_EXTRA_CA_CERTS to a PEM with its CA for private vaults and emulators)' : ''
   return new UpstreamUnavailable(`vault ${vault} could not be reached (${code === '' ? safeText(field(err, 'message')) : code})${hint}`, { details: facts })
 }

@@ -1,6 +1,6 @@
 // Offline verification of a report and its AMD chain for `skr verify`, check by check, so the
 // user sees everything that passed and everything that failed rather than the first failure
-// (docs/sev-snp.md §6.4 items 1-3 and 7). The hardware checks use the same primitives as
+// (docs/sev-snp.md#verifying-a-report). The hardware checks use the same primitives as
 // src/certs/report-verify.ts, and when they all pass verifyReport itself must agree, so this report can
 // never say "pass" where the sidecar's own verifier would refuse. Reserved bits and bytes a genuine
 // report sets (newer firmware, issue 12) are a 'warn' check by default and a 'fail' only when the

@@ -7,10 +7,10 @@
 // token itself, its signature and its runtime keys are never shown. Pure: no I/O.
 import { isSidecarError, KeyReleaseDenied } from '../errors.ts'
 import { decodeTokenClaims, POLICY_CLAIMS } from '../maa/token.ts'
+import { isTokenShaped } from '../text/untrusted.ts'
 
 const MAX_TEXT = 200
 const PRINTABLE = /^[\x20-\x7e]*$/
-const JWT_LIKE = /eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}/
 
 /**
  * True for AKV's refusal of the attestation statement (a policy the claims do not meet, or a token
@@ -27,7 +27,7 @@ export function claimValueText (value: unknown): string {
   if (value === undefined) return 'absent'
   if (value === null || typeof value === 'boolean') return String(value)
   if (typeof value === 'number') return Number.isFinite(value) ? String(value) : '(not shown)'
-  if (typeof value === 'string' && value.length <= MAX_TEXT && PRINTABLE.test(value) && !JWT_LIKE.test(value)) return JSON.stringify(value)
+  if (typeof value === 'string' && value.length <= MAX_TEXT && PRINTABLE.test(value) && !isTokenShaped(value)) return JSON.stringify(value)
   return '(not shown)'
 }
 

@@ -1,4 +1,4 @@
-// The secure key release behind POST /key/release (wire-protocols §0; reference pkg/skr/skr.go
+// The secure key release behind POST /key/release (docs/protocols.md#key-release-flow; reference pkg/skr/skr.go
 // SecureKeyRelease): a wrapping key → an MAA token whose runtime data is its JWKS → an Entra
 // token for the vault → release → verify the signed answer → unwrap with the private key → the
 // key as a JWK. Every failure keeps its class, code and status (so callers can tell "not

@@ -1,6 +1,6 @@
 // The ephemeral RSA wrapping key of one release, and the JWK set that carries its public half as
 // MAA runtime data. The vault wraps the released key to "the first RSA key with a kid whose
-// key_ops contains encrypt" in x-ms-runtime.keys (wire-protocols §2.4), so the set holds exactly
+// key_ops contains encrypt" in x-ms-runtime.keys (docs/protocols.md#wrapping-key-selection), so the set holds exactly
 // that key, in the reference's bytes: {"keys":[{"e","key_ops":["encrypt"],"kid","kty","n"}]}
 // with members sorted, kid = RFC 7638 SHA-256 thumbprint (reference pkg/common/crypto.go
 // GenerateJWKSet; its vector is in test/unit/skr/wrapping-key.test.ts). The bytes matter:

@@ -5,6 +5,7 @@ import { loadConfig } from '../config/config.ts'
 import { InternalError } from '../errors.ts'
 import { createMetricsRegistry } from '../observability/registry.ts'
 import type { AttestationService, KeyReleaseService } from '../service/types.ts'
+import { isObject as isSchema } from '../text/untrusted.ts'
 import { buildApp } from './app.ts'
 import type { OpenApiDocument } from './plugins/openapi.ts'
 
@@ -35,10 +36,6 @@ export async function buildApiDocument (): Promise<OpenApiDocument> {
 }
 
 type Schema = Record<string, unknown>
-
-function isSchema (value: unknown): value is Schema {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-}
 
 function cell (text: string): string {
   return text.replace(/\|/g, '\\|').replace(/\n/g, ' ')

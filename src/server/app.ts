@@ -23,7 +23,7 @@ import { registerAttestRoutes } from './routes/attest.ts'
 import { registerKeyReleaseRoute } from './routes/key-release.ts'
 import { registerStatusRoute } from './routes/status.ts'
 import { quietProbeLogging } from './request-logging.ts'
-import { errorBodySchema } from './schemas.ts'
+import { errorBodySchema } from './error-schemas.ts'
 
 /** What the HTTP application needs: validated config and the two domain services. */
 export interface AppDeps {

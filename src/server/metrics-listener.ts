@@ -31,7 +31,7 @@ import { lazySchemaController } from './plugins/lazy-schemas.ts'
 import { registerMetricsRoute, cachedMetrics } from './plugins/metrics.ts'
 import { startPressureMonitor } from './plugins/pressure-monitor.ts'
 import { quietProbeLogging } from './request-logging.ts'
-import { errorBodySchema } from './schemas.ts'
+import { errorBodySchema } from './error-schemas.ts'
 
 /** Connections the metrics listener keeps open at most (Prometheus keeps one per target; each kubelet probe opens one). */
 export const METRICS_MAX_CONNECTIONS = 16

@@ -1,5 +1,5 @@
 // The simulated attestation backend: reports with the hardware's exact layout, signed like the
-// hardware (ECDSA P-384/SHA-384 over bytes 0x000..0x29F, docs/sev-snp.md §1.7) by the VCEK of an
+// hardware (ECDSA P-384/SHA-384 over bytes 0x000..0x29F, docs/sev-snp.md#report-signature) by the VCEK of an
 // emulated AMD chain. Nothing about it is secure: the chain's ARK is trusted only when configured,
 // and `simulated: true` is how the server and the logs say so.
 import { createHash, randomBytes, sign } from 'node:crypto'
@@ -28,7 +28,7 @@ export interface SimulatedOptions {
   debug?: boolean
 }
 
-// POLICY: ABI 0.31, SMT allowed (bit 16), reserved bit 17 set; DEBUG is bit 19 (§1.3).
+// POLICY: ABI 0.31, SMT allowed (bit 16), reserved bit 17 set; DEBUG is bit 19 (docs/snp-report.md#policy-0x008).
 const BASE_POLICY = 0x3001fn
 const POLICY_DEBUG = 1n << 19n
 const PLATFORM_INFO = 0x1n // SMT enabled
@@ -36,7 +36,7 @@ const SIGNER_VCEK = 0 // SIGNING_KEY 0, no author key, chip key not masked
 const ECDSA_P384_SHA384 = 1
 const MILAN_CPUID = { family: 0x19, model: 0x01, stepping: 1 } as const
 const FIRMWARE = { major: 1, minor: 55, build: 0 } as const
-// SEV_RET_INVALID_PARAM: what the firmware answers for a VMPL the guest may not request (§7 item 1).
+// SEV_RET_INVALID_PARAM: what the firmware answers for a VMPL the guest may not request (docs/sev-snp.md#msg_report_rsp).
 const FW_INVALID_PARAM = 0x16
 // Fixed, readable ids so a simulated report is recognisable in a hex dump.
 const FAMILY_ID = Buffer.from('skr-simulated-fm', 'latin1')

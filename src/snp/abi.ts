@@ -1,7 +1,7 @@
 // The SEV-SNP ATTESTATION_REPORT structure (SNP ABI 56860 "ATTESTATION_REPORT Structure", Table 22
 // in revision 1.55; docs/snp-report.md): 1184 little-endian bytes, versions 2, 3, 4 and 5. Pure
 // code: bytes in, a decoded report out, and the exact inverse for test doubles. Verification must
-// hash `raw`, never a re-serialised report (docs/sev-snp.md §7 item 23).
+// hash `raw`, never a re-serialised report (docs/sev-snp.md#report-signature).
 //
 // What is fatal (ReportInvalid): a size other than 1184, a VERSION whose layout skr does not know,
 // and, for SIGNATURE_ALGO 1, non-zero padding in the unsigned signature area (reserved.ts). Nothing
@@ -95,7 +95,7 @@ const BYTE_FIELDS: ReadonlyArray<readonly [BytesKey, number, number]> = [
 // known layout would be a guess (go-sev-guest af1c107 accepts 2..5 too; virtee/sev reads anything
 // above 5 as 5). Version 4 exists in the field (GCP Milan firmware 1.55.31, virtee/sev PR #307) but
 // its ABI is under AMD embargo; virtee and go-sev-guest read it with the v3 layout, and so do we:
-// whatever v4 adds in 0x1F8..0x29F shows up in `unknownBytes` (docs/sev-snp.md §1.2).
+// whatever v4 adds in 0x1F8..0x29F shows up in `unknownBytes` (docs/snp-report.md#layout-little-endian-offsets-in-hex).
 const VERSIONS: ReadonlySet<number> = new Set([2, 3, 4, 5])
 
 /** The KDS product of a CPUID family/model as stored in a v3+ report; null when not Milan/Genoa/Turin. */

@@ -1,5 +1,5 @@
 // QuoteProviders over the SEV-SNP guest ioctls: SNP_GET_REPORT on /dev/sev-guest and the
-// legacy 5.15 /dev/sev interface of older Confidential ACI UVMs (docs/sev-snp.md §2.1-2.5).
+// legacy 5.15 /dev/sev interface of older Confidential ACI UVMs (docs/sev-snp.md#guest-request-ioctls to docs/sev-snp.md#legacy-aci-guest-device).
 // The addon returns the raw response; everything that needs judgement lives here: one request
 // in flight, MSG_REPORT_RSP checks, bounded retries of BUSY, and never retrying after the
 // kernel has wiped the VMPCK (a retry cannot succeed and would only hide the first cause).

@@ -1,7 +1,7 @@
 // REPORT_DATA binding for MAA: the reference sidecar puts SHA-256(runtime data) in the first 32
 // bytes and zeros in the rest (confidential-sidecar-containers pkg/attest GenerateMAAReportData),
 // and MAA checks x-ms-sevsnpvm-reportdata against exactly that. Zero-padding, never truncation:
-// the firmware field is a fixed 64 bytes (docs/sev-snp.md §7 item 8).
+// the firmware field is a fixed 64 bytes (docs/sev-snp.md#report_data).
 import { createHash } from 'node:crypto'
 import { REPORT_DATA_SIZE } from './provider.ts'
 

@@ -1,5 +1,5 @@
-// Chooses the attestation backend (`--attestation`, env SKR_ATTESTATION; docs/sev-snp.md §6.2
-// item 1). `auto` tries configfs-tsm, then /dev/sev-guest, then the legacy /dev/sev, as go-sev-guest's
+// Chooses the attestation backend (`--attestation`, env SKR_ATTESTATION; docs/sev-snp.md#choosing-a-backend).
+// `auto` tries configfs-tsm, then /dev/sev-guest, then the legacy /dev/sev, as go-sev-guest's
 // GetQuoteProvider does. When none is there we fail at start-up: the reference silently serves a
 // fixed fake report instead, which only fails later at MAA with an error nobody can trace back, so
 // the simulator is never a fallback and must be asked for by name.
@@ -15,7 +15,7 @@ const MODES: readonly AttestationMode[] = ['auto', 'tsm', 'sev-guest', 'sev', 's
 
 /** The upstream sev-guest driver's device (Linux 6.1+). */
 export const DEFAULT_SEV_GUEST_PATH = '/dev/sev-guest'
-/** The 5.15-era Confidential ACI UVM guest device (docs/sev-snp.md §2.5). */
+/** The 5.15-era Confidential ACI UVM guest device (docs/sev-snp.md#legacy-aci-guest-device). */
 export const DEFAULT_SEV_PATH = '/dev/sev'
 
 /** How to pick a backend; the probes and constructors are injectable for tests. */

@@ -1,7 +1,7 @@
 // TCB_VERSION: the 8-byte security-patch-level vector found four times in an attestation report
 // (CURRENT/REPORTED/COMMITTED/LAUNCH) and in the VCEK's extensions. Its byte layout depends on the
 // CPU generation, not on the report version (SNP ABI 56860 Table 3; virtee/sev TcbVersion
-// from_legacy_bytes/from_turin_bytes; docs/sev-snp.md §1.6):
+// from_legacy_bytes/from_turin_bytes; docs/sev-snp.md#tcb-values):
 //
 //   byte         0    1    2    3    4    5    6     7
 //   Milan/Genoa  BL   TEE  -    -    -    -    SNP   UCODE

@@ -1,25 +1,17 @@
-// The configfs-tsm attestation backend (Linux 6.7+; docs/sev-snp.md §2.6, §6.2 item 4, §7 items 20
-// and 21). Each request gets its own entry under /sys/kernel/config/tsm/report: mkdir, write inblob
+// The configfs-tsm attestation backend (Linux 6.7+; docs/sev-snp.md#configfs-tsm).
+// Each request gets its own entry under /sys/kernel/config/tsm/report: mkdir, write inblob
 // (and privlevel), read outblob and auxblob, check that `generation` counted only our writes, rmdir.
 // A private entry per request is what makes the generation check meaningful: any extra bump means
 // another writer touched our entry and the blob we read may answer someone else's inblob.
 import { randomBytes } from 'node:crypto'
-import * as fsp from 'node:fs/promises'
 import { join } from 'node:path'
 import { RequestInvalid, ReportInvalid, SnpDeviceUnavailable, SnpFirmwareError } from '../errors.ts'
 import type { ErrorDetails } from '../errors.ts'
 import { REPORT_SIZE } from './abi.ts'
 import { REPORT_DATA_SIZE } from './provider.ts'
 import type { QuoteProvider, RawQuote } from './provider.ts'
-
-/** The filesystem calls the backend makes: node:fs/promises by default, a fake configfs in tests. */
-export interface TsmFs {
-  mkdir (path: string): Promise<void>
-  rmdir (path: string): Promise<void>
-  readFile (path: string): Promise<Buffer>
-  writeFile (path: string, data: Uint8Array | string): Promise<void>
-  access (path: string): Promise<void>
-}
+import { errnoOf, fsFailure, mkdirFailure, probeReason, Retry } from './tsm-errors.ts'
+import { nodeTsmFs, type TsmFs } from './tsm-fs.ts'
 
 /** Where the kernel exposes configfs-tsm report entries. */
 export const DEFAULT_TSM_ROOT = '/sys/kernel/config/tsm/report'
@@ -33,33 +25,6 @@ export interface TsmProviderOptions {
 }
 
 const SEV_GUEST_PROVIDER = 'sev_guest'
-const READ_CHUNK = 64 * 1024
-
-// configfs attributes may stat with a size unrelated to their content (0 or 4096), and Node's
-// readFile trusts a non-zero size, so read until EOF as go's os.ReadFile does.
-async function readToEnd (path: string): Promise<Buffer> {
-  const handle = await fsp.open(path, 'r')
-  try {
-    const chunks: Buffer[] = []
-    for (;;) {
-      const chunk = Buffer.alloc(READ_CHUNK)
-      const { bytesRead } = await handle.read(chunk, 0, READ_CHUNK, null)
-      if (bytesRead === 0) return Buffer.concat(chunks)
-      chunks.push(chunk.subarray(0, bytesRead))
-    }
-  } finally {
-    await handle.close()
-  }
-}
-
-/** The production TsmFs: node:fs/promises, reading every attribute to EOF. */
-export const nodeTsmFs: TsmFs = Object.freeze<TsmFs>({
-  mkdir: async (path) => { await fsp.mkdir(path) },
-  rmdir: async (path) => { await fsp.rmdir(path) },
-  readFile: readToEnd,
-  writeFile: async (path, data) => { await fsp.writeFile(path, data) },
-  access: async (path) => { await fsp.access(path) }
-})
 
 function defaultEntryName (): string {
   return `skr-${process.pid}-${randomBytes(8).toString('hex')}`
@@ -71,7 +36,7 @@ interface Context { root: string, fs: TsmFs, entryName: () => string }
 export function createTsmProvider (options: TsmProviderOptions = {}): QuoteProvider {
   const ctx: Context = { root: options.root ?? DEFAULT_TSM_ROOT, fs: options.fs ?? nodeTsmFs, entryName: options.entryName ?? defaultEntryName }
   // One request at a time: the provider's generation counter and the PSP are shared, and
-  // parallel entries only add contention (docs/sev-snp.md §7 item 3: the host throttles).
+  // parallel entries only add contention (docs/sev-snp.md#ioctl-errors: the host throttles).
   let queue: Promise<unknown> = Promise.resolve()
   return Object.freeze({
     backend: 'tsm' as const,
@@ -249,73 +214,4 @@ export async function probeTsm (options: { root?: string, fs?: TsmFs } = {}): Pr
   } finally {
     await fs.rmdir(dir).catch(() => undefined)
   }
-}
-
-// ---- errno mapping ---------------------------------------------------------------------------
-
-// Thrown inside one attempt when a fresh entry may succeed; never escapes withRetry.
-class Retry extends Error {
-  readonly kind: 'race' | 'busy'
-  readonly details: ErrorDetails
-  constructor (kind: 'race' | 'busy', details: ErrorDetails) {
-    super(`configfs-tsm ${kind}`)
-    this.kind = kind
-    this.details = details
-  }
-}
-
-function errnoOf (err: unknown): string {
-  if (typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string') return err.code
-  return 'unknown'
-}
-
-const PERMISSION = new Set(['EACCES', 'EPERM', 'EROFS'])
-const PERMISSION_HINT = 'configfs-tsm needs root and a writable /sys/kernel/config (in a container: run privileged or mount configfs read-write)'
-const ABSENT_HINT = 'configfs-tsm not available: kernel < 6.7, configfs not mounted, or no TSM provider'
-
-// What a user can do about each errno the sev_guest provider returns when a blob is read
-// (docs/sev-snp.md §2.3, §2.6, §7 items 3 and 4).
-const FIRMWARE_HINTS: Readonly<Record<string, string>> = {
-  EINVAL: 'the provider rejected the request (report data not 64 bytes, a VMPL below the guest\'s own, or firmware ' +
-    'status INVALID_PARAM/INVALID_KEY); check the requested vmpl against privlevel_floor',
-  ENXIO: 'the SEV-SNP firmware returned an error status, or the sev_guest provider went away; check dmesg for sev-guest messages',
-  EIO: 'the host failed the guest request and the kernel may have disabled the VMPCK, after which every request fails; ' +
-    'check dmesg, restart the VM, and report it to the platform operator',
-  ETIMEDOUT: 'the host kept the request busy for over a minute and the kernel may have disabled the VMPCK; restart the ' +
-    'VM if it persists and report it to the platform operator',
-  ENOTTY: 'the sev-guest driver refuses requests, usually because an earlier fatal error disabled the VMPCK; restart the VM'
-}
-
-function mkdirFailure (err: unknown, root: string): Error {
-  const errno = errnoOf(err)
-  const options = { cause: err, details: { errno, operation: 'mkdir', backend: 'tsm' } }
-  if (errno === 'EBUSY') return new Retry('busy', options.details)
-  if (errno === 'ENOENT' || errno === 'ENXIO') return new SnpDeviceUnavailable(`${ABSENT_HINT} (mkdir in ${root}: ${errno})`, options)
-  if (PERMISSION.has(errno)) return new SnpDeviceUnavailable(`cannot create an entry in ${root} (${errno}): ${PERMISSION_HINT}`, options)
-  return new SnpDeviceUnavailable(`cannot create a configfs-tsm entry in ${root} (${errno})`, options)
-}
-
-function fsFailure (err: unknown, operation: 'read' | 'write', attribute: string): Error {
-  const errno = errnoOf(err)
-  const options = { cause: err, details: { errno, operation, attribute, backend: 'tsm' } }
-  if (errno === 'EBUSY') return new Retry('busy', options.details)
-  if (PERMISSION.has(errno)) return new SnpDeviceUnavailable(`cannot ${operation} ${attribute} (${errno}): ${PERMISSION_HINT}`, options)
-  if (attribute === 'privlevel' && errno === 'EINVAL') {
-    return new RequestInvalid('the provider refused the requested vmpl (EINVAL): it is below privlevel_floor', { details: options.details })
-  }
-  const blob = operation === 'read' && attribute.endsWith('blob')
-  const hint = blob ? FIRMWARE_HINTS[errno] : undefined
-  if (hint !== undefined) return new SnpFirmwareError(`reading ${attribute} failed with ${errno}: ${hint}`, options)
-  if (!blob && (errno === 'ENOENT' || errno === 'ENXIO')) {
-    return new SnpDeviceUnavailable(`configfs-tsm entry has no usable ${attribute} (${errno}): the root is not a ` +
-      'configfs-tsm report directory, or the provider went away', options)
-  }
-  return new SnpFirmwareError(`configfs-tsm ${operation} of ${attribute} failed with ${errno}`, options)
-}
-
-function probeReason (err: unknown, root: string, stage: 'access' | 'mkdir' | 'provider'): string {
-  const errno = errnoOf(err)
-  if (PERMISSION.has(errno)) return `${root}: ${errno}: ${PERMISSION_HINT}`
-  if (stage !== 'provider' && (errno === 'ENOENT' || errno === 'ENXIO')) return `${root}: ${errno}: ${ABSENT_HINT}`
-  return `${root}: ${stage} failed with ${errno}`
 }

@@ -1,7 +1,7 @@
 // The UVM security context: what the confidential-container host hands the guest about itself —
 // the CCE security policy, the host's THIM document and the UVM reference info (a COSE_Sign1
 // endorsement), each base64 in a file of the security-context directory or, for old hosts, in an
-// environment variable (CSC pkg/common/info.go; docs/sev-snp.md §3.7).
+// environment variable (CSC pkg/common/info.go; docs/protocols.md#uvm-security-context).
 import { readFile, readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { VcekCollateral } from '../collateral/types.ts'

@@ -1,5 +1,5 @@
 // A TsmFs over a real temporary directory that behaves like the kernel's configfs-tsm report
-// interface with the sev_guest provider (docs/sev-snp.md §2.6): mkdir populates the attribute
+// interface with the sev_guest provider (docs/sev-snp.md#configfs-tsm): mkdir populates the attribute
 // files, writes to inblob/privlevel bump `generation`, reading outblob produces a report, and
 // rmdir removes the attributes as configfs does implicitly. Faults are injected through the
 // mutable `faults` object; `created`, `removed`, `writes` and `maxLive` record what happened.
@@ -7,7 +7,7 @@ import * as fsp from 'node:fs/promises'
 import { constants, tmpdir } from 'node:os'
 import { basename, dirname, join } from 'node:path'
 import { serializeReport } from '../../src/snp/abi.ts'
-import type { TsmFs } from '../../src/snp/tsm.ts'
+import type { TsmFs } from '../../src/snp/tsm-fs.ts'
 
 /** What the outblob callback gets: the entry's inblob and privlevel (0 when never written). */
 export interface OutblobRequest { reportData: Buffer, vmpl: number, entry: string }
@@ -161,7 +161,7 @@ export async function createFakeConfigfs (options: FakeConfigfsOptions = {}): Pr
       }
       const dir = dirname(path)
       const reportData = await fsp.readFile(join(dir, 'inblob')).catch(() => Buffer.alloc(0))
-      // sev_guest's own check (docs/sev-snp.md §2.6): anything but 64 bytes is EINVAL at read time.
+      // sev_guest's own check (docs/sev-snp.md#configfs-tsm): anything but 64 bytes is EINVAL at read time.
       if (reportData.length !== 64) throw errnoError('EINVAL', 'read', path)
       const level = await fsp.readFile(join(dir, 'privlevel'), 'utf8').catch(() => '0')
       let report = makeReport({ reportData, vmpl: Number(level.trim()), entry })

@@ -18,6 +18,7 @@ import type {
   KeyReleaseService
 } from '../../src/service/types.ts'
 import type { SidecarError } from '../../src/errors.ts'
+import { NO_SHEDDING } from '../helpers/shedding.ts'
 
 /** How an operation behaves: answer, throw `error`, or never settle (optionally rejecting on abort). */
 export type FakeMode =
@@ -153,6 +154,9 @@ export class GatedKeyRelease implements KeyReleaseService {
   }
 }
 
+// Load shedding off, for the apps these doubles build (test/helpers/shedding.ts says why).
+export { NO_SHEDDING, TEST_SHEDDING_OFF } from '../helpers/shedding.ts'
+
 /** A validated Config from skr-style environment overrides (no flags). */
 export function testConfig (env: Readonly<Record<string, string>> = {}): Config {
   return loadConfig([], env)
@@ -181,6 +185,6 @@ export function createHarness (env: Readonly<Record<string, string>> = {}): Harn
       logs.push(JSON.parse(line) as Record<string, unknown>)
     }
   })
-  const app = buildApp({ config: testConfig(env), attestation, keyRelease, logger })
+  const app = buildApp({ config: testConfig(env), attestation, keyRelease, logger, backpressure: NO_SHEDDING })
   return { app, attestation, keyRelease, logText, logs }
 }

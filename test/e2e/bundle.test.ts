@@ -5,7 +5,6 @@
 // gRPC with health and reflection from dist/vendor, the addon), and a resolve hook reports any
 // file still taken from a node_modules directory.
 import t from 'tap'
-import { spawnSync } from 'node:child_process'
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -14,6 +13,8 @@ import { request } from 'undici'
 import { IMAGE_NODE_ARGS, spawnSkr } from '../../bench/skr-process.ts'
 import { startEmulatedEnvironment } from '../../src/emulator/environment.ts'
 import { callUnary, connectClients, listServices } from '../doubles/grpc-fakes.ts'
+import { runChild } from '../helpers/child-process.ts'
+import { TEST_SHEDDING_OFF } from '../helpers/sidecar-env.ts'
 import { buildShim } from '../helpers/shim.ts'
 
 const root = fileURLToPath(new URL('../../', import.meta.url))
@@ -41,7 +42,7 @@ const image = mkdtempSync(join(tmpdir(), 'skr-bundle-'))
 t.teardown(() => { rmSync(image, { recursive: true, force: true }) })
 const app = join(image, 'app')
 const dist = join(app, 'dist')
-const built = spawnSync(process.execPath, [join(root, 'scripts/bundle.mjs'), '--outdir', dist], { cwd: root, encoding: 'utf8' })
+const built = await runChild(t, process.execPath, [join(root, 'scripts/bundle.mjs'), '--outdir', dist], { cwd: root })
 cpSync(join(root, 'package.json'), join(app, 'package.json'))
 cpSync(join(root, 'bin'), join(app, 'bin'), { recursive: true })
 cpSync(join(root, 'proto'), join(app, 'proto'), { recursive: true })
@@ -85,9 +86,10 @@ t.test('the bundled skr serves every route, from a layout without node_modules',
   const skr = await spawnSkr(env, {
     bin,
     nodeArgs: [...IMAGE_NODE_ARGS, '--import', NODE_MODULES_HOOK],
-    overrides: { ServerType: 'both', SKR_GRPC_PORT: '0' },
+    overrides: { ...TEST_SHEDDING_OFF, ServerType: 'both', SKR_GRPC_PORT: '0' },
     logLevel: 'info',
-    startTimeoutMs: 60_000
+    startTimeoutMs: 120_000,
+    owner: t
   })
   let stopped = false
   t.teardown(async () => { if (!stopped) await skr.stop() })
@@ -121,15 +123,15 @@ t.test('the bundled skr serves every route, from a layout without node_modules',
     t.ok(services.includes(name), `reflection lists ${name}`)
   }
 
-  const probe = spawnSync(process.execPath, [...IMAGE_NODE_ARGS, bin, 'healthcheck', '--port', String(skr.port)], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } })
+  const probe = await runChild(t, process.execPath, [...IMAGE_NODE_ARGS, bin, 'healthcheck', '--port', String(skr.port)], { env: { PATH: process.env.PATH ?? '' } })
   t.equal(probe.status, 0, `skr healthcheck against it\n${probe.stderr}`)
   // bin/skr.js runs dist/healthcheck.js for this command: the same exit codes as through main.js.
-  const refused = spawnSync(process.execPath, [bin, 'healthcheck', '--port', '1'], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } })
+  const refused = await runChild(t, process.execPath, [bin, 'healthcheck', '--port', '1'], { env: { PATH: process.env.PATH ?? '' } })
   t.equal(refused.status, 1, 'unhealthy: exit 1')
   t.match(refused.stderr, /^skr healthcheck: GET http:\/\/127\.0\.0\.1:1\/status failed: .*ECONNREFUSED/)
-  const misused = spawnSync(process.execPath, [bin, 'healthcheck', '--bogus'], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } })
+  const misused = await runChild(t, process.execPath, [bin, 'healthcheck', '--bogus'], { env: { PATH: process.env.PATH ?? '' } })
   t.equal(misused.status, 2, 'a bad flag: exit 2')
-  const version = spawnSync(process.execPath, [bin, '--version'], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } })
+  const version = await runChild(t, process.execPath, [bin, '--version'], { env: { PATH: process.env.PATH ?? '' } })
   t.match(version.stdout, new RegExp(`^skr ${pkg.version.replace(/\./g, '\\.')} \\(Node\\.js v\\d+`), 'skr --version reads package.json from the package root')
 
   const exit = await skr.stop()
@@ -143,9 +145,7 @@ t.test('the bundled skr serves every route, from a layout without node_modules',
 const shim = buildShim()
 t.test('the addon loads from the bundle: a report through the /dev/sev-guest stand-in', { skip: shim.ok ? false : shim.skip }, async t => {
   if (!shim.ok) return
-  const r = spawnSync(process.execPath, [bin, 'report', '--attestation', 'sev-guest', '--json'], {
-    encoding: 'utf8',
-    timeout: 60_000,
+  const r = await runChild(t, process.execPath, [bin, 'report', '--attestation', 'sev-guest', '--json'], {
     env: { PATH: process.env.PATH ?? '', LD_PRELOAD: shim.shim }
   })
   t.equal(r.status, 0, `skr report read the device through build/Release/snp_guest.node\n${r.stderr}`)

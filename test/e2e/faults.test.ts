@@ -3,12 +3,15 @@
 // double in front of AKV or MAA for resets, restarts and malformed or oversize answers. Every case
 // asserts a correct answer or a clear error CODE (never a timing), that no error body or log line
 // carries key material or anything JWT-shaped, and that a good release works once the fault is
-// cleared. Timeouts are kept short with SKR_REQUEST_TIMEOUT_MS so each case ends promptly.
+// cleared. A hang is a double that holds requests until the test lets them go, so a hang case
+// waits for skr's deadline and nothing else, and the deadlines are generous (a busy machine, two
+// test runs at once): they are there to end a hang, not to time anything.
 import t from 'tap'
+import http from 'node:http'
 import https from 'node:https'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Agent, request } from 'undici'
-import type { CorruptJwsMode } from '../../src/emulator/akv.ts'
+import type { CorruptJwsMode } from '../../src/emulator/akv-faults.ts'
 import { closeServer, listen } from '../../src/emulator/http-util.ts'
 import {
   createReleasableKey,
@@ -28,16 +31,22 @@ const key = await createReleasableKey(env, 'fault-key')
 const errorBodies: string[] = []
 const sidecars: SidecarEnv[] = []
 
-// Deadline long enough for the upstream layer's retries (3, backoff <= 1.75 s, or Retry-After 1 s each).
-const PATIENT = { SKR_REQUEST_TIMEOUT_MS: '8000' }
-// For hangs: the request deadline must fire long before the hung upstream would answer.
-const SHORT = { SKR_REQUEST_TIMEOUT_MS: '1500' }
-const HANG_MS = 4_000
+// Deadline long enough for the upstream layer's retries (3, backoff <= 1.75 s, or Retry-After 1 s
+// each) on a busy machine.
+const PATIENT = { SKR_REQUEST_TIMEOUT_MS: '30000' }
+// For hangs: what a hung request waits for, and still ample for a whole cold release (identity,
+// attestation, vault) on a busy machine, which the same sidecar must do once the hang is over.
+const SHORT = { SKR_REQUEST_TIMEOUT_MS: '8000' }
+// The MAA emulator's own delay knob (MAA cannot be fronted: its token names its issuer): far
+// past SHORT; the abandoned request is cut when the environment closes.
+const MAA_HANG_MS = 60_000
+// Bounds for waiting on something that should happen soon (not timing checks).
+const SOON_MS = 60_000
 
 // Each sidecar runs in its own process (see test/helpers/sidecar-env.ts for why) and stops when
 // the test that started it ends; its output stays readable for the final scan.
 async function sidecar (owner: Test, overrides: Record<string, string>): Promise<SidecarEnv> {
-  const s = await startSidecarEnv({ env, overrides, mode: 'process' })
+  const s = await startSidecarEnv({ env, overrides, mode: 'process', owner })
   sidecars.push(s)
   owner.teardown(s.close)
   return s
@@ -68,21 +77,37 @@ function clearFaults (): void {
   }
 }
 
-type FrontMode = 'pass' | 'reset-mid-response' | 'value-42' | 'non-json' | 'oversize' | 'oversize-chunked'
+type FrontMode = 'pass' | 'hang' | 'reset-mid-response' | 'value-42' | 'non-json' | 'oversize' | 'oversize-chunked'
+
+interface Front {
+  /** host:port */
+  readonly endpoint: string
+  /** http(s)://host:port */
+  readonly url: string
+  mode: FrontMode
+  /** Ends a 'hang': back to 'pass', and the held requests go on to the upstream; resolves once they were answered. */
+  release: () => Promise<void>
+  stop: () => Promise<void>
+  start: () => Promise<void>
+}
 
 /**
- * An HTTPS double (the environment's TLS CA, so skr trusts it) standing in for an upstream (AKV
- * unless `target` names another emulator's URL) at its own port: it forwards to the emulator, or
- * answers hostile bytes. It can be stopped and started again on the same port, which skr sees as
- * an upstream that went away and came back.
+ * A double standing in for an upstream (AKV unless `target` names another emulator's URL) at its
+ * own port, over HTTPS with the environment's TLS CA (so skr trusts it), or plain HTTP like IMDS:
+ * it forwards to the emulator, holds requests ('hang') until release(), or answers hostile bytes.
+ * It can be stopped and started again on the same port, which skr sees as an upstream that went
+ * away and came back.
  */
-async function startFront (target: string = env.akv.url): Promise<{ endpoint: string, mode: FrontMode, stop: () => Promise<void>, start: () => Promise<void> }> {
+async function startFront (target: string = env.akv.url, options: { plain?: boolean } = {}): Promise<Front> {
   const tls = await env.pki.issue(['127.0.0.1', 'localhost'])
   const upstream = new Agent({ connect: { ca: env.pki.caCertPem } })
   const state = { mode: 'pass' as FrontMode }
+  const held: Array<() => void> = []
+  const handling = new Set<Promise<void>>()
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const chunks: Buffer[] = []
     for await (const chunk of req as AsyncIterable<Buffer>) chunks.push(chunk)
+    if (state.mode === 'hang') await new Promise<void>(resolve => { held.push(resolve) })
     const mode = state.mode
     if (mode === 'value-42' || mode === 'non-json') {
       const text = mode === 'value-42' ? '{"value": 42}' : '<html>502 Bad Gateway</html>'
@@ -99,7 +124,7 @@ async function startFront (target: string = env.akv.url): Promise<{ endpoint: st
       return
     }
     const headers: Record<string, string> = {}
-    for (const name of ['authorization', 'content-type', 'accept']) {
+    for (const name of ['authorization', 'content-type', 'accept', 'metadata']) {
       const value = req.headers[name]
       if (typeof value === 'string') headers[name] = value
     }
@@ -116,12 +141,15 @@ async function startFront (target: string = env.akv.url): Promise<{ endpoint: st
     }
     res.end(body)
   }
-  let server: https.Server | null = null
+  let server: http.Server | https.Server | null = null
   let port = 0
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    const done = handle(req, res).catch(() => { res.destroy() })
+    handling.add(done)
+    void done.finally(() => { handling.delete(done) })
+  }
   const start = async (): Promise<void> => {
-    const s = https.createServer({ cert: tls.certPem, key: tls.keyPem }, (req, res) => {
-      handle(req, res).catch(() => { res.destroy() })
-    })
+    const s = options.plain === true ? http.createServer(onRequest) : https.createServer({ cert: tls.certPem, key: tls.keyPem }, onRequest)
     port = (await listen(s, { port })).port
     server = s
   }
@@ -131,12 +159,19 @@ async function startFront (target: string = env.akv.url): Promise<{ endpoint: st
     if (s === null) return
     await closeServer(s)
   }
+  const release = async (): Promise<void> => {
+    state.mode = 'pass'
+    for (const go of held.splice(0)) go()
+    await Promise.all([...handling])
+  }
   await start()
-  t.teardown(async () => { await stop(); await upstream.close() })
+  t.teardown(async () => { await release(); await stop(); await upstream.close() })
   return {
     get endpoint () { return `127.0.0.1:${port}` },
+    get url () { return `${options.plain === true ? 'http' : 'https'}://127.0.0.1:${port}` },
     get mode () { return state.mode },
     set mode (m: FrontMode) { state.mode = m },
+    release,
     stop,
     start
   }
@@ -169,13 +204,13 @@ t.test('IMDS token 429 (throttled) and 400 (identity not found): 503 ERR_IDENTIT
 })
 
 t.test('IMDS token endpoint hangs: the request ends at its deadline (504), then recovers', async (t) => {
-  t.teardown(clearFaults)
-  const s = await sidecar(t, SHORT)
-  env.imds.faults.delayMs = HANG_MS
+  // IMDS behind a double that holds the token request (skr finds IMDS through the authority host).
+  const front = await startFront(env.imds.url, { plain: true })
+  const s = await sidecar(t, { ...SHORT, AZURE_POD_IDENTITY_AUTHORITY_HOST: front.url })
+  front.mode = 'hang'
   expectError(t, await s.release(key.name), [503, 504], ['ERR_UPSTREAM_TIMEOUT', 'ERR_IDENTITY_UNAVAILABLE'], 'IMDS hang')
-  clearFaults()
-  // The token fetch already under way finishes after its delay; the next release then succeeds.
-  await new Promise(resolve => setTimeout(resolve, HANG_MS))
+  // The token fetch already under way finishes once the hang ends; the next release then succeeds.
+  await front.release()
   expectKey(t, await s.release(key.name), 'after the IMDS hang')
 })
 
@@ -187,7 +222,7 @@ t.test('THIM 500 at start-up: skr starts, /status answers, a request recovers on
   const status = await s.call('/status')
   t.equal(status.status, 200, '/status 200 while THIM fails')
   t.equal(status.json?.['message'], 'Status OK')
-  t.ok(await waitFor(() => env.imds.thimRequests > before, 5_000), 'the start-up chain fetch reached THIM')
+  t.ok(await waitFor(() => env.imds.thimRequests > before, SOON_MS), 'the start-up chain fetch reached THIM')
   // While THIM is down the chain is missing: a clear 503, not a hang or a 500.
   expectError(t, await s.release(key.name), 503, ['ERR_COLLATERAL_UNAVAILABLE', 'ERR_UPSTREAM_UNAVAILABLE'], 'release while THIM is down')
   clearFaults()
@@ -196,7 +231,9 @@ t.test('THIM 500 at start-up: skr starts, /status answers, a request recovers on
 
 t.test('AKV faults on one sidecar', async (t) => {
   const s = await sidecar(t, PATIENT)
-  const short = await sidecar(t, SHORT)
+  // The short-deadline sidecar reaches the vault through a double that can hold its requests.
+  const hold = await startFront()
+  const short = await sidecar(t, { ...SHORT, SKR_ALLOWED_HOSTS: `${env.maa.endpoint},${hold.endpoint}` })
   t.teardown(clearFaults)
   expectKey(t, await s.release(key.name), 'baseline')
 
@@ -207,15 +244,15 @@ t.test('AKV faults on one sidecar', async (t) => {
   })
 
   await t.test('hang past SKR_REQUEST_TIMEOUT_MS: 504 ERR_UPSTREAM_TIMEOUT', async (t) => {
-    expectKey(t, await short.release(key.name), 'short-deadline sidecar baseline')
+    expectKey(t, await short.release(key.name, hold.endpoint), 'short-deadline sidecar baseline')
     const seen = env.akv.requests.length
-    env.akv.faults.delayMs = HANG_MS
-    expectError(t, await short.release(key.name), 504, 'ERR_UPSTREAM_TIMEOUT', 'AKV hang')
-    clearFaults()
-    // The emulator answers the abandoned request once its delay ends; let that happen here, not
-    // in the middle of the next case (it would read that case's faults).
-    t.ok(await waitFor(() => env.akv.requests.length > seen, HANG_MS + 2_000), 'the hung request ended at the emulator')
-    expectKey(t, await short.release(key.name), 'after the hang')
+    hold.mode = 'hang'
+    expectError(t, await short.release(key.name, hold.endpoint), 504, 'ERR_UPSTREAM_TIMEOUT', 'AKV hang')
+    // The abandoned request goes on to the emulator now, here, not in the middle of the next case
+    // (it would read that case's faults).
+    await hold.release()
+    t.ok(env.akv.requests.length > seen, 'the hung request ended at the emulator')
+    expectKey(t, await short.release(key.name, hold.endpoint), 'after the hang')
   })
 
   await t.test('429 with Retry-After, cleared mid-way: retried to success', async (t) => {
@@ -223,7 +260,7 @@ t.test('AKV faults on one sidecar', async (t) => {
     env.akv.faults.retryAfter = '1'
     const seen = env.akv.requests.length
     const pending = s.release(key.name)
-    t.ok(await waitFor(() => env.akv.requests.slice(seen).some(r => r.status === 429), 5_000), 'a 429 was answered')
+    t.ok(await waitFor(() => env.akv.requests.slice(seen).some(r => r.status === 429), SOON_MS), 'a 429 was answered')
     clearFaults()
     expectKey(t, await pending, '429 then cleared')
     t.ok(env.akv.requests.slice(seen).filter(r => r.path.endsWith('/release')).length >= 2, 'the release was retried')
@@ -303,7 +340,7 @@ t.test('MAA faults (a fresh sidecar each, so the first release must attest; reus
     clearFaults()
     expectKey(t, await s.release(key.name), `after MAA ${status}`)
   }
-  env.maa.faults.delayMs = HANG_MS
+  env.maa.faults.delayMs = MAA_HANG_MS
   expectError(t, await hung.release(key.name), 504, 'ERR_UPSTREAM_TIMEOUT', 'MAA hang')
   clearFaults()
   expectKey(t, await hung.release(key.name), 'after the MAA hang')
@@ -350,7 +387,7 @@ t.test('AKV behind a double: resets, restart on the same port, malformed and ove
     expectError(t, await release(), 503, 'ERR_UPSTREAM_UNAVAILABLE', 'persistent resets')
     const seen = env.akv.requests.length
     const pending = release()
-    t.ok(await waitFor(() => env.akv.requests.length > seen, 5_000), 'a reset happened')
+    t.ok(await waitFor(() => env.akv.requests.length > seen, SOON_MS), 'a reset happened')
     front.mode = 'pass'
     expectKey(t, await pending, 'reset then cleared')
   })

@@ -9,12 +9,13 @@ import { Writable } from 'node:stream'
 import { pino } from 'pino'
 import { buildAttestation } from '../../src/app/attestation.ts'
 import { loadConfig } from '../../src/config/config.ts'
-import type { CorruptJwsMode } from '../../src/emulator/akv.ts'
+import type { CorruptJwsMode } from '../../src/emulator/akv-faults.ts'
 import { startAkvEmulator } from '../../src/emulator/akv.ts'
-import type { EmulatedKey } from '../../src/emulator/akv-store.ts'
+import type { EmulatedKey } from '../../src/emulator/akv-key-types.ts'
 import { startEmulatedEnvironment } from '../../src/emulator/environment.ts'
 import { buildApp } from '../../src/server/app.ts'
 import { buildKeyRelease } from '../../src/app/release.ts'
+import { NO_SHEDDING } from '../doubles/fake-services.ts'
 
 // The mHSM emulator must be reached under a managedhsm-shaped name (that is how skr picks the
 // token audience), without touching /etc/hosts: names under .skr.test resolve to loopback in
@@ -159,7 +160,7 @@ t.test('hostile vault answers never yield a key', async (t) => {
 })
 
 t.test('through POST /key/release: the reference\'s {"key"} and {"error","code"} shapes', async (t) => {
-  const app = buildApp({ config, attestation: attestation.service, keyRelease })
+  const app = buildApp({ config, attestation: attestation.service, keyRelease, backpressure: NO_SHEDDING })
   t.teardown(async () => { await app.close() })
   const ok = await app.inject({ method: 'POST', url: '/key/release', payload: { maa_endpoint: `https://${maa}/`, akv_endpoint: `https://${vault}`, kid: 'rsa-key' } })
   t.equal(ok.statusCode, 200)
@@ -184,7 +185,7 @@ t.test('a vault host that does not exist: 502 ERR_UPSTREAM_NOT_FOUND after one a
   })
   // Through the route, with the name allowed (the default allow-list would refuse it first).
   const allowing = loadConfig([], { ...env.skrEnv(), SKR_ALLOWED_HOSTS: `${maa},${vault},.nx.skr.test` })
-  const app = buildApp({ config: allowing, attestation: attestation.service, keyRelease })
+  const app = buildApp({ config: allowing, attestation: attestation.service, keyRelease, backpressure: NO_SHEDDING })
   t.teardown(async () => { await app.close() })
   const res = await app.inject({ method: 'POST', url: '/key/release', payload: { maa_endpoint: maa, akv_endpoint: nx, kid: 'oct-key' } })
   t.equal(res.statusCode, 502)

@@ -47,7 +47,7 @@ async function warmVaultIssuerCache (s: SidecarEnv): Promise<void> {
 
 t.test('a burst of 200 concurrent releases: all succeed, MAA is asked only a few times (reuse on)', async (t) => {
   // The cap is raised so that this case is about the burst, not about shedding.
-  const s = await startSidecarEnv({ env, mode: 'process', overrides: { SKR_MAX_INFLIGHT: '1000', SKR_MAX_INFLIGHT_PER_DESTINATION: '1000', SKR_REQUEST_TIMEOUT_MS: '30000' } })
+  const s = await startSidecarEnv({ env, mode: 'process', owner: t, overrides: { SKR_MAX_INFLIGHT: '1000', SKR_MAX_INFLIGHT_PER_DESTINATION: '1000', SKR_REQUEST_TIMEOUT_MS: '30000' } })
   t.teardown(s.close)
   await warmVaultIssuerCache(s)
   const maaBefore = env.maa.requests
@@ -69,7 +69,7 @@ t.test('a burst of 200 concurrent releases: all succeed, MAA is asked only a few
 
 t.test('past the in-flight cap: 503 ERR_OVERLOADED with Retry-After for the surplus, 200 for the rest', async (t) => {
   const [cap, burst] = [4, 20]
-  const s = await startSidecarEnv({ env, mode: 'process', overrides: { SKR_MAX_INFLIGHT: String(cap), SKR_REQUEST_TIMEOUT_MS: '20000' } })
+  const s = await startSidecarEnv({ env, mode: 'process', owner: t, overrides: { SKR_MAX_INFLIGHT: String(cap), SKR_REQUEST_TIMEOUT_MS: '20000' } })
   t.teardown(s.close)
   t.equal((await s.release('burst-0')).status, 200, 'warm: attestation and token in place')
   env.akv.faults.delayMs = 1_000
@@ -99,10 +99,12 @@ t.test('one hung vault cannot starve the others: releases to a healthy vault kee
   const s = await startSidecarEnv({
     env,
     mode: 'process',
+    owner: t,
     overrides: {
       SKR_ALLOWED_HOSTS: `${env.maa.endpoint},${env.akv.endpoint},${hungEndpoint}`,
-      // The defaults (256 in flight, 64 per destination), with a short deadline so the test is quick.
-      SKR_REQUEST_TIMEOUT_MS: '4000'
+      // The defaults (256 in flight, 64 per destination). The deadline ends the hung releases; it
+      // is long enough for the healthy ones on a busy machine, and short enough for a quick test.
+      SKR_REQUEST_TIMEOUT_MS: '10000'
     }
   })
   t.teardown(s.close)

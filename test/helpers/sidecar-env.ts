@@ -6,10 +6,12 @@
 //   per process, so every sidecar of one test file must share one EmulatedEnvironment (pass `env`).
 //   Load shedding looks at the RSS of the whole process, and under tap the test process alone is
 //   ~430 MB (its TypeScript loader), over the default SKR_MAX_RSS_BYTES once a sidecar or two
-//   share it (every request then answers 503 ERR_OVERLOADED, reason rssBytes); so in-process
-//   sidecars get SKR_MAX_RSS_BYTES=0 (check off) unless the overrides say otherwise.
+//   share it (every request then answers 503 ERR_OVERLOADED, reason rssBytes).
 // - 'process': `node bin/skr.js serve` in a child (bench/skr-process.ts), with its own RSS and
-//   its own @azure/identity, as in a deployment.
+//   its own @azure/identity, as in a deployment. It listens on port 0 (read back from the kernel)
+//   in a process group of its own, killed at the owner's teardown or when this process ends.
+// In both modes load shedding is off (TEST_SHEDDING_OFF, ./shedding.ts) unless the overrides turn
+// it on.
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
@@ -20,8 +22,17 @@ import { startEmulatedEnvironment, type EmulatedEnvironment, type EmulatedEnviro
 import { loggerOptions } from '../../src/log.ts'
 import { startSidecar, type Sidecar } from '../../src/app/sidecar.ts'
 import { spawnSkr, type SkrProcess } from '../../bench/skr-process.ts'
+import type { Owner } from './child-process.ts'
+import { TEST_SHEDDING_OFF } from './shedding.ts'
 
-/** Where the tests cache the emulated AMD chain (shared with test/e2e/key-release.test.ts). */
+export { TEST_SHEDDING_OFF } from './shedding.ts'
+
+/**
+ * Where the tests cache the emulated AMD chain (shared with test/e2e/key-release.test.ts). One
+ * directory for every test file and every run: the cache is written to a temp file and linked or
+ * renamed into place (loadOrCreateEmulatedChain), so readers never see half a file and concurrent
+ * runs that both generate a chain each end up using a complete one.
+ */
 export const TEST_CHAIN_CACHE = join(tmpdir(), 'skr-test-emulated-chain')
 
 /** Anything that looks like a compact JWT/JWS (a header starting `{"`, then a payload). */
@@ -41,6 +52,8 @@ export interface SidecarEnvOptions {
   mode?: 'in-process' | 'process'
   /** 'process' mode: the child's open-file limit (default inherited). */
   openFileLimit?: number
+  /** 'process' mode: a tap test whose teardown kills the child's process group (close() stops it anyway). */
+  owner?: Owner
 }
 
 /** The answer of one API call: status, headers and the raw body text (parse it yourself). */
@@ -95,7 +108,8 @@ export async function startTestEnvironment (options: Omit<EmulatedEnvironmentOpt
 /** An HTTP client for one sidecar: JSON in, ApiAnswer out. */
 function apiClient (base: string, agent: Agent): SidecarEnv['call'] {
   return async (path, body, callOptions = {}) => {
-    const timeout = callOptions.timeoutMs ?? 30_000
+    // A bound for a busy machine (skr's own deadline answers first), not a timing check.
+    const timeout = callOptions.timeoutMs ?? 120_000
     const res = await request(`${base}${path}`, {
       dispatcher: agent,
       method: body === undefined ? 'GET' : 'POST',
@@ -120,7 +134,7 @@ interface Running { base: string, sidecar: Sidecar | null, process: SkrProcess |
 async function startInProcess (env: EmulatedEnvironment, options: SidecarEnvOptions): Promise<Running> {
   const logs: string[] = []
   process.env['AZURE_POD_IDENTITY_AUTHORITY_HOST'] = env.imds.url
-  const config = loadConfig([], { ...env.skrEnv(0), LogLevel: options.logLevel ?? 'debug', SKR_MAX_RSS_BYTES: '0', ...options.overrides })
+  const config = loadConfig([], { ...env.skrEnv(0), LogLevel: options.logLevel ?? 'debug', ...TEST_SHEDDING_OFF, ...options.overrides })
   const sink = new Writable({ write (chunk: Buffer, _encoding, done) { logs.push(chunk.toString('utf8')); done() } })
   const log = pino(loggerOptions(config.logLevel), sink)
   const sidecar = await startSidecar(config, { log, extraCa: [...env.extraCa, ...(options.extraCa ?? [])] })
@@ -135,7 +149,10 @@ async function startInProcess (env: EmulatedEnvironment, options: SidecarEnvOpti
 async function startChild (env: EmulatedEnvironment, options: SidecarEnvOptions): Promise<Running> {
   const child = await spawnSkr(env, {
     logLevel: options.logLevel ?? 'debug',
-    ...(options.overrides === undefined ? {} : { overrides: options.overrides }),
+    overrides: { ...TEST_SHEDDING_OFF, ...options.overrides },
+    // Start-up on a busy machine (two test runs at once) can take many seconds: a bound, not a check.
+    startTimeoutMs: 120_000,
+    ...(options.owner === undefined ? {} : { owner: options.owner }),
     ...(options.extraCa === undefined ? {} : { extraCa: options.extraCa }),
     ...(options.openFileLimit === undefined ? {} : { openFileLimit: options.openFileLimit })
   })

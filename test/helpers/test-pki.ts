@@ -1,5 +1,5 @@
 // A throwaway signer PKI for release-JWS tests and the AKV emulator: root CA → intermediate →
-// leaf with SANs, shaped like a vault's signer chain (wire-protocols §2.2), plus knobs to mint
+// leaf with SANs, shaped like a vault's signer chain (docs/protocols.md#key-release-response), plus knobs to mint
 // broken variants (expired, not yet valid, other names, other roots, no EKU).
 import 'reflect-metadata' // @peculiar/x509 pulls in tsyringe, which needs the Reflect polyfill first
 import { isIP } from 'node:net'

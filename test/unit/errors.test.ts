@@ -35,7 +35,7 @@ t.test('docs/errors.md documents exactly the codes in src/errors.ts', async t =>
   const doc = readFileSync(`${repoRoot}/docs/errors.md`, 'utf8')
   const rows = new Map<string, number>()
   for (const m of doc.matchAll(/^\|\s*`(ERR_[A-Z0-9_]+)`\s*\|\s*(\d{3})\s*\|/gm)) rows.set(m[1] as string, Number(m[2]))
-  const codes = new Map(errorClasses().map(([, Cls]) => { const e = new Cls('x'); return [e.code, e.statusCode] as const }))
+  const codes = new Map<string, number>(errorClasses().map(([, Cls]) => { const e = new Cls('x'); return [e.code, e.statusCode] as const }))
   for (const [code, status] of codes) {
     t.equal(rows.get(code), status, `${code} documented with status ${status}`)
   }

@@ -8,7 +8,7 @@ import { IdentityUnavailable } from '../../src/errors.ts'
 import { CENSOR, createLogger, loggerOptions, REDACT_LIMITS, REDACT_PATHS, redactChildBindings, redactSecrets, SECRET_KEYS } from '../../src/log.ts'
 import { createMetricsRegistry } from '../../src/observability/registry.ts'
 import { buildApp } from '../../src/server/app.ts'
-import { FakeAttestationService, FakeKeyReleaseService, testConfig } from '../doubles/fake-services.ts'
+import { FakeAttestationService, FakeKeyReleaseService, testConfig, NO_SHEDDING } from '../doubles/fake-services.ts'
 
 // The destination writes asynchronously; flush() can call back before a write queued by another
 // logger on the same file lands, so wait (boundedly) for the text instead of trusting the callback.
@@ -250,7 +250,7 @@ t.test('redactSecrets copies on write, and fails closed past its bounds', async 
 t.test('fastify logs each request\'s path, never its query string (a caller\'s token may be there)', async t => {
   const token = secret('QS')
   const { log, lines } = capture()
-  const app = buildApp({ config: testConfig(), attestation: new FakeAttestationService(), keyRelease: new FakeKeyReleaseService(), logger: log, metrics: createMetricsRegistry({ defaultMetrics: false }) })
+  const app = buildApp({ config: testConfig(), attestation: new FakeAttestationService(), keyRelease: new FakeKeyReleaseService(), logger: log, metrics: createMetricsRegistry({ defaultMetrics: false }), backpressure: NO_SHEDDING })
   t.teardown(() => app.close())
   const body = { maa_endpoint: 'sharedeus.eus.attest.azure.net', akv_endpoint: 'myvault.vault.azure.net', kid: 'mykey' }
   t.equal((await app.inject({ method: 'POST', url: `/key/release?access_token=${token}`, payload: body })).statusCode, 200)

@@ -9,6 +9,7 @@ import { parseReleasedKey, type ReleasedKey } from './jwk.ts'
 import { requestJson, type FetchFn, type TransportSettings } from './transport.ts'
 import { unixSocketFetch } from './unix-fetch.ts'
 
+export { SIDECAR_ERROR_CODES, isSidecarErrorCode, type SidecarErrorCode } from './codes.ts'
 export { CLIENT_ERROR_CODES, SkrClientError, isSkrClientError, type SkrClientErrorOptions } from './errors.ts'
 export { jwkToKeyObject, type ReleasedKey } from './jwk.ts'
 export type { JsonWebKey, KeyObject }

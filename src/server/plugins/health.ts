@@ -8,7 +8,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { AttestationService } from '../../service/types.ts'
 import type { Lifecycle } from '../lifecycle.ts'
-import { errorResponses } from '../schemas.ts'
+import { errorResponses } from '../error-schemas.ts'
 import { plainJsonSerializer } from './lazy-schemas.ts'
 
 /** What the identity module reports for /readyz. */

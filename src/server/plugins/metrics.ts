@@ -5,7 +5,7 @@
 // scrape (../metrics-listener.ts).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { PrometheusMetrics } from '../../observability/registry.ts'
-import { errorResponses } from '../schemas.ts'
+import { errorResponses } from '../error-schemas.ts'
 
 /** The route label of requests no route matched. */
 export const UNMATCHED_ROUTE = 'unmatched'

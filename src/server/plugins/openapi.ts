@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs'
 import type { SwaggerOptions } from '@fastify/swagger'
 import type { FastifyInstance, RouteOptions } from 'fastify'
 import { packagePath } from '../../package-root.ts'
-import { errorResponses } from '../schemas.ts'
+import { errorResponses } from '../error-schemas.ts'
 import { lazySchemaController } from './lazy-schemas.ts'
 
 /** The OpenAPI version skr documents itself with. */

@@ -8,10 +8,10 @@ import { decodeBase64Flexible } from '../../encoding/base64.ts'
 import { normaliseEndpoint } from '../../http/endpoint.ts'
 import type { AttestationService } from '../../service/types.ts'
 import { withDeadline } from '../deadline.ts'
+import { postErrorResponses } from '../error-schemas.ts'
 import {
   combinedResponseSchema,
   maaAttestBodySchema,
-  postErrorResponses,
   maaTokenResponseSchema,
   rawReportResponseSchema,
   runtimeDataBodySchema,
@@ -52,7 +52,7 @@ export function checkJsonRuntimeData (bytes: Buffer): void {
   }
 }
 
-// What the attestation routes can fail with, besides what every POST route can (schemas.ts postErrorResponses).
+// What the attestation routes can fail with, besides what every POST route can (error-schemas.ts postErrorResponses).
 const REPORT_ERRORS = {
   500: 'The attestation device failed or produced a bad report (ERR_SNP_FIRMWARE, ERR_SNP_REPORT_INVALID, ERR_SNP_REPORT_UNVERIFIED), or a bug (ERR_INTERNAL)',
   502: 'The report\'s certificate chain did not verify (ERR_CERT_CHAIN_INVALID, ERR_TCB_MISMATCH), or a chain source answered badly (ERR_UPSTREAM_REJECTED, ERR_UPSTREAM_RESPONSE_INVALID)',

@@ -11,9 +11,10 @@ import { RequestInvalid } from '../../errors.ts'
 import type { KeyReleaseBatchRequest, KeyReleaseBatchResult, KeyReleaseRequest, KeyReleaseService } from '../../service/types.ts'
 import { withDeadline } from '../deadline.ts'
 import { errorBody } from '../error-handler.ts'
-import { keyReleaseAnyResponseSchema, keyReleaseBodySchema, postErrorResponses, type KeyReleaseBody } from '../schemas.ts'
+import { postErrorResponses } from '../error-schemas.ts'
+import { keyReleaseAnyResponseSchema, keyReleaseBodySchema, type KeyReleaseBody } from '../schemas.ts'
 
-// What a release can fail with, besides what every POST route can (schemas.ts postErrorResponses).
+// What a release can fail with, besides what every POST route can (error-schemas.ts postErrorResponses).
 const RELEASE_ERRORS = {
   403: 'The key\'s release policy is not met (ERR_KEY_RELEASE_DENIED), the vault refused skr\'s identity or has no such key (ERR_ACCESS_DENIED, ERR_KEY_NOT_FOUND), a host is not in SKR_ALLOWED_HOSTS (ERR_ENDPOINT_NOT_ALLOWED), or the release answer did not verify (ERR_RELEASE_UNVERIFIED)',
   502: 'MAA or the vault answered badly (ERR_UPSTREAM_REJECTED, ERR_UPSTREAM_RESPONSE_INVALID) or its host name does not exist (ERR_UPSTREAM_NOT_FOUND), a token or chain did not verify (ERR_MAA_TOKEN_INVALID, ERR_CERT_CHAIN_INVALID, ERR_TCB_MISMATCH), or the key could not be unwrapped (ERR_KEY_UNWRAP_FAILED)',

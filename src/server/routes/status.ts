@@ -3,7 +3,8 @@
 import type { FastifyInstance } from 'fastify'
 import type { AttestationService } from '../../service/types.ts'
 import { plainJsonSerializer } from '../plugins/lazy-schemas.ts'
-import { errorResponses, statusResponseSchema } from '../schemas.ts'
+import { errorResponses } from '../error-schemas.ts'
+import { statusResponseSchema } from '../schemas.ts'
 
 /** The sentence /status adds while attestation is simulated. */
 export const SIMULATED_WARNING = 'attestation is SIMULATED: no hardware root of trust; keys released this way are not protected'

@@ -17,7 +17,7 @@ t.test('oct: the reference JSON shape', async (t) => {
   const raw = crypto.randomBytes(32)
   const jwk = plaintextToJwk(raw, { kty: 'oct-HSM', key_ops: ['wrapKey', 'unwrapKey'], kid: 'https://v/keys/k/1' })
   t.equal(JSON.stringify(jwk), JSON.stringify({ k: raw.toString('base64url'), key_ops: ['wrapKey', 'unwrapKey'], kty: 'oct' }),
-    'members k, key_ops, kty in that order (wire-protocols §7); no kid')
+    'members k, key_ops, kty in that order (docs/compatibility.md#post-keyrelease); no kid')
   t.same(plaintextToJwk(raw, { kty: 'oct' }), { k: raw.toString('base64url'), kty: 'oct' }, 'no key_ops when none given')
   t.same(plaintextToJwk(raw, { kty: 'oct', key_ops: [] }), { k: raw.toString('base64url'), kty: 'oct' }, 'no key_ops when empty, as the reference')
   const ops = ['encrypt']

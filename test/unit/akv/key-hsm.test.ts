@@ -34,7 +34,7 @@ t.test('build → parse round trip', async (t) => {
       schema_version: '1.0',
       header: { kid: 'TpmEphemeralEncryptionKey', alg: 'dir', enc },
       ciphertext: ciphertext.toString('base64url')
-    }, 'wire shape of wire-protocols §2.3')
+    }, 'wire shape of docs/protocols.md#released-key-wrapping')
     const env = parseKeyHsm(keyHsm)
     t.same(env, { schemaVersion: '1.0', kid: 'TpmEphemeralEncryptionKey', alg: 'dir', enc, ciphertext })
   }

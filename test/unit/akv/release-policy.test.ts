@@ -1,7 +1,8 @@
 // explainReleasePolicy: every clause of every authority evaluated, with what it expected and what
 // the claims hold; evaluateReleasePolicy (the emulator's decision) is derived from it. The grammar itself is tested in test/unit/emulator/release-policy.test.ts.
 import t from 'tap'
-import { evaluateReleasePolicy, explainReleasePolicy, releasePolicyFromJson } from '../../../src/akv/release-policy.ts'
+import { releasePolicyFromJson } from '../../../src/akv/release-policy.ts'
+import { evaluateReleasePolicy, explainReleasePolicy } from '../../../src/akv/release-policy-evaluate.ts'
 
 const MAA = 'https://sharedeus.eus.attest.azure.net'
 const OTHER = 'https://sharedwus.wus.attest.azure.net'

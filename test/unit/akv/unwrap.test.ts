@@ -60,7 +60,7 @@ t.test('wrap → unwrap → JWK round trips', async (t) => {
       }
     }
   }
-  // wire-protocols §2.3: a 32-byte oct key under RSA-2048 is 256 + 40 = 296 bytes.
+  // docs/protocols.md#released-key-wrapping: a 32-byte oct key under RSA-2048 is 256 + 40 = 296 bytes.
   t.equal(wrapForRelease(octBytes, 'CKM_RSA_AES_KEY_WRAP', wrapping2048.publicKey).length, 296)
   t.notSame(wrapForRelease(octBytes, 'CKM_RSA_AES_KEY_WRAP', wrapping2048.publicKey),
     wrapForRelease(octBytes, 'CKM_RSA_AES_KEY_WRAP', wrapping2048.publicKey), 'a fresh KEK per wrap')

@@ -2,11 +2,10 @@
 // reference's invocations, unchanged) flags and skr.sh's positional arguments for `serve`. Both
 // sides of the line between "a command that does not exist" and "skr.sh's $1" are tables. Also:
 // the --help table matches each module's own summary, every command module is registered, and
-// --help and --version load no command module (so they cannot cost `serve` anything either).
+// --help and --version load no command module (so they cannot cost `serve` anything either: run
+// as a child process in test/process/cli/commands.test.ts).
 import t from 'tap'
-import { spawnSync } from 'node:child_process'
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { COMMANDS, isCommandWord, resolveCommand, suggestCommand, unknownCommandMessage, usage, versionLine, type CommandName, type Resolution } from '../../../src/cli/commands.ts'
@@ -132,56 +131,4 @@ t.test('every command module in src/cli is registered', async t => {
 t.test('the version is package.json\'s', async t => {
   const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string }
   t.equal(versionLine(), `skr ${pkg.version} (Node.js ${process.version})`)
-})
-
-// A child without the test runner's NODE_OPTIONS (its loader hooks would show up as loaded modules).
-function skr (args: string[], hook?: string): { status: number | null, stdout: string, stderr: string } {
-  const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: tmpdir() }
-  const r = spawnSync(process.execPath, [...(hook === undefined ? [] : ['--import', hook]), join(repoRoot, 'src/main.ts'), ...args],
-    { env, encoding: 'utf8', timeout: 60_000 })
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr }
-}
-
-t.test('skr --help and --version run without loading any command or the server', async t => {
-  const dir = mkdtempSync(join(tmpdir(), 'skr-commands-'))
-  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
-  const record = join(dir, 'loaded.txt')
-  // Records every module URL the process loads (synchronous hooks: Node >= 22.15).
-  const hook = join(dir, 'hook.mjs')
-  writeFileSync(hook, [
-    "import { registerHooks } from 'node:module'",
-    "import { appendFileSync } from 'node:fs'",
-    `registerHooks({ load (url, context, next) { appendFileSync(${JSON.stringify(record)}, url + '\\n'); return next(url, context) } })`
-  ].join('\n'))
-  for (const args of [['--help'], ['--version'], ['-v']]) {
-    writeFileSync(record, '')
-    const r = skr(args, hook)
-    t.equal(r.status, 0, `${args.join(' ')}: ${r.stderr}`)
-    const loaded = readFileSync(record, 'utf8').split('\n').filter(u => u.includes('/src/'))
-    t.ok(loaded.some(u => u.endsWith('/src/main.ts')), 'the hook sees the entry point')
-    t.same(loaded.map(u => u.slice(u.indexOf('/src/'))).sort(), ['/src/cli/commands.ts', '/src/errors.ts', '/src/main.ts', '/src/package-root.ts'], `${args.join(' ')} loads only the entry point`)
-    t.notOk(readFileSync(record, 'utf8').includes('node_modules'), 'and no dependency')
-  }
-  const help = skr(['--help'])
-  t.equal(help.stdout, usage() + '\n')
-  t.equal(skr(['--version']).stdout, versionLine() + '\n')
-  t.equal(skr(['help', 'wrap']).status, 0)
-  t.match(skr(['help', 'wrap']).stdout, /^usage: skr wrap/)
-})
-
-t.test('skr bogus: "unknown command", exit 2; skr.sh\'s arguments still reach the config', async t => {
-  const bogus = skr(['bogus'])
-  t.equal(bogus.status, 2)
-  t.equal(bogus.stderr, 'skr: unknown command "bogus". Run `skr --help` for the commands.\n')
-  t.equal(bogus.stdout, '')
-  const typo = skr(['emulat', '--port', '0'])
-  t.equal(typo.status, 2)
-  t.match(typo.stderr, /Did you mean `skr emulate`\?/)
-  // e30 is base64 of {}: a valid (empty) SkrSideCarArgs, so the bad port is what stops start-up.
-  const positional = skr(['e30', 'not-a-port'])
-  t.equal(positional.status, 2)
-  t.match(positional.stderr, /^skr: ERR_CONFIG_INVALID: .*Port must be/)
-  const notJson = skr(['SGVsbG8sIHdvcmxk'])
-  t.equal(notJson.status, 2)
-  t.match(notJson.stderr, /ERR_CONFIG_INVALID: .*SkrSideCarArgs is not base64-encoded JSON/, 'base64 that is not JSON is still SkrSideCarArgs, as before')
 })

@@ -29,3 +29,10 @@ t.test('runOperatorCommand: one line on stderr, exit 2 for usage, 1 otherwise', 
   t.equal(await runOperatorCommand('x', io, async () => { throw 'text' as unknown as Error }), EXIT.failed)
   t.same(lines, ['skr x: ERR_CONFIG_INVALID: bad flag\n', 'skr x: ERR_KEY_NOT_FOUND: gone\n', 'skr x: ERR_INTERNAL: boom\n', 'skr x: ERR_INTERNAL: text\n'])
 })
+
+t.test('runOperatorCommand: a message cannot drive the terminal (ESC, C1 CSI, U+2028, bidi override)', async t => {
+  const lines: string[] = []
+  const io: CommandIo = { stdout: () => {}, stderr: (s) => { lines.push(s) } }
+  await runOperatorCommand('x', io, async () => { throw new Error('upstream said \u001b[2K\u009b1Aforged\u2028line \u202eevil\t') })
+  t.same(lines, ['skr x: ERR_INTERNAL: upstream said  [2K 1Aforged line  evil\n'])
+})

@@ -10,7 +10,7 @@ const BASE = 'https://kdsintf.amd.com'
 const chipId = Buffer.from(Array.from({ length: 64 }, (_, i) => (i * 7 + 1) & 0xff))
 const milanTcb: TcbParts = { bootloader: 3, tee: 0, snp: 8, microcode: 115, fmc: null }
 
-t.test('Milan and Genoa URLs: 64-byte hwid, decimal SPLs (sev-snp.md §3.3)', async (t) => {
+t.test('Milan and Genoa URLs: 64-byte hwid, decimal SPLs (docs/protocols.md#amd-kds)', async (t) => {
   const hex = chipId.toString('hex')
   t.equal(hex.length, 128)
   t.equal(kdsVcekUrl(BASE, 'Milan', chipId, milanTcb), `${BASE}/vcek/v1/Milan/${hex}?blSPL=3&teeSPL=0&snpSPL=8&ucodeSPL=115`)

@@ -1,17 +1,11 @@
 // The Dockerfile, checked without a Docker engine: parse it, then check what an image build
 // relies on (sources in the context, Node 24 bases, a non-root shell-less runtime, the
-// entrypoint's file in the image layout, runtime assets copied) and finally rebuild that
-// layout in a temp dir (the real bundle, scripts/bundle.mjs; the same bin/ and /skr.sh; no
-// node_modules) and start skr from it: --help, skr.sh's positional arguments, and a simulated
-// serve that `skr healthcheck` finds healthy.
+// entrypoint's file in the image layout, runtime assets copied). The layout rebuilt in a temp dir
+// and started: test/process/deploy/dockerfile.test.ts.
 import t from 'tap'
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
-import { createServer, type AddressInfo } from 'node:net'
-import { tmpdir } from 'node:os'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { dirname, join, posix, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { probe } from '../../../src/cli/healthcheck.ts'
 import { IMAGE_NODE_ARGS } from '../../../bench/skr-process.ts'
 import { VENDOR_ASSETS } from '../../../scripts/bundle.mjs'
 
@@ -327,136 +321,4 @@ t.test('.dockerignore keeps host artefacts out of the context', async t => {
   for (const name of ['node_modules', '.git', '.cache', 'dist', 'build']) t.ok(patterns.includes(name), name)
   t.ok(ignored('node_modules/fastify/package.json', patterns))
   t.notOk(ignored('deploy/image/skr.sh', patterns), 'the /skr.sh source stays in the context')
-})
-
-/**
- * Spawns node as the image would: through `env -i`, with only the given variables. The test
- * runner adds --import hooks to child processes (NODE_OPTIONS), and with hooks Node sends the
- * main module through the ESM loader, which refuses /skr.sh's extension; the image has none.
- */
-function spawnClean (args: string[], env: Record<string, string>, cwd: string, stdio: ['ignore', 'pipe' | 'ignore', 'pipe']): ChildProcess {
-  const vars = Object.entries({ PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }).map(([k, v]) => `${k}=${v}`)
-  return spawn('/usr/bin/env', ['-i', ...vars, process.execPath, ...args], { cwd, stdio })
-}
-
-/** Spawns node and collects exit code and output (bounded by a generous kill timer, not asserted). */
-async function node (args: string[], env: Record<string, string> = {}, cwd = root): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return await new Promise(resolve => {
-    const child = spawnClean(args, env, cwd, ['ignore', 'pipe', 'pipe'])
-    let stdout = ''
-    let stderr = ''
-    child.stdout?.on('data', (c: Buffer) => { stdout += c.toString() })
-    child.stderr?.on('data', (c: Buffer) => { stderr += c.toString() })
-    const kill = setTimeout(() => { child.kill('SIGKILL') }, 60_000)
-    child.on('close', code => { clearTimeout(kill); resolve({ code, stdout, stderr }) })
-  })
-}
-
-async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>(done => server.listen(0, '127.0.0.1', done))
-  const { port } = server.address() as AddressInfo
-  await new Promise<void>(done => server.close(() => { done() }))
-  return port
-}
-
-// The command table lives in src/cli/commands.ts (src/main.ts only dispatches).
-const healthcheckRegistered = /\bhealthcheck\s*:/.test(read('src/cli/commands.ts'))
-
-t.test('the image layout, rebuilt in a temp dir, starts', async t => {
-  const image = mkdtempSync(join(tmpdir(), 'skr-image-'))
-  t.teardown(() => { rmSync(image, { recursive: true, force: true }) })
-  const app = join(image, 'app')
-  // `npm run build:js`, with the output redirected into the simulated /app. Nothing else: the
-  // image has no node_modules, and neither has this layout (or any directory above it).
-  const bundled = spawnSync(process.execPath, [join(root, 'scripts/bundle.mjs'), '--outdir', join(app, 'dist')], { cwd: root, encoding: 'utf8' })
-  t.equal(bundled.status, 0, `scripts/bundle.mjs succeeds (the image build fails otherwise)\n${bundled.stderr}`)
-  t.ok(existsSync(join(app, 'dist/main.js')), 'dist/main.js written')
-  cpSync(join(root, 'package.json'), join(app, 'package.json'))
-  cpSync(join(root, 'bin'), join(app, 'bin'), { recursive: true })
-  cpSync(join(root, 'proto'), join(app, 'proto'), { recursive: true })
-  cpSync(join(root, 'deploy/image/skr.sh'), join(image, 'skr.sh'))
-  cpSync(join(root, 'deploy/image/skr.sh'), join(image, 'bin', 'skr'))
-
-  // Every entry the reference's users and skr's own docs write starts skr.
-  for (const entry of [join(app, 'bin/skr.js'), join(image, 'skr.sh'), join(image, 'bin', 'skr')]) {
-    const started = await node([entry, '--help'], {}, image)
-    t.equal(started.code, 0, `${entry.slice(image.length)} --help\n${started.stderr}`)
-    t.match(started.stdout, /^usage: skr/)
-  }
-
-  const help = await node([join(app, 'bin/skr.js'), '--help'], {}, image)
-  t.equal(help.code, 0, help.stderr)
-  t.match(help.stdout, /^usage: skr/)
-  t.notOk(existsSync(join(app, 'src')), 'and it ran dist/, not the TypeScript sources')
-  t.notOk(existsSync(join(app, 'node_modules')), 'with no node_modules')
-
-  for (const entry of ['skr.sh', 'bin/skr']) {
-    const positional = await node([join(image, entry), '', 'not-a-port'], {}, image)
-    t.equal(positional.code, 2, `/${entry} $2 reaches the Port setting (and is rejected as a config error)`)
-    t.match(positional.stderr, /ERR_CONFIG_INVALID.*Port/)
-  }
-
-
-  if (healthcheckRegistered) {
-    const down = await node([join(app, 'bin/skr.js'), 'healthcheck', '--port', '1'], {}, image)
-    t.equal(down.code, 1)
-    t.match(down.stderr, /^skr healthcheck: GET http:\/\/127\.0\.0\.1:1\/status failed: .*ECONNREFUSED/)
-  } else {
-    t.comment('src/cli/commands.ts does not register `healthcheck` yet: the entrypoint check of `skr healthcheck` is skipped')
-  }
-
-  // The compile-cache stage's step, then the runtime's read-only copy of its result.
-  const warmed = join(image, 'home/compile-cache')
-  const warm = await node([join(root, 'deploy/image/warm-compile-cache.mjs'), app], { NODE_COMPILE_CACHE: warmed }, image)
-  t.equal(warm.code, 0, `the compile cache fills\n${warm.stderr}`)
-  t.match(warm.stderr, /skr serve started, probed and stopped; \d+ entries/)
-  // A fill that caches nothing for its own uid fails, even where another uid's entries exist.
-  const none = await node([join(root, 'deploy/image/warm-compile-cache.mjs'), app], { NODE_COMPILE_CACHE: warmed, NODE_DISABLE_COMPILE_CACHE: '1' }, image)
-  t.equal(none.code, 1, `a fill that caches nothing for its uid fails the build\n${none.stderr}`)
-  t.match(none.stderr, /compile cache is not enabled/)
-  cpSync(warmed, join(app, 'compile-cache'), { recursive: true })
-
-  // /skr.sh with the reference's environment, simulated attestation: serves, and is healthy.
-  const port = await freePort()
-  const serve = spawnClean([join(image, 'skr.sh')], {
-    Port: String(port), LogLevel: 'error', SKR_ATTESTATION: 'simulated',
-    NODE_COMPILE_CACHE: join(app, 'compile-cache'), NODE_DEBUG_NATIVE: 'COMPILE_CACHE'
-  }, image, ['ignore', 'ignore', 'pipe'])
-  let serveErr = ''
-  serve.stderr?.on('data', (c: Buffer) => { serveErr += c.toString() })
-  const exited = new Promise<number | null>(done => serve.on('close', code => { done(code) }))
-  t.teardown(() => { serve.kill('SIGKILL') })
-  let healthy = false
-  for (let i = 0; i < 150 && !healthy && serve.exitCode === null; i++) {
-    healthy = (await probe({ host: '127.0.0.1', port, path: '/status', timeoutMs: 2000, socketPath: null })).ok
-    if (!healthy) await new Promise(done => setTimeout(done, 200))
-  }
-  t.ok(healthy, `skr started from /skr.sh answers the healthcheck\n${serveErr}`)
-  if (healthcheckRegistered && healthy) {
-    const up = await node([join(app, 'bin/skr.js'), 'healthcheck'], { Port: String(port) }, image)
-    t.equal(up.code, 0, `skr healthcheck exits 0 against it\n${up.stderr}`)
-  }
-  serve.kill('SIGTERM')
-  t.equal(await exited, 0, 'SIGTERM shuts it down cleanly')
-
-  // /bin/skr, as the AKS docs' manifest starts it: serves and is healthy too.
-  const binPort = await freePort()
-  const binServe = spawnClean([join(image, 'bin', 'skr')], { Port: String(binPort), LogLevel: 'error', SKR_ATTESTATION: 'simulated' }, image, ['ignore', 'ignore', 'pipe'])
-  const binExited = new Promise<number | null>(done => binServe.on('close', code => { done(code) }))
-  t.teardown(() => { binServe.kill('SIGKILL') })
-  let binHealthy = false
-  for (let i = 0; i < 150 && !binHealthy && binServe.exitCode === null; i++) {
-    binHealthy = (await probe({ host: '127.0.0.1', port: binPort, path: '/status', timeoutMs: 2000, socketPath: null })).ok
-    if (!binHealthy) await new Promise(done => setTimeout(done, 200))
-  }
-  t.ok(binHealthy, 'skr started from /bin/skr answers the healthcheck')
-  binServe.kill('SIGTERM')
-  t.equal(await binExited, 0, 'and shuts down cleanly')
-  // Node's own account of each module it compiled: the shipped cache served every skr module.
-  const verdicts = [...serveErr.matchAll(/V8 code cache for \S+ (\S+) was (accepted|rejected|not initialized)/g)]
-  const ofDist = verdicts.filter(m => (m[1] ?? '').includes(`${app}/dist/`))
-  t.ok(ofDist.some(m => (m[1] ?? '').endsWith('/dist/main.js') && m[2] === 'accepted'), 'dist/main.js came from the cache')
-  t.ok(ofDist.length > 20, `${ofDist.length} skr modules looked up`)
-  t.same(ofDist.filter(m => m[2] !== 'accepted').map(m => m[1]), [], 'none compiled afresh')
 })

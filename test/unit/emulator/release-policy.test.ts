@@ -1,15 +1,14 @@
 import t from 'tap'
 import { RequestInvalid } from '../../../src/errors.ts'
-import {
-  evaluateReleasePolicy, parseReleasePolicy, policyAuthorities, releasePolicyFromJson, sameAuthority
-} from '../../../src/akv/release-policy.ts'
+import { parseReleasePolicy, policyAuthorities, releasePolicyFromJson } from '../../../src/akv/release-policy.ts'
+import { evaluateReleasePolicy, sameAuthority } from '../../../src/akv/release-policy-evaluate.ts'
 
 const MAA = 'https://sharedeus.eus.attest.azure.net'
 const b64url = (doc: unknown): string => Buffer.from(JSON.stringify(doc)).toString('base64url')
 const policyWith = (conditions: unknown[], extra: Record<string, unknown> = {}): string =>
   b64url({ version: '1.0.0', anyOf: [{ authority: MAA, allOf: conditions }], ...extra })
 
-// A token shaped like an ACI SevSnpVm MAA token (wire-protocols §1.6).
+// A token shaped like an ACI SevSnpVm MAA token (docs/protocols.md#maa-token-claims).
 const claims: Record<string, unknown> = {
   iss: MAA,
   'x-ms-attestation-type': 'sevsnpvm',

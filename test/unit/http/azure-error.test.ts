@@ -19,6 +19,13 @@ t.test('texts are control-stripped and truncated', async (t) => {
   t.equal(out.code, 'X forged: log')
   t.equal(out.message?.length, 300)
   t.equal(parseAzureError(j({ error: { code: '\u001b[31m' } })).code, '[31m')
+  t.equal(parseAzureError(j({ error: { code: 'a\u2028b\u009bc' } })).code, 'a b c')
+})
+
+t.test('an echoed token never reaches the parsed facts', async (t) => {
+  const jwt = 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln'
+  t.same(parseAzureError(j({ error: 'invalid_grant', error_description: `assertion ${jwt} is expired` })),
+    { code: 'invalid_grant', message: 'assertion [redacted] is expired' })
 })
 
 t.test('anything else gives {} and never throws', async (t) => {

@@ -1,5 +1,6 @@
 import t from 'tap'
-import { deadlineError, mapTransportError, statusError } from '../../../src/http/errors-map.ts'
+import { deadlineError, isTlsCertificateError, mapTransportError, statusError } from '../../../src/http/errors-map.ts'
+import { vaultError } from '../../../src/ops/vault-client.ts'
 
 const ctx = { upstream: 'kds' as const, host: 'kdsintf.amd.com', attempts: 3 }
 const e = (code: string): Error => Object.assign(new Error('boom'), { code })
@@ -88,4 +89,27 @@ t.test('through a proxy: messages name it, details say viaProxy (never its addre
   t.same(m.error.details, { upstream: 'akv', host: 'myvault.vault.azure.net', viaProxy: true, errorCode: 'ECONNREFUSED', attempts: 2 })
   t.equal(statusError(via, 503, Buffer.alloc(0)).message, 'akv myvault.vault.azure.net via proxy http://10.0.0.4:3128: HTTP 503 after 2 attempts')
   t.notMatch(JSON.stringify(deadlineError(via, 1000).details), /10\.0\.0\.4/)
+})
+
+// The upstream retry decision and the vault commands' SKR_EXTRA_CA_CERTS hint once had two lists
+// (the hint's lacked UNABLE_TO_GET_ISSUER_CERT, HOSTNAME_MISMATCH, INVALID_CA …): both must agree.
+t.test('one TLS certificate list: never retried upstream, always hinted by the vault commands', async (t) => {
+  const certificate = [
+    'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+    'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'ERR_TLS_CERT_ALTNAME_INVALID', 'HOSTNAME_MISMATCH',
+    'INVALID_CA', 'PATH_LENGTH_EXCEEDED', 'INVALID_PURPOSE', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'CERT_REVOKED',
+    'CERT_UNTRUSTED', 'CERT_REJECTED', 'CERT_SIGNATURE_FAILURE', 'CERT_CHAIN_TOO_LONG'
+  ]
+  for (const code of certificate) {
+    t.ok(isTlsCertificateError(code), code)
+    const mapped = mapTransportError(e(code), ctx)
+    t.equal(mapped.retryable, false, `${code} not retried`)
+    t.match(mapped.error.message, /TLS certificate rejected/, code)
+    t.match(vaultError(Object.assign(new Error('tls'), { cause: { code } }), 'v').message, /TLS certificate is not trusted \(set SKR_EXTRA_CA_CERTS/, code)
+  }
+  for (const code of ['ECONNRESET', 'ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_TLS_HANDSHAKE_TIMEOUT', 'UND_ERR_PRX_TLS', 'EWHATEVER']) {
+    t.notOk(isTlsCertificateError(code), code)
+    t.notMatch(mapTransportError(e(code), ctx).error.message, /TLS certificate rejected/, code)
+    t.notMatch(vaultError(Object.assign(new Error('x'), { code }), 'v').message, /SKR_EXTRA_CA_CERTS/, code)
+  }
 })

@@ -127,7 +127,7 @@ t.test('an empty or null answer is a failure, not a token', async (t) => {
 })
 
 t.test('SDK and MSAL errors map to IdentityUnavailable naming the identity, the answer and what to check', async (t) => {
-  // The shapes observed from @azure/identity 4.13.1 (see wire-protocols §6.4).
+  // The shapes observed from @azure/identity 4.13.1 (see docs/protocols.md#identity-sdk).
   const msalServer = Object.assign(new Error(`invalid_request: Error(s): Not Available - Timestamp: Not Available - Description: Identity not found ${SECRET} - Correlation ID: Not Available - Trace ID: Not Available`), {
     name: 'ServerError', errorCode: 'invalid_request', status: 400
   })

@@ -12,7 +12,7 @@ import { buildApp } from '../../../src/server/app.ts'
 import { clientErrorFor } from '../../../src/server/client-error.ts'
 import { deriveConnectionCap, readOpenFileLimit, MIN_CONNECTIONS, MAX_DERIVED_CONNECTIONS } from '../../../src/listen/connections.ts'
 import { listen } from '../../../src/server/listen.ts'
-import { FakeAttestationService, FakeKeyReleaseService, GatedKeyRelease, testConfig } from '../../doubles/fake-services.ts'
+import { FakeAttestationService, FakeKeyReleaseService, GatedKeyRelease, testConfig, NO_SHEDDING } from '../../doubles/fake-services.ts'
 import { exchange, open, receive } from '../../helpers/raw-http.ts'
 import type { KeyReleaseService } from '../../../src/service/types.ts'
 
@@ -26,7 +26,7 @@ async function serve (t: Test, env: Record<string, string> = {}, keyRelease: Key
   const logs: string[] = []
   const logger = pino(loggerOptions('trace'), { write (line: string) { logs.push(line) } })
   const metrics = createMetricsRegistry({ defaultMetrics: false })
-  const app = buildApp({ config, attestation: new FakeAttestationService(), keyRelease, logger, metrics })
+  const app = buildApp({ config, attestation: new FakeAttestationService(), keyRelease, logger, metrics, backpressure: NO_SHEDDING })
   const listening = await listen(app, config, logger, { events: metrics })
   t.teardown(async () => { listening.forceClose(); await listening.close() })
   return { port: Number((listening.addresses[0] ?? '').split(':').pop()), logs, metrics, keyRelease }

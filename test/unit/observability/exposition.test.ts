@@ -1,63 +1,18 @@
 // skr's /metrics passes `promtool check metrics` (Prometheus's linter): checked by the same rules
 // in TypeScript (test/helpers/promlint.ts) everywhere, and by the real promtool where it is
-// installed (Debian: `apt-get install prometheus`); without it that part skips, saying so. Also:
-// one label name for a status, and counters with known label sets exported at 0 from the start.
+// installed (test/process/observability/exposition.test.ts). Also: one label name for a status,
+// and counters with known label sets exported at 0 from the start.
 import t from 'tap'
-import { spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { createMetricsRegistry, DROPPED_DEFAULT_METRICS, KNOWN_CACHES, SHED_REASONS, CLIENT_ERROR_CODES } from '../../../src/observability/registry.ts'
-import { buildApp } from '../../../src/server/app.ts'
-import { FakeAttestationService, FakeKeyReleaseService, testConfig } from '../../doubles/fake-services.ts'
+import { BAD, busyExposition, servedExposition } from '../../helpers/expositions.ts'
 import { lintExposition, parseExposition } from '../../helpers/promlint.ts'
 import { repoRoot } from '../../helpers/vectors.ts'
-
-/** A registry with default metrics and every skr series observed at least once. */
-async function busyExposition (): Promise<string> {
-  const m = createMetricsRegistry()
-  m.observeUpstream('maa', '200', 0.2)
-  m.observeUpstream('akv', 'timeout', 30)
-  m.cacheResult('aad_token', true)
-  m.setPoolDepth('wrapping_key', 4)
-  m.setAttestationBackend('sev-guest', false)
-  m.releaseResult('released')
-  m.observeRequest('POST', '/key/release', 200, 0.05)
-  m.shed('eventLoopDelay')
-  m.setInFlight(1)
-  m.setOpenConnections(2)
-  m.connectionDropped()
-  m.clientError('ERR_REQUEST_TIMEOUT')
-  return await m.render()
-}
-
-/** What GET /metrics of a real app serves after a few requests. */
-async function servedExposition (): Promise<string> {
-  const app = buildApp({ config: testConfig(), attestation: new FakeAttestationService(), keyRelease: new FakeKeyReleaseService() })
-  try {
-    await app.inject({ method: 'GET', url: '/status' })
-    await app.inject({ method: 'GET', url: '/nowhere' })
-    return (await app.inject({ method: 'GET', url: '/metrics' })).body
-  } finally {
-    await app.close()
-  }
-}
 
 function lines (text: string, prefix: string): string[] {
   return text.split('\n').filter(l => l.startsWith(prefix))
 }
 
-const BAD = [
-  '# HELP app_open_total Open things',
-  '# TYPE app_open_total gauge',
-  'app_open_total 1',
-  '# TYPE app_requests counter',
-  'app_requests{statusCode="200"} 1',
-  '# HELP app_latency_ms Latency',
-  '# TYPE app_latency_ms histogram',
-  'app_latency_ms_bucket{le="+Inf",status_code="200"} 1',
-  'app_latency_ms_sum{status_code="200"} 1',
-  'app_latency_ms_count{status_code="200"} 1',
-  ''
-].join('\n')
 
 t.test('the checker finds what promtool finds (and skr\'s status rule)', async t => {
   t.same(lintExposition(BAD), [
@@ -102,27 +57,6 @@ t.test('counters of known label sets are exported at 0 before anything happened'
   t.same(lines(text, 'skr_http_shed_total'), SHED_REASONS.map(reason => `skr_http_shed_total{reason="${reason}"} 0`))
   t.same(lines(text, 'skr_http_client_errors_total'), CLIENT_ERROR_CODES.map(code => `skr_http_client_errors_total{code="${code}"} 0`))
   t.same(lines(text, 'skr_http_connections_dropped_total'), ['skr_http_connections_dropped_total 0'])
-})
-
-const promtool = spawnSync('promtool', ['--version'], { encoding: 'utf8' })
-const hasPromtool = promtool.error === undefined && promtool.status === 0
-
-function promtoolCheck (text: string): { status: number | null, output: string } {
-  const r = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8', timeout: 60_000 })
-  return { status: r.status, output: `${r.stdout}${r.stderr}`.trim() }
-}
-
-t.test('promtool check metrics is clean', {
-  skip: hasPromtool ? false : 'SKIPPED: promtool is not installed (Debian: apt-get install prometheus); the TypeScript checker above still ran'
-}, async t => {
-  const bad = promtoolCheck(BAD)
-  t.not(bad.status, 0, 'promtool is really checking: it refuses a bad exposition')
-  t.match(bad.output, 'non-counter metrics should not have "_total" suffix')
-  for (const [what, text] of [['a registry with every series observed', await busyExposition()], ['GET /metrics of an app', await servedExposition()]] as const) {
-    const r = promtoolCheck(text)
-    t.equal(r.output, '', `${what}: no problems`)
-    t.equal(r.status, 0, `${what}: exit 0`)
-  }
 })
 
 t.test('docs/troubleshooting.md lists every series with its labels, and no series that does not exist', async t => {

@@ -2,8 +2,8 @@
 // wrapper that counts every release (and every key of a batch) once without changing its result.
 import t from 'tap'
 import { AccessDenied, KeyNotFound, KeyReleaseDenied, UpstreamTimeout, UpstreamUnavailable } from '../../../src/errors.ts'
+import { instrumentKeyRelease } from '../../../src/service/instrumented-release.ts'
 import {
-  instrumentKeyRelease,
   noopMetrics,
   releaseOutcomeOf,
   upstreamFailureStatus,

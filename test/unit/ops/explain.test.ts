@@ -132,6 +132,10 @@ t.test('text from the vault or an unverified token cannot forge report lines', a
   t.notOk(text.includes('\u001b'), 'control characters are escaped')
   t.equal(safeText('plain'), 'plain')
   t.equal(safeText('a\nb'), '"a\\nb"')
+  // JSON.stringify leaves C1 (U+009B is CSI), DEL and U+2028 raw: they were printed as they came.
+  t.equal(safeText('a\u009b2Kb'), '"a\\u009b2Kb"')
+  t.equal(safeText('a\u2028b\u202e'), '"a\\u2028b\\u202e"')
+  t.equal(valueText('a\u0085b\u007f'), '"a\\u0085b\\u007f"', 'escaped once, not quoted twice')
 })
 
 t.test('a malformed token: a usage error when it is the operator\'s file, an upstream fault when the sidecar sent it', async t => {

@@ -1,5 +1,6 @@
 import t from 'tap'
-import { evaluateReleasePolicy, releasePolicyFromJson } from '../../../src/akv/release-policy.ts'
+import { releasePolicyFromJson } from '../../../src/akv/release-policy.ts'
+import { evaluateReleasePolicy } from '../../../src/akv/release-policy-evaluate.ts'
 import { sevSnpClaims } from '../../../src/emulator/maa-claims.ts'
 import {
   authorityOf, buildReleasePolicy, encodeReleasePolicy, hostDataOf, normaliseHostData, parseExtraClaim, parsePolicyDocument,

@@ -17,7 +17,7 @@ function token (claims: Record<string, unknown>): string {
   return `${part({ alg: 'RS256', typ: 'JWT' })}.${part(claims)}.c2ln`
 }
 
-/** An attestation double that counts maaToken calls; tokens live 8 h (wire-protocols §1.5) unless told otherwise. */
+/** An attestation double that counts maaToken calls; tokens live 8 h (docs/protocols.md#maa-token) unless told otherwise. */
 class CountingAttestation {
   calls = 0
   signals: Array<AbortSignal | undefined> = []

@@ -5,14 +5,14 @@ import { pino } from 'pino'
 import { KeyNotFound, KeyReleaseDenied, UpstreamUnavailable } from '../../../src/errors.ts'
 import { buildApp } from '../../../src/server/app.ts'
 import type { KeyReleaseRequest } from '../../../src/service/types.ts'
-import { FAKE_JWK, FakeAttestationService, FakeBatchKeyReleaseService, FakeKeyReleaseService, testConfig } from '../../doubles/fake-services.ts'
+import { FAKE_JWK, FakeAttestationService, FakeBatchKeyReleaseService, FakeKeyReleaseService, testConfig, NO_SHEDDING } from '../../doubles/fake-services.ts'
 
 const BASE = { maa_endpoint: 'https://sharedeus.eus.attest.azure.net/', akv_endpoint: 'myvault.vault.azure.net' }
 
 function setup (keyRelease: FakeKeyReleaseService = new FakeBatchKeyReleaseService()): { app: ReturnType<typeof buildApp>, keyRelease: FakeKeyReleaseService, logs: string[] } {
   const logs: string[] = []
   const logger = pino({ level: 'trace' }, { write: (line: string) => { logs.push(line) } })
-  const app = buildApp({ config: testConfig(), attestation: new FakeAttestationService(), keyRelease, logger })
+  const app = buildApp({ config: testConfig(), attestation: new FakeAttestationService(), keyRelease, logger, backpressure: NO_SHEDDING })
   t.teardown(async () => { await app.close() })
   return { app, keyRelease, logs }
 }

@@ -10,7 +10,7 @@ import { pino } from 'pino'
 import { buildApp } from '../../../src/server/app.ts'
 import { listen, type Listening } from '../../../src/server/listen.ts'
 import { refuseBrowserRequest, type BrowserHeaders } from '../../../src/server/plugins/browser-guard.ts'
-import { FakeAttestationService, FakeKeyReleaseService, testConfig } from '../../doubles/fake-services.ts'
+import { FakeAttestationService, FakeKeyReleaseService, testConfig, NO_SHEDDING } from '../../doubles/fake-services.ts'
 import { curlPost, exchange, goPost } from '../../helpers/raw-http.ts'
 
 const RELEASE = JSON.stringify({ maa_endpoint: 'sharedeus.eus.attest.azure.net', akv_endpoint: 'myvault.vault.azure.net', kid: 'mykey' })
@@ -18,7 +18,7 @@ const RELEASE = JSON.stringify({ maa_endpoint: 'sharedeus.eus.attest.azure.net',
 async function serve (t: Test, env: Record<string, string> = {}): Promise<{ port: number, listening: Listening, keyRelease: FakeKeyReleaseService }> {
   const config = testConfig({ SKR_HOST: '127.0.0.1', Port: '0', ...env })
   const keyRelease = new FakeKeyReleaseService()
-  const app = buildApp({ config, attestation: new FakeAttestationService(), keyRelease })
+  const app = buildApp({ config, attestation: new FakeAttestationService(), keyRelease, backpressure: NO_SHEDDING })
   const listening = await listen(app, config, pino({ level: 'silent' }))
   t.teardown(() => listening.close())
   const port = Number((listening.addresses[0] ?? '').split(':').pop())
@@ -121,7 +121,7 @@ t.test('HTTP/1.1 without Host is a 400 in skr\'s shape (Node would answer it bar
 t.test('SKR_SERVER_NAMES adds names for a non-loopback listener', async t => {
   const config = testConfig({ SKR_HOST: '0.0.0.0', SKR_ALLOW_NON_LOOPBACK: '1', Port: '0', SKR_SERVER_NAMES: 'skr.example.internal' })
   t.same(config.listener.serverNames, ['skr.example.internal'])
-  const app = buildApp({ config, attestation: new FakeAttestationService(), keyRelease: new FakeKeyReleaseService() })
+  const app = buildApp({ config, attestation: new FakeAttestationService(), keyRelease: new FakeKeyReleaseService(), backpressure: NO_SHEDDING })
   t.teardown(() => app.close())
   const get = async (host: string): Promise<number> => (await app.inject({ method: 'GET', url: '/status', headers: { host } })).statusCode
   t.equal(await get('skr.example.internal:8080'), 200)

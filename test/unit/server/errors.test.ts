@@ -13,7 +13,7 @@ import {
 } from '../../../src/errors.ts'
 import { toGrpcFailure } from '../../../src/grpc/status-map.ts'
 import { mapTransportError, statusError } from '../../../src/http/errors-map.ts'
-import { publicFacts, publicMessage, publicServerMessage } from '../../../src/server/error-handler.ts'
+import { publicFacts, publicMessage, publicServerMessage } from '../../../src/public-error.ts'
 import { createHarness } from '../../doubles/fake-services.ts'
 
 const SECRET = 'eyJSECRET-TOKEN-DO-NOT-LEAK'

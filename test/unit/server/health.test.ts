@@ -11,14 +11,15 @@ import { buildApp, type AppDeps } from '../../../src/server/app.ts'
 import { lifecycleOf } from '../../../src/server/lifecycle.ts'
 import { closeGracefully, listen } from '../../../src/server/listen.ts'
 import { readiness, registerHealthRoutes, type IdentityStatus } from '../../../src/server/plugins/health.ts'
-import { errorBodySchema } from '../../../src/server/schemas.ts'
-import { FAKE_JWK, FakeAttestationService, FakeKeyReleaseService, GatedKeyRelease, testConfig } from '../../doubles/fake-services.ts'
+import { errorBodySchema } from '../../../src/server/error-schemas.ts'
+import { FAKE_JWK, FakeAttestationService, FakeKeyReleaseService, GatedKeyRelease, testConfig, NO_SHEDDING } from '../../doubles/fake-services.ts'
 
 const KEY_OK = { maa_endpoint: 'sharedeus.eus.attest.azure.net', akv_endpoint: 'myvault.vault.azure.net', kid: 'mykey' }
 
 function build (overrides: Partial<AppDeps> = {}): { app: ReturnType<typeof buildApp>; attestation: FakeAttestationService } {
   const attestation = new FakeAttestationService()
   const app = buildApp({
+    backpressure: NO_SHEDDING,
     config: testConfig({ SKR_HOST: '127.0.0.1', Port: '0' }),
     attestation,
     keyRelease: new FakeKeyReleaseService(),
@@ -29,7 +30,12 @@ function build (overrides: Partial<AppDeps> = {}): { app: ReturnType<typeof buil
 }
 
 async function until (condition: () => boolean | Promise<boolean>): Promise<void> {
-  while (!await condition()) await new Promise(resolve => setTimeout(resolve, 5))
+  // Bounded (a minute, for a busy machine) so that a case that cannot finish fails with its name.
+  const bound = Date.now() + 60_000
+  while (!await condition()) {
+    if (Date.now() > bound) throw new Error(`still not the case after 60 s: ${condition.toString()}`)
+    await new Promise(resolve => setTimeout(resolve, 5))
+  }
 }
 
 interface Answer { status: number; headers: http.IncomingHttpHeaders; body: string }

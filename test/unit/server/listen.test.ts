@@ -3,8 +3,7 @@
 import t, { type Test } from 'tap'
 import * as http from 'node:http'
 import { createServer as createNetServer } from 'node:net'
-import { spawn } from 'node:child_process'
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { link, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pino from 'pino'
@@ -12,7 +11,7 @@ import type { Config } from '../../../src/config/config.ts'
 import { loggerOptions } from '../../../src/log.ts'
 import { buildApp } from '../../../src/server/app.ts'
 import { listen } from '../../../src/server/listen.ts'
-import { FakeAttestationService, FakeKeyReleaseService, testConfig } from '../../doubles/fake-services.ts'
+import { FakeAttestationService, FakeKeyReleaseService, testConfig, NO_SHEDDING } from '../../doubles/fake-services.ts'
 
 function capture (): { logger: pino.Logger; logs: Array<Record<string, unknown>> } {
   const logs: Array<Record<string, unknown>> = []
@@ -48,7 +47,7 @@ function setup (env: Record<string, string>): { config: Config; app: ReturnType<
   const { logger, logs } = capture()
   const config = testConfig(env)
   const attestation = new FakeAttestationService()
-  const app = buildApp({ config, attestation, keyRelease: new FakeKeyReleaseService(), logger })
+  const app = buildApp({ config, attestation, keyRelease: new FakeKeyReleaseService(), logger, backpressure: NO_SHEDDING })
   return { config, app, attestation, logs, logger }
 }
 
@@ -106,12 +105,15 @@ t.test('serves the same routes on a Unix socket (mode 0660) and removes it on cl
 t.test('a stale socket left by a killed process is replaced', async t => {
   const dir = await tempDir(t)
   const socketPath = join(dir, 'stale.sock')
-  const child = spawn(process.execPath, ['-e', `require('node:net').createServer().listen(${JSON.stringify(socketPath)}, () => console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] })
-  await new Promise<void>(resolve => { child.stdout.once('data', () => { resolve() }) })
-  const exited = new Promise(resolve => child.once('exit', resolve))
-  child.kill('SIGKILL')
-  await exited
+  // What a killed process leaves: a socket file nobody listens on. Made without killing anything:
+  // a second name for a listening socket outlives the listener (close() unlinks only its own name).
+  const gone = createNetServer()
+  const original = join(dir, 'gone.sock')
+  await new Promise<void>(resolve => { gone.listen(original, resolve) })
+  await link(original, socketPath)
+  await new Promise<void>(resolve => { gone.close(() => { resolve() }) })
   t.ok((await stat(socketPath)).isSocket(), 'the stale socket is still there')
+  await t.rejects(request({ socketPath, path: '/status' }), { code: 'ECONNREFUSED' }, 'and nobody listens on it')
 
   const { config, app, logger } = setup({ SKR_HOST: '127.0.0.1', Port: '0', SKR_UNIX_SOCKET: socketPath })
   const server = await listen(app, config, logger)

@@ -2,10 +2,10 @@
 // domain metrics recorded into the same registry, and no key names or endpoints anywhere.
 import t from 'tap'
 import { KeyNotFound, KeyReleaseDenied, UpstreamUnavailable } from '../../../src/errors.ts'
-import { instrumentKeyRelease } from '../../../src/observability/metrics.ts'
+import { instrumentKeyRelease } from '../../../src/service/instrumented-release.ts'
 import { createMetricsRegistry } from '../../../src/observability/registry.ts'
 import { buildApp } from '../../../src/server/app.ts'
-import { FakeAttestationService, FakeBatchKeyReleaseService, FakeKeyReleaseService, testConfig } from '../../doubles/fake-services.ts'
+import { FakeAttestationService, FakeBatchKeyReleaseService, FakeKeyReleaseService, testConfig, NO_SHEDDING } from '../../doubles/fake-services.ts'
 
 const KEY = { maa_endpoint: 'sharedeus.eus.attest.azure.net', akv_endpoint: 'secretvault.vault.azure.net', kid: 'top-secret-key-name' }
 
@@ -15,7 +15,7 @@ function lines (text: string, prefix: string): string[] {
 }
 
 t.test('/metrics is Prometheus text 0.0.4 with default process metrics', async t => {
-  const app = buildApp({ config: testConfig(), attestation: new FakeAttestationService(), keyRelease: new FakeKeyReleaseService() })
+  const app = buildApp({ config: testConfig(), attestation: new FakeAttestationService(), keyRelease: new FakeKeyReleaseService(), backpressure: NO_SHEDDING })
   t.teardown(() => app.close())
   const res = await app.inject({ method: 'GET', url: '/metrics' })
   t.equal(res.statusCode, 200)
@@ -27,7 +27,7 @@ t.test('/metrics is Prometheus text 0.0.4 with default process metrics', async t
 t.test('requests are counted by method, route pattern and status; URLs never become labels', async t => {
   const metrics = createMetricsRegistry({ defaultMetrics: false })
   const keyRelease = new FakeKeyReleaseService()
-  const app = buildApp({ config: testConfig(), attestation: new FakeAttestationService(), keyRelease, metrics })
+  const app = buildApp({ config: testConfig(), attestation: new FakeAttestationService(), keyRelease, metrics, backpressure: NO_SHEDDING })
   t.teardown(() => app.close())
   await app.inject({ method: 'GET', url: '/status' })
   await app.inject({ method: 'GET', url: '/status?kid=top-secret-key-name' })
@@ -53,7 +53,7 @@ t.test('requests are counted by method, route pattern and status; URLs never bec
 t.test('domain modules record into the registry the app serves', async t => {
   const metrics = createMetricsRegistry({ defaultMetrics: false })
   const fake = new FakeKeyReleaseService()
-  const app = buildApp({ config: testConfig(), attestation: new FakeAttestationService(), keyRelease: instrumentKeyRelease(fake, metrics), metrics })
+  const app = buildApp({ config: testConfig(), attestation: new FakeAttestationService(), keyRelease: instrumentKeyRelease(fake, metrics), metrics, backpressure: NO_SHEDDING })
   t.teardown(() => app.close())
   metrics.setAttestationBackend('sev-guest', false)
   metrics.observeUpstream('akv', '200', 0.3)
@@ -80,7 +80,7 @@ t.test('domain modules record into the registry the app serves', async t => {
 t.test('a batch release through the app counts each key by its outcome; key names never become labels', async t => {
   const metrics = createMetricsRegistry({ defaultMetrics: false })
   const fake = new FakeBatchKeyReleaseService()
-  const app = buildApp({ config: testConfig(), attestation: new FakeAttestationService(), keyRelease: instrumentKeyRelease(fake, metrics), metrics })
+  const app = buildApp({ config: testConfig(), attestation: new FakeAttestationService(), keyRelease: instrumentKeyRelease(fake, metrics), metrics, backpressure: NO_SHEDDING })
   t.teardown(() => app.close())
   const endpoints = { maa_endpoint: KEY.maa_endpoint, akv_endpoint: KEY.akv_endpoint }
   fake.errors.set('top-secret-denied', new KeyReleaseDenied('policy of top-secret-denied not met'))

@@ -7,7 +7,7 @@ import * as errors from '../../../src/errors.ts'
 import { buildApiDocument, renderApiMarkdown } from '../../../src/server/api-doc.ts'
 import { buildApp } from '../../../src/server/app.ts'
 import { packageVersion, type OpenApiDocument } from '../../../src/server/plugins/openapi.ts'
-import { FakeAttestationService, FakeBatchKeyReleaseService, FakeKeyReleaseService, testConfig } from '../../doubles/fake-services.ts'
+import { FakeAttestationService, FakeBatchKeyReleaseService, FakeKeyReleaseService, testConfig, NO_SHEDDING } from '../../doubles/fake-services.ts'
 import { repoRoot } from '../../helpers/vectors.ts'
 
 const ROUTES: ReadonlyArray<[string, string]> = [
@@ -39,7 +39,7 @@ function keysDeep (value: unknown, out: Set<string> = new Set()): Set<string> {
 }
 
 async function fetchDocument (): Promise<{ body: string; doc: OpenApiDocument; contentType: string | undefined }> {
-  const app = buildApp({ config: testConfig(), attestation: new FakeAttestationService(), keyRelease: new FakeKeyReleaseService() })
+  const app = buildApp({ config: testConfig(), attestation: new FakeAttestationService(), keyRelease: new FakeKeyReleaseService(), backpressure: NO_SHEDDING })
   try {
     const res = await app.inject({ method: 'GET', url: '/openapi.json' })
     t.equal(res.statusCode, 200)
@@ -134,7 +134,7 @@ t.test('what redocly\'s recommended ruleset asks for (openapi-lint.test.ts runs 
 })
 
 t.test('the kid xor kids schema accepts and refuses exactly what the route did', async t => {
-  const app = buildApp({ config: testConfig(), attestation: new FakeAttestationService(), keyRelease: new FakeBatchKeyReleaseService() })
+  const app = buildApp({ config: testConfig(), attestation: new FakeAttestationService(), keyRelease: new FakeBatchKeyReleaseService(), backpressure: NO_SHEDDING })
   t.teardown(() => app.close())
   const base = { maa_endpoint: 'sharedeus.eus.attest.azure.net', akv_endpoint: 'myvault.vault.azure.net' }
   const cases: Array<[string, Record<string, unknown>, number, string?]> = [

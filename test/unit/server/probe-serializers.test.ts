@@ -9,7 +9,7 @@ import { createMetricsRegistry } from '../../../src/observability/registry.ts'
 import { buildApp } from '../../../src/server/app.ts'
 import { livenessSchema, readinessSchema } from '../../../src/server/plugins/health.ts'
 import { statusResponseSchema } from '../../../src/server/schemas.ts'
-import { FakeAttestationService, FakeKeyReleaseService, testConfig } from '../../doubles/fake-services.ts'
+import { FakeAttestationService, FakeKeyReleaseService, testConfig, NO_SHEDDING } from '../../doubles/fake-services.ts'
 
 const require = createRequire(import.meta.url)
 const loaded = (name: string): string[] => Object.keys(require.cache).filter(k => k.includes(`/node_modules/${name}/`))
@@ -19,6 +19,7 @@ const compilerLoaded = (): string[] => [...loaded('@fastify/fast-json-stringify-
 t.test('probes answer without Ajv or fast-json-stringify, with the schemas\' text', async (t) => {
   const attestation = new FakeAttestationService()
   const app = buildApp({
+    backpressure: NO_SHEDDING,
     config: testConfig({ SKR_HOST: '127.0.0.1', Port: '0' }),
     attestation,
     keyRelease: new FakeKeyReleaseService(),

@@ -16,7 +16,7 @@ import { exchange } from '../../helpers/raw-http.ts'
 import * as EnvironmentModule from '../../../src/emulator/environment.ts'
 import type { AttestationService, AttestationStatus, CombinedEvidence, KeyReleaseRequest, KeyReleaseService } from '../../../src/service/types.ts'
 import * as SidecarModule from '../../../src/app/sidecar.ts'
-import { FAKE_COMBINED, FAKE_REPORT, testConfig } from '../../doubles/fake-services.ts'
+import { FAKE_COMBINED, FAKE_REPORT, testConfig, NO_SHEDDING, TEST_SHEDDING_OFF } from '../../doubles/fake-services.ts'
 
 const PRIVATE_MEMBERS = ['k', 'd', 'p', 'q', 'dp', 'dq', 'qi'] as const
 
@@ -101,7 +101,7 @@ t.test('fake services logging secrets at trace: nothing secret reaches the log',
     },
     async status (): Promise<AttestationStatus> { return { backend: 'tsm', simulated: false, problems: [] } }
   }
-  const app = buildApp({ config: testConfig(), attestation, keyRelease, logger, metrics: createMetricsRegistry({ defaultMetrics: false }) })
+  const app = buildApp({ config: testConfig(), attestation, keyRelease, logger, metrics: createMetricsRegistry({ defaultMetrics: false }), backpressure: NO_SHEDDING })
   t.teardown(() => app.close())
 
   const release = await app.inject({
@@ -150,7 +150,7 @@ t.test('malformed and refused requests at every log level: no secret reaches the
     const lines: string[] = []
     const logger = pino(loggerOptions(level), { write (line: string) { lines.push(line) } })
     const config = testConfig({ SKR_HOST: '127.0.0.1', Port: '0' })
-    const app = buildApp({ config, attestation: { rawReport: async () => FAKE_REPORT, combined: async () => FAKE_COMBINED, maaToken: async () => 'x', status: async () => ({ backend: null, simulated: false, problems: [] }) }, keyRelease: { release: async () => ({ kty: 'oct', k: 'AAAA' }) }, logger })
+    const app = buildApp({ config, attestation: { rawReport: async () => FAKE_REPORT, combined: async () => FAKE_COMBINED, maaToken: async () => 'x', status: async () => ({ backend: null, simulated: false, problems: [] }) }, keyRelease: { release: async () => ({ kty: 'oct', k: 'AAAA' }) }, logger, backpressure: NO_SHEDDING })
     const listening = await listen(app, config, logger)
     const port = Number((listening.addresses[0] ?? '').split(':').pop())
     const statuses: Array<number | undefined> = []
@@ -181,7 +181,7 @@ t.test('a real release at trace through the emulators leaks no key, token or pri
   await environment.akv.store.createKey('rsa-key', { kty: 'RSA-HSM', size: 2048, exportable: true, releasePolicy: policy })
 
   const { logger, lines } = capture()
-  const config = loadConfig([], { ...environment.skrEnv(0), SKR_HOST: '127.0.0.1', LogLevel: 'trace' })
+  const config = loadConfig([], { ...environment.skrEnv(0), ...TEST_SHEDDING_OFF, SKR_HOST: '127.0.0.1', LogLevel: 'trace' })
   const sidecar = await modules.sidecar.startSidecar(config, { log: logger, extraCa: [...environment.extraCa] })
   let open = true
   const stop = async (): Promise<void> => { if (open) { open = false; await sidecar.close() } }

@@ -10,9 +10,9 @@ import { RsaSaPssParams } from '@peculiar/asn1-rsa'
 import t from 'tap'
 import type { Test } from 'tap'
 import { parseChainPem, verifyAmdChain } from '../../../src/certs/amd-chain.ts'
-import {
-  defaultEmulatedCacheDir, generateEmulatedChain, loadOrCreateEmulatedChain, thimDocument, vcekExtensionValues
-} from '../../../src/simulated/emulated-chain.ts'
+import { thimDocument } from '../../../src/simulated/emulated-chain.ts'
+import { defaultEmulatedCacheDir, loadOrCreateEmulatedChain } from '../../../src/simulated/emulated-chain-cache.ts'
+import { generateEmulatedChain, vcekExtensionValues } from '../../../src/simulated/emulated-chain-generator.ts'
 import type { EmulatedAmdChain } from '../../../src/simulated/emulated-chain.ts'
 import { parseAmdExtensions } from '../../../src/certs/vcek-ext.ts'
 import { needsVectors, vector } from '../../helpers/vectors.ts'

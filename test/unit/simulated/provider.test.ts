@@ -1,6 +1,6 @@
 import { createHash, verify } from 'node:crypto'
 import t from 'tap'
-import { generateEmulatedChain } from '../../../src/simulated/emulated-chain.ts'
+import { generateEmulatedChain } from '../../../src/simulated/emulated-chain-generator.ts'
 import { parseReport, REPORT_SIZE, SIGNED_SIZE, signatureP1363 } from '../../../src/snp/abi.ts'
 import { createSimulatedProvider, simulatedMeasurement } from '../../../src/simulated/provider.ts'
 import type { SimulatedOptions } from '../../../src/simulated/provider.ts'

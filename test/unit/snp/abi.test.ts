@@ -64,7 +64,7 @@ t.test('constants', async (t) => {
   t.equal(SIGNATURE_OFFSET, 0x2a0)
 })
 
-t.test('genuine Azure ACI Milan report, field by field (sev-snp.md §4.2)', needsVectors(), async (t) => {
+t.test('genuine Azure ACI Milan report, field by field (test/fixtures/vectors/README.md)', needsVectors(), async (t) => {
   const bytes = vector('azure-aci-milan', 'snp_report.bin')
   t.match(createHash('sha256').update(bytes).digest('hex'), /^8aa04429.*50925$/, 'the expected vector')
   const r = parseReport(bytes)

@@ -1,10 +1,11 @@
 // `npm run demo` is the README's main job: run it as a user would (a child process) and check
 // that it released the matching key and was refused the other, and that bad flags exit 2.
 import t from 'tap'
-import { spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { runChild } from '../../helpers/child-process.ts'
+import { TEST_SHEDDING_OFF } from '../../helpers/shedding.ts'
 import { repoRoot } from '../../helpers/vectors.ts'
 
 // src/main.ts, as `npm run demo` runs it (bin/skr.js would prefer a dist/ left by an earlier build).
@@ -12,10 +13,12 @@ const bin = join(repoRoot, 'src', 'main.ts')
 const cache = mkdtempSync(join(tmpdir(), 'skr-demo-cache-'))
 t.teardown(() => { rmSync(cache, { recursive: true, force: true }) })
 // A clean environment: the demo sets up everything it needs itself.
-const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: cache, XDG_CACHE_HOME: cache }
+// Load shedding off: the demo's sidecar shares its event loop with the emulators, and a busy
+// machine (two test runs at once) delays it past the 1 s default.
+const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: cache, XDG_CACHE_HOME: cache, ...TEST_SHEDDING_OFF }
 
 t.test('skr demo --json: the bound key is released, the other refused', async t => {
-  const r = spawnSync(process.execPath, [bin, 'demo', '--json'], { env, encoding: 'utf8', timeout: 90_000 })
+  const r = await runChild(t, process.execPath, [bin, 'demo', '--json'], { env })
   t.equal(r.status, 0, r.stderr)
   const out = JSON.parse(r.stdout) as { ok: boolean, hostData: string, claims: Record<string, unknown>, released: { status: number, jwk: { kty: string, k: string } }, refused: { status: number, body: { code: string } } }
   t.equal(out.ok, true)
@@ -31,7 +34,7 @@ t.test('skr demo --json: the bound key is released, the other refused', async t 
 })
 
 t.test('skr demo with a bad flag exits 2 with one line', async t => {
-  const r = spawnSync(process.execPath, [bin, 'demo', '--bogus'], { env, encoding: 'utf8', timeout: 30_000 })
+  const r = await runChild(t, process.execPath, [bin, 'demo', '--bogus'], { env })
   t.equal(r.status, 2)
   t.equal(r.stderr.trim(), 'skr demo: unknown flag --bogus')
 })

@@ -1,10 +1,11 @@
 // The OpenAPI document passes @redocly/cli's `recommended` ruleset with no problem at all
 // (scripts/lint-openapi.mjs, also run by `npm run lint`), without the network, and the lint
-// really fails a document with the faults the ruleset is there to catch.
+// really fails a document with the faults the ruleset is there to catch. Every case runs redocly
+// in a child process (lintOpenApi spawns it), hence test/process/.
 import t from 'tap'
-import { spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { buildApiDocument } from '../../../src/server/api-doc.ts'
+import { runChild } from '../../helpers/child-process.ts'
 import { repoRoot } from '../../helpers/vectors.ts'
 
 interface Report {
@@ -40,13 +41,13 @@ t.test('the lint catches what the ruleset is for', { skip }, async t => {
 
 // `unshare -n` runs the lint in a network namespace with no interface but loopback: proof that
 // nothing (telemetry, update check, remote rules) needs the network. Needs the privilege to create one.
-const unshare = spawnSync('unshare', ['-n', 'true'])
+const unshare = await runChild(t, 'unshare', ['-n', 'true'])
 const offline = unshare.error === undefined && unshare.status === 0
 
 t.test('npm run lint\'s step runs with no network at all', {
   skip: skip !== false ? skip : offline ? false : 'SKIPPED: cannot create a network namespace here (unshare -n needs CAP_SYS_ADMIN); the offline run is not checked'
 }, async t => {
-  const r = spawnSync('unshare', ['-n', process.execPath, 'scripts/lint-openapi.mjs'], { cwd: repoRoot, encoding: 'utf8', timeout: 120_000 })
+  const r = await runChild(t, 'unshare', ['-n', process.execPath, 'scripts/lint-openapi.mjs'], { cwd: repoRoot })
   t.equal(r.status, 0, `${r.stdout}${r.stderr}`)
   t.match(r.stdout, /passes redocly .* recommended \(0 problems\)/)
 })

@@ -3,40 +3,42 @@
 // curl is installed, else parsed and sent with node:http), and SIGTERM/SIGINT stop it cleanly.
 // --json is one parseable line even on a first run, whose progress goes to stderr.
 import t, { type Test } from 'tap'
-import { spawn, spawnSync, type ChildProcessByStdio } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { request } from 'node:http'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { Readable } from 'node:stream'
 import { TEST_CHAIN_CACHE } from '../../helpers/sidecar-env.ts'
+import { TEST_SHEDDING_OFF } from '../../helpers/shedding.ts'
+import { exited as exitOf, runChild, spawnTracked, type Exit } from '../../helpers/child-process.ts'
 import { repoRoot } from '../../helpers/vectors.ts'
 
 const main = join(repoRoot, 'src', 'main.ts')
 const home = mkdtempSync(join(tmpdir(), 'skr-emulate-'))
 t.teardown(() => { rmSync(home, { recursive: true, force: true }) })
 // A clean environment (no test-runner NODE_OPTIONS); the shared test chain cache saves a generation.
-const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, XDG_CACHE_HOME: home, SKR_SIMULATED_CACHE_DIR: TEST_CHAIN_CACHE }
-const haveCurl = spawnSync('curl', ['--version']).status === 0
+// Load shedding off: its sidecar shares the event loop with the emulators, and a busy machine
+// (two test runs at once) delays it past the 1 s default.
+const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, XDG_CACHE_HOME: home, SKR_SIMULATED_CACHE_DIR: TEST_CHAIN_CACHE, ...TEST_SHEDDING_OFF }
+const haveCurl = (await runChild(t, 'curl', ['--version'])).status === 0
 
 interface Running {
-  child: ChildProcessByStdio<null, Readable, Readable>
+  child: ChildProcess
   stdout: () => string
   stderr: () => string
-  exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
+  exited: Promise<Exit>
 }
 
 /** Starts `skr emulate` and resolves once stdout has `until`; killed at teardown whatever happens. */
 async function emulate (t: Test, args: string[], until: RegExp, extraEnv: Record<string, string> = {}): Promise<Running> {
-  const child = spawn(process.execPath, [main, 'emulate', ...args], { env: { ...env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] })
-  t.teardown(() => { child.kill('SIGKILL') })
+  const child = spawnTracked(t, process.execPath, [main, 'emulate', ...args], { env: { ...env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   let err = ''
-  child.stderr.on('data', (c: Buffer) => { err += c.toString() })
-  const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>(resolve => child.on('close', (code, signal) => { resolve({ code, signal }) }))
+  child.stderr?.on('data', (c: Buffer) => { err += c.toString() })
+  const exited = exitOf(child)
   await new Promise<void>((resolve, reject) => {
-    child.stdout.on('data', (c: Buffer) => {
+    child.stdout?.on('data', (c: Buffer) => {
       out += c.toString()
       if (until.test(out)) resolve()
     })
@@ -67,8 +69,8 @@ async function send (line: string): Promise<Answer> {
 }
 
 /** Runs the line as a person would paste it: through sh, with curl. */
-function paste (line: string): string {
-  const r = spawnSync('sh', ['-c', line], { encoding: 'utf8', timeout: 30_000 })
+async function paste (t: Test, line: string): Promise<string> {
+  const r = await runChild(t, 'sh', ['-c', line])
   if (r.status !== 0) throw new Error(`${line} exited ${String(r.status)}: ${r.stderr}`)
   return r.stdout
 }
@@ -106,8 +108,8 @@ t.test('prints a curl line per route; /status and /key/release work as printed; 
   const token = await send(attest)
   t.equal(token.status, 200, unless(token.status === 200, 'the /attest/maa line\'s runtime_data is what MAA accepts', token.body))
   if (haveCurl) {
-    t.match(JSON.parse(paste(status)), { message: 'Status OK' }, 'pasted into sh, the /status line works')
-    t.type((JSON.parse(paste(release)) as { key?: unknown }).key, 'string', 'and so does the release line')
+    t.match(JSON.parse(await paste(t, status)), { message: 'Status OK' }, 'pasted into sh, the /status line works')
+    t.type((JSON.parse(await paste(t, release)) as { key?: unknown }).key, 'string', 'and so does the release line')
   } else {
     t.comment('curl is not installed: the lines were sent with node:http only')
   }
@@ -143,16 +145,15 @@ t.test('--json on a first run: one JSON line on stdout, the chain\'s progress on
 t.test('Ctrl-C twice during start-up: it stops at the next step, cleans up, and removes its temporary files', async t => {
   const scratch = mkdtempSync(join(home, 'tmp-'))
   // A fresh chain cache makes start-up long enough (the chain is generated) to signal into it.
-  const child = spawn(process.execPath, [main, 'emulate', '--port', '0'], {
+  const child = spawnTracked(t, process.execPath, [main, 'emulate', '--port', '0'], {
     env: { ...env, TMPDIR: scratch, SKR_SIMULATED_CACHE_DIR: join(scratch, 'chain') }, stdio: ['ignore', 'pipe', 'pipe']
   })
-  t.teardown(() => { child.kill('SIGKILL') })
   let out = ''
   let err = ''
-  child.stdout.on('data', (c: Buffer) => { out += c.toString() })
-  const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>(resolve => child.on('close', (code, signal) => { resolve({ code, signal }) }))
+  child.stdout?.on('data', (c: Buffer) => { out += c.toString() })
+  const exited = exitOf(child)
   await new Promise<void>(resolve => {
-    child.stderr.on('data', (c: Buffer) => {
+    child.stderr?.on('data', (c: Buffer) => {
       err += c.toString()
       if (/generating the emulated AMD certificate chain/.test(err)) resolve()
     })
@@ -172,7 +173,8 @@ t.test('a taken port: ERR_LISTEN_FAILED with the hint, exit 2, the emulators clo
   // The emulators' files (the security context) go under TMPDIR: it must be empty again afterwards.
   const tmp = join(home, 'tmp-taken-port')
   mkdirSync(tmp)
-  const r = spawnSync(process.execPath, [main, 'emulate', '--port', String(port)], { env: { ...env, TMPDIR: tmp }, encoding: 'utf8', timeout: 60_000 })
+  // Bounded by runChild's kill timer, which would show as a signal.
+  const r = await runChild(t, process.execPath, [main, 'emulate', '--port', String(port)], { env: { ...env, TMPDIR: tmp }, timeoutMs: 60_000 })
   t.equal(r.signal, null, 'it exits by itself: nothing it started keeps it alive')
   t.same(readdirSync(tmp), [], 'and it removed its temporary files')
   t.equal(r.status, 2, unless(r.status === 2, 'exit 2', r.stderr))
@@ -187,11 +189,11 @@ t.test('bad arguments exit 2 before anything starts', async t => {
     [['--uvm-layout', 'v3'], 'skr emulate: --uvm-layout must be cwt-claims or json-payload'],
     [['extra'], 'skr emulate: unexpected argument extra']
   ] as const) {
-    const r = spawnSync(process.execPath, [main, 'emulate', ...args], { env, encoding: 'utf8', timeout: 30_000 })
+    const r = await runChild(t, process.execPath, [main, 'emulate', ...args], { env })
     t.equal(r.status, 2, args.join(' '))
     t.equal(r.stderr.trim(), message)
   }
-  const help = spawnSync(process.execPath, [main, 'emulate', '--help'], { env, encoding: 'utf8', timeout: 30_000 })
+  const help = await runChild(t, process.execPath, [main, 'emulate', '--help'], { env })
   t.equal(help.status, 0)
   t.match(help.stdout, /^usage: skr emulate \[--port N\] \[--log-level LEVEL\] \[--uvm-layout L\] \[--json\]/)
 })

@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+// `npm test`: tap with its configuration from package.json, in a .tap directory of this run's own.
+//
+// tap keeps every run's coverage data in <checkout>/.tap/coverage and deletes that directory when
+// a run starts, so any other tap started in the same checkout meanwhile (another `npm test`, or a
+// targeted `tap test/unit/x.test.ts`) deletes the coverage this run has collected so far, and this
+// run then fails its coverage threshold. Where it can (Linux, as root, with util-linux's unshare),
+// this script runs tap in a private mount namespace where a fresh temporary directory is
+// bind-mounted over .tap: tap and every test process it starts see only this run's data, and
+// nobody else's tap can delete it. Elsewhere (or with SKR_TEST_SHARED_TAP_DIR=1) tap runs as is,
+// with the shared .tap.
+//
+// Usage (through scripts/node24.mjs): node scripts/run-tap.mjs [tap arguments...]
+// (Not named test.mjs: tap's default globs would take that for a test file and run it, and with
+// it the whole suite again, in every run.)
+import { spawnSync } from 'node:child_process'
+import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+const tap = join(root, 'node_modules', '.bin', 'tap')
+const args = process.argv.slice(2)
+const shared = join(root, '.tap')
+
+if (process.env.TAP_CHILD_ID !== undefined) {
+  process.stderr.write('run-tap.mjs: refusing to start a tap run from inside a tap test\n')
+  process.exit(1)
+}
+
+function canIsolate () {
+  if (process.platform !== 'linux' || process.getuid?.() !== 0 || process.env.SKR_TEST_SHARED_TAP_DIR === '1') return false
+  const probe = spawnSync('unshare', ['--mount', 'true'], { stdio: 'ignore' })
+  return probe.error === undefined && probe.status === 0
+}
+
+let r
+if (canIsolate()) {
+  mkdirSync(shared, { recursive: true })
+  const own = mkdtempSync(join(tmpdir(), 'skr-tap-'))
+  // unshare --mount makes the new namespace's mounts private: the bind mount is seen by this tap
+  // and its descendants only.
+  r = spawnSync('unshare', ['--mount', '/bin/sh', '-c', 'mount --bind "$0" "$1" && shift 2 && exec "$@"', own, shared, process.execPath, tap, ...args],
+    { stdio: 'inherit', cwd: root })
+  // The results, the coverage report and the process records are still wanted where tap keeps
+  // them (tap replay, the HTML report, --changed): copied over the shared ones, coverage data excluded.
+  for (const dir of ['test-results', 'report', 'processinfo']) {
+    try {
+      cpSync(join(own, dir), join(shared, dir), { recursive: true, force: true })
+    } catch {
+      // not produced by this run
+    }
+  }
+  rmSync(own, { recursive: true, force: true })
+} else {
+  r = spawnSync(process.execPath, [tap, ...args], { stdio: 'inherit', cwd: root })
+}
+if (r.error) {
+  process.stderr.write(`skr: ${r.error.message}\n`)
+  process.exit(1)
+}
+process.exit(r.status ?? (r.signal ? 1 : 0))
