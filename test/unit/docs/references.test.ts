@@ -12,6 +12,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { dirname, join, relative, resolve, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { repoRoot } from '../../helpers/vectors.ts'
+import { anchorsOf } from '../../helpers/markdown-anchors.ts'
 
 const SELF = fileURLToPath(import.meta.url)
 const SCANNED = ['src', 'test', 'docs', 'bench', 'scripts', 'deploy']
@@ -69,24 +70,6 @@ function noteReferences (text: string, file: string): string[] {
   return found
 }
 
-/** GitHub's heading anchors for a markdown file (lowercase, punctuation dropped, spaces to '-', -N for repeats). */
-function anchorsOf (markdown: string): Set<string> {
-  const anchors = new Set<string>()
-  const seen = new Map<string, number>()
-  const withoutFences = markdown.replace(/^(```|~~~)[^\n]*\n[\s\S]*?^\1[^\n]*$/gm, '')
-  for (const m of withoutFences.matchAll(/^#{1,6}\s+(.+?)\s*#*\s*$/gm)) {
-    const base = (m[1] as string)
-      .replace(/<[^>]+>/g, '')
-      .replace(/\[([^\]]*)\]\([^)]*\)/g, '$1')
-      .toLowerCase()
-      .replace(/[^\p{L}\p{N}\s_-]/gu, '')
-      .replace(/\s/g, '-')
-    const n = seen.get(base) ?? 0
-    seen.set(base, n + 1)
-    anchors.add(n === 0 ? base : `${base}-${n}`)
-  }
-  return anchors
-}
 
 /** `docs/<file>.md[#anchor]` mentions in source text (a path starting at docs/, not a folder named docs elsewhere). */
 function docReferences (text: string): Array<{ line: number, doc: string, anchor: string | null }> {

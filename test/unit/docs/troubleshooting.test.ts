@@ -8,6 +8,7 @@ import t from 'tap'
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { dirname, join, relative, resolve } from 'node:path'
 import { repoRoot } from '../../helpers/vectors.ts'
+import { anchorsOf } from '../../helpers/markdown-anchors.ts'
 
 const DOCS = join(repoRoot, 'docs')
 const read = (path: string): string => readFileSync(path, 'utf8')
@@ -46,23 +47,6 @@ function linkTargets (markdown: string): string[] {
 
 const EXTERNAL = /^(?:[a-z][a-z0-9+.-]*:|\/\/)/i
 
-/** GitHub's heading anchors for a markdown file (lowercase, punctuation dropped, spaces to '-', -N for repeats). */
-function anchorsOf (markdown: string): Set<string> {
-  const anchors = new Set<string>()
-  const seen = new Map<string, number>()
-  const withoutFences = markdown.replace(/^(```|~~~)[^\n]*\n[\s\S]*?^\1[^\n]*$/gm, '')
-  for (const m of withoutFences.matchAll(/^#{1,6}\s+(.+?)\s*#*\s*$/gm)) {
-    const base = (m[1] as string)
-      .replace(/<[^>]+>/g, '')
-      .toLowerCase()
-      .replace(/[^\p{L}\p{N}\s_-]/gu, '')
-      .replace(/\s/g, '-')
-    const n = seen.get(base) ?? 0
-    seen.set(base, n + 1)
-    anchors.add(n === 0 ? base : `${base}-${n}`)
-  }
-  return anchors
-}
 
 function markdownFiles (): string[] {
   const docs = readdirSync(DOCS).filter(f => f.endsWith('.md')).map(f => join(DOCS, f))
