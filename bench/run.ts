@@ -14,7 +14,7 @@ import { defaultEmulatedCacheDir } from '../src/simulated/emulated-chain-cache.t
 import { buildMirror, FLOOR_BUNDLE } from './compile.ts'
 import { runLoad, type LoadResult } from './load.ts'
 import { caveats, formatTables, formatVerdicts, judge, REFERENCE, type FloorRun, type ProcessRun, type StartupSample } from './report.ts'
-import { SKR_BIN, spawnSkr, type SkrProcess, IMAGE_NODE_ARGS } from './skr-process.ts'
+import { SKR_BIN, spawnSkrMeasured, type SkrProcess, IMAGE_NODE_ARGS } from './skr-process.ts'
 
 
 /** How much to run: `--quick` is a ~30 s subset (RTT 0 only, 1 and 16 clients, short scenarios). */
@@ -72,7 +72,7 @@ function sampleRss (skr: SkrProcess): { stop: () => Promise<number | null> } {
 }
 
 async function measureStartup (env: EmulatedEnvironment, plan: Plan, bin: string, mode: StartupSample['mode']): Promise<StartupSample> {
-  const skr = await spawnSkr(env, { bin, nodeArgs: plan.nodeArgs })
+  const skr = await spawnSkrMeasured(env, { bin, nodeArgs: plan.nodeArgs })
   try {
     await new Promise(resolve => setTimeout(resolve, plan.settleMs))
     return { mode, startupMs: skr.startupMs, rssIdleBytes: await skr.rssBytes() }
@@ -83,7 +83,7 @@ async function measureStartup (env: EmulatedEnvironment, plan: Plan, bin: string
 
 async function measureProcess (env: EmulatedEnvironment, plan: Plan, bin: string, reuse: 'on' | 'off', rttMs: number): Promise<ProcessRun> {
   setRtt(env, rttMs)
-  const skr = await spawnSkr(env, { bin, nodeArgs: plan.nodeArgs, overrides: { SKR_ATTESTATION_TTL_SECONDS: reuse === 'on' ? '300' : '0' } })
+  const skr = await spawnSkrMeasured(env, { bin, nodeArgs: plan.nodeArgs, overrides: { SKR_ATTESTATION_TTL_SECONDS: reuse === 'on' ? '300' : '0' } })
   try {
     // Idle: after start-up work that does not wait for a request (collateral fetch, key pool) settles.
     await new Promise(resolve => setTimeout(resolve, plan.settleMs))
@@ -134,7 +134,7 @@ async function measureProcess (env: EmulatedEnvironment, plan: Plan, bin: string
 async function measureFloor (env: EmulatedEnvironment, plan: Plan): Promise<FloorRun> {
   setRtt(env, 0)
   // The stack floor (bench/floor-server.mjs, bundled like skr): skr's stack doing one TLS call per request and nothing else.
-  const floor = await spawnSkr(env, { bin: FLOOR_BUNDLE, nodeArgs: plan.nodeArgs })
+  const floor = await spawnSkrMeasured(env, { bin: FLOOR_BUNDLE, nodeArgs: plan.nodeArgs })
   try {
     await new Promise(resolve => setTimeout(resolve, plan.settleMs))
     const rssIdleBytes = await floor.rssBytes()

@@ -5,6 +5,7 @@
 // use it" race), and it runs in a process group of its own that is killed with it
 // (test/helpers/child-process.ts), also when the process that started it dies first.
 import type { ChildProcess } from 'node:child_process'
+import { createServer, type AddressInfo } from 'node:net'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -38,6 +39,12 @@ export interface SpawnSkrOptions {
   openFileLimit?: number
   /** A tap test: its teardown kills skr's process group (skr is killed at this process's exit anyway). */
   owner?: Owner
+  /**
+   * Measure start-up on this port instead of Port 0. Finding a kernel-picked port means reading
+   * /proc on every poll, CPU the starting skr then competes with on a 2-core machine, so the bench's
+   * start-up figures use a port picked just before (benchPort()); tests keep Port 0.
+   */
+  port?: number
 }
 
 /** A running skr process. */
@@ -95,6 +102,15 @@ async function statusOk (base: string): Promise<boolean> {
 export const IMAGE_NODE_ARGS: readonly string[] = ['--max-semi-space-size=4', '--max-old-space-size=256']
 const IMAGE_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' }
 
+/** A port free a moment ago, for start-up measurements (spawnSkr's `port`); a bench, not a test, may take that race. */
+export async function benchPort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(0, '127.0.0.1', resolve) })
+  const { port } = server.address() as AddressInfo
+  await new Promise<void>(resolve => { server.close(() => { resolve() }) })
+  return port
+}
+
 export async function spawnSkr (env: EmulatedEnvironment, options: SpawnSkrOptions = {}): Promise<SkrProcess> {
   const work = await mkdtemp(join(tmpdir(), 'skr-proc-'))
   const caFile = join(work, 'extra-ca.pem')
@@ -109,7 +125,8 @@ export async function spawnSkr (env: EmulatedEnvironment, options: SpawnSkrOptio
     LogLevel: options.logLevel ?? 'warning',
     // The image's runtime settings (Dockerfile ENV), so memory is measured as deployed.
     ...IMAGE_ENV,
-    ...options.overrides
+    ...options.overrides,
+    ...(options.port === undefined ? {} : { Port: String(options.port) })
   }
   const chunks: string[] = []
   const spawnedAt = Date.now()
@@ -159,8 +176,12 @@ export async function spawnSkr (env: EmulatedEnvironment, options: SpawnSkrOptio
     }
     // Port 0: the kernel picked skr's port(s); the HTTP API is the one whose /status answers 200
     // (a gRPC or metrics listener does not).
-    for (const candidate of await listeningPorts(pid)) {
-      if (await statusOk(`http://127.0.0.1:${candidate}`)) { port = candidate; break }
+    if (options.port !== undefined) {
+      if (await statusOk(`http://127.0.0.1:${options.port}`)) port = options.port
+    } else {
+      for (const candidate of await listeningPorts(pid)) {
+        if (await statusOk(`http://127.0.0.1:${candidate}`)) { port = candidate; break }
+      }
     }
     if (port !== 0) break
     if (performance.now() > deadline) {
@@ -183,5 +204,18 @@ export async function spawnSkr (env: EmulatedEnvironment, options: SpawnSkrOptio
     rssBytes: async () => gone === null ? await rssOf(pid) : null,
     exited,
     stop: async (graceMs = 12_000) => await kill(graceMs)
+  }
+}
+
+/**
+ * spawnSkr for measurements: on a port picked just before (see SpawnSkrOptions.port), once more on
+ * another if that port was taken meanwhile.
+ */
+export async function spawnSkrMeasured (env: EmulatedEnvironment, options: Omit<SpawnSkrOptions, 'port'> = {}): Promise<SkrProcess> {
+  try {
+    return await spawnSkr(env, { ...options, port: await benchPort() })
+  } catch (err) {
+    if (!(err instanceof Error) || !err.message.includes('EADDRINUSE')) throw err
+    return await spawnSkr(env, { ...options, port: await benchPort() })
   }
 }

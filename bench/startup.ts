@@ -24,7 +24,7 @@ import { parseArgs } from 'node:util'
 import { defaultEmulatedCacheDir } from '../src/simulated/emulated-chain-cache.ts'
 import { startEmulatedEnvironment, type EmulatedEnvironment } from '../src/emulator/environment.ts'
 import { buildMirror } from './compile.ts'
-import { SKR_BIN, spawnSkr } from './skr-process.ts'
+import { SKR_BIN, spawnSkrMeasured } from './skr-process.ts'
 
 /** What the preloaded probe reports from inside skr when it receives SIGTERM. */
 interface Inside {
@@ -99,7 +99,7 @@ interface Options { bin: string, nodeArgs: readonly string[], settleMs: number, 
 
 async function measure (env: EmulatedEnvironment, options: Options, detail: boolean): Promise<Run> {
   const detailFile = join(tmpdir(), `skr-startup-${randomUUID()}.json`)
-  const skr = await spawnSkr(env, {
+  const skr = await spawnSkrMeasured(env, {
     bin: options.bin,
     nodeArgs: detail ? [...options.nodeArgs, '--import', `data:text/javascript,${encodeURIComponent(PROBE)}`] : options.nodeArgs,
     ...(detail ? { logLevel: 'info' } : {}),
