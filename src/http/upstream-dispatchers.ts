@@ -12,6 +12,15 @@ import type { UpstreamPolicy } from './upstream-types.ts'
 // socket error: it reconnects at once, without end, and never fails the requests waiting for the
 // tunnel (thousands of CONNECTs a second, the call stuck until its deadline and the loop going on
 // after it). Reported as a reset, it fails them, and the call's own bounded retries take over.
+/**
+ * Most open connections to one origin (further requests wait in undici's queue, still under their
+ * deadline). Each TLS connection holds buffers and session state; at 64 concurrent releases to one
+ * vault skr used to open 64, and capping them at 32 took RSS under that load from 143 to 133 MB
+ * with the same throughput (bench/results.md; issue 13). Per-vault admission (SKR_MAX_INFLIGHT_PER_DESTINATION)
+ * still decides how many releases may wait.
+ */
+export const MAX_CONNECTIONS_PER_ORIGIN = 32
+
 function failClosedTunnel (connect: buildConnector.connector): buildConnector.connector {
   return (options, callback) => {
     connect(options, (...args) => {
@@ -78,7 +87,8 @@ export class UpstreamDispatchers {
     return new u.Agent({
       connect: { timeout: this.policy.connectTimeoutMs, ...this.#tls(), ...(this.#lookup === null ? {} : { lookup: this.#lookup }) },
       headersTimeout: this.policy.headersTimeoutMs,
-      bodyTimeout: this.policy.bodyTimeoutMs
+      bodyTimeout: this.policy.bodyTimeoutMs,
+      connections: MAX_CONNECTIONS_PER_ORIGIN
     })
   }
 
@@ -95,6 +105,7 @@ export class UpstreamDispatchers {
       // Plain-http origins are forwarded in absolute form, as Go does (many proxies only allow CONNECT
       // to 443); https origins always go through a CONNECT tunnel.
       proxyTunnel: false,
+      connections: MAX_CONNECTIONS_PER_ORIGIN,
       proxyTls: { timeout: connectTimeoutMs, ...servername, ...this.#tls(), ...(this.#lookup === null ? {} : { lookup: this.#lookup }) },
       requestTls: { timeout: connectTimeoutMs, ...this.#tls() },
       // Waiting for the CONNECT answer is part of connecting. Only the proxy client's headers timeout

@@ -347,3 +347,23 @@ t.test('the Agent is created on the first request; a closed upstream refuses req
   await t.rejects(used.request({ method: 'GET', url: s.url, retry: false }), 'closed after use: refused')
   t.equal(s.hits(), 2)
 })
+
+t.test('at most MAX_CONNECTIONS_PER_ORIGIN connections to one origin; the rest wait and are answered', async t => {
+  const { MAX_CONNECTIONS_PER_ORIGIN } = await import('../../../src/http/upstream-dispatchers.ts')
+  const total = MAX_CONNECTIONS_PER_ORIGIN + 8
+  // Holds every answer until the cap's worth of requests is in: with no cap, all `total` would
+  // each have opened a connection by then; with the cap, the last 8 wait and reuse connections.
+  const held: http.ServerResponse[] = []
+  const s = await serve(t, (_req, res) => {
+    if (held.length < MAX_CONNECTIONS_PER_ORIGIN) {
+      held.push(res)
+      if (held.length === MAX_CONNECTIONS_PER_ORIGIN) for (const r of held) r.end('ok')
+      return
+    }
+    res.end('ok')
+  })
+  const up = client(t, s.ca, { policy: { totalTimeoutMs: 120_000, headersTimeoutMs: 120_000, bodyTimeoutMs: 120_000 } })
+  const answers = await Promise.all(Array.from({ length: total }, async () => await up.request({ method: 'GET', url: s.url })))
+  t.equal(answers.filter(a => a.status === 200).length, total, 'every request answered')
+  t.ok(s.connections() <= MAX_CONNECTIONS_PER_ORIGIN, `${s.connections()} connections for ${total} concurrent requests, at most ${MAX_CONNECTIONS_PER_ORIGIN}`)
+})
