@@ -37,7 +37,11 @@ t.test(`${FLOOD} idle connections against an open-file limit of ${LIMIT}: skr ke
     overrides: { SKR_MAX_INFLIGHT: '16', SKR_IDLE_CONNECTION_TIMEOUT_MS: '120000', SKR_HEADERS_TIMEOUT_MS: '120000', SKR_RECEIVE_TIMEOUT_MS: '120000', LogLevel: 'info' }
   })
   t.teardown(s.close)
-  const listening = s.logs.map(line => JSON.parse(line) as Record<string, unknown>).find(l => l['msg'] === 'connection cap')
+  // skr logged its cap before it answered /status, but this process may not have read that line
+  // from the pipe yet (a busy machine): wait for it, boundedly.
+  const capLine = (): Record<string, unknown> | undefined => s.logs.map(line => JSON.parse(line) as Record<string, unknown>).find(l => l['msg'] === 'connection cap')
+  for (let waited = 0; capLine() === undefined && waited < 30_000; waited += 20) await new Promise(resolve => setTimeout(resolve, 20))
+  const listening = capLine()
   t.equal(listening?.['fdLimit'], LIMIT, 'skr read its open-file limit')
   const cap = Number(listening?.['maxConnections'])
   t.ok(cap > 16 && cap < LIMIT, `the derived connection cap (${cap}) is below the limit`)
