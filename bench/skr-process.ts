@@ -147,7 +147,8 @@ export async function spawnSkr (env: EmulatedEnvironment, options: SpawnSkrOptio
   child.stdout?.setEncoding('utf8').on('data', (s: string) => { chunks.push(s) })
   child.stderr?.setEncoding('utf8').on('data', (s: string) => { chunks.push(s) })
   const exited = new Promise<Exit>(resolve => {
-    child.once('exit', (code, signal) => { resolve({ code, signal }) })
+    // 'close', not 'exit': by then stdout and stderr are read to the end, so output() has the last lines.
+    child.once('close', (code, signal) => { resolve({ code, signal }) })
   })
   const cleanup = exited.then(async () => { await rm(work, { recursive: true, force: true }) })
   let gone: Exit | null = null

@@ -14,7 +14,7 @@
 // (Not named test.mjs: tap's default globs would take that for a test file and run it, and with
 // it the whole suite again, in every run.)
 import { spawnSync } from 'node:child_process'
-import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { cpSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -29,30 +29,48 @@ if (process.env.TAP_CHILD_ID !== undefined) {
   process.exit(1)
 }
 
+// The probe does what the run does (a private mount namespace and a bind mount), so a host that
+// allows unshare but not mount falls back to the shared .tap instead of failing the run.
 function canIsolate () {
   if (process.platform !== 'linux' || process.getuid?.() !== 0 || process.env.SKR_TEST_SHARED_TAP_DIR === '1') return false
-  const probe = spawnSync('unshare', ['--mount', 'true'], { stdio: 'ignore' })
-  return probe.error === undefined && probe.status === 0
+  const dir = mkdtempSync(join(tmpdir(), 'skr-tap-probe-'))
+  try {
+    const probe = spawnSync('unshare', ['--mount', '/bin/sh', '-c', 'mount --bind "$1" "$1"', 'sh', dir], { stdio: 'ignore' })
+    return probe.error === undefined && probe.status === 0
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
 }
 
 let r
 if (canIsolate()) {
   mkdirSync(shared, { recursive: true })
   const own = mkdtempSync(join(tmpdir(), 'skr-tap-'))
-  // unshare --mount makes the new namespace's mounts private: the bind mount is seen by this tap
-  // and its descendants only.
-  r = spawnSync('unshare', ['--mount', '/bin/sh', '-c', 'mount --bind "$0" "$1" && shift 2 && exec "$@"', own, shared, process.execPath, tap, ...args],
-    { stdio: 'inherit', cwd: root })
-  // The results, the coverage report and the process records are still wanted where tap keeps
-  // them (tap replay, the HTML report, --changed): copied over the shared ones, coverage data excluded.
-  for (const dir of ['test-results', 'report', 'processinfo']) {
-    try {
-      cpSync(join(own, dir), join(shared, dir), { recursive: true, force: true })
-    } catch {
-      // not produced by this run
+  // Ctrl-C and a CI's SIGTERM reach tap (it is in the same process group or is told by the runner);
+  // this process waits for it and then still removes its directory.
+  const ignore = () => {}
+  process.on('SIGINT', ignore)
+  process.on('SIGTERM', ignore)
+  try {
+    // unshare --mount makes the new namespace's mounts private: the bind mount is seen by this tap
+    // and its descendants only. sh's $0 is a placeholder; "$1" and "$2" are the two directories,
+    // and after `shift 2` "$@" is node, tap and tap's arguments.
+    r = spawnSync('unshare', ['--mount', '/bin/sh', '-c', 'mount --bind "$1" "$2" && shift 2 && exec "$@"', 'sh', own, shared, process.execPath, tap, ...args],
+      { stdio: 'inherit', cwd: root })
+    // The results, the coverage report and the process records are still wanted where tap keeps
+    // them (tap replay, the HTML report, --changed): they replace the shared ones, coverage data excluded.
+    for (const dir of ['test-results', 'report', 'processinfo']) {
+      try {
+        cpSync(join(own, dir), join(`${shared}`, `${dir}.new`), { recursive: true })
+        rmSync(join(shared, dir), { recursive: true, force: true })
+        renameSync(join(shared, `${dir}.new`), join(shared, dir))
+      } catch {
+        // not produced by this run
+      }
     }
+  } finally {
+    rmSync(own, { recursive: true, force: true })
   }
-  rmSync(own, { recursive: true, force: true })
 } else {
   r = spawnSync(process.execPath, [tap, ...args], { stdio: 'inherit', cwd: root })
 }

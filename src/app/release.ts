@@ -64,7 +64,6 @@ export type BuiltKeyRelease = KeyReleaseService & Pick<KeyReleaseHandle, 'releas
 
 /** The default of BuildKeyReleaseOptions.attestationTtlSeconds. */
 export const DEFAULT_ATTESTATION_TTL_SECONDS = DEFAULT_ATTESTATION_TTL_MS / 1000
-/** The default of BuildKeyReleaseOptions.maxBatch. */
 
 function setting (value: number | undefined, fallback: number, name: string, min = 0): number {
   const n = value ?? fallback
@@ -166,7 +165,7 @@ export async function buildKeyRelease (
       service.close()
       attestationCache.close()
       pool.close()
-      await upstream.close()
+      // The AKV client is the trust's: closed with it, by whoever owns the trust.
       if (ownTrust) await trust.close()
     }
   }

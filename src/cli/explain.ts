@@ -49,7 +49,7 @@ function keyOf (values: Readonly<Record<string, string>>): { name: string, versi
   const raw = values.name
   if (raw === undefined) throw usageError('--name is required: the key name, or name/version')
   if (raw.includes('/') && values.version !== undefined) throw usageError('give the version in --name name/version or with --version, not both')
-  // The same key-id rule as the sidecar's kid (skr/kid.ts).
+  // The same key-id rule as the sidecar's kid (release/kid.ts).
   let kid
   try {
     kid = parseKid(values.version === undefined ? raw : `${raw}/${values.version}`)

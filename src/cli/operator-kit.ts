@@ -4,9 +4,10 @@
 // configuration), flags that may repeat (flags.ts keeps only the last value of a flag), and
 // reading the files users name. Never prints anything itself except through `io`.
 import { readFile } from 'node:fs/promises'
+import { normaliseFingerprint } from '../config/config.ts'
 import { ConfigInvalid, isSidecarError } from '../errors.ts'
 import { FlagError, formatFlags, parseFlags, type FlagSpecs, type ParsedFlags } from '../config/flags.ts'
-import { oneLine } from '../text/untrusted.ts'
+import { untrustedText } from '../text/untrusted.ts'
 
 /** Where a command writes; tests capture both. */
 export interface CommandIo {
@@ -89,6 +90,13 @@ export function parseCommandFlags (argv: readonly string[], specs: FlagSpecs): P
   return parsed
 }
 
+/** A SHA-256 certificate fingerprint given to `flag` (hex, colons optional), as AA:BB:…; a usage error otherwise. */
+export function fingerprintFlag (raw: string, flag: string): string {
+  const fp = normaliseFingerprint(raw.trim())
+  if (!/^([0-9A-F]{2}:){31}[0-9A-F]{2}$/.test(fp)) throw usageError(`${flag} must be a SHA-256 fingerprint (64 hex digits, colons optional)`)
+  return fp
+}
+
 /** Reads a file the user named; a missing or unreadable file is a usage error naming the flag. */
 export async function readUserFile (path: string, flag: string): Promise<Buffer> {
   if (path === '') throw usageError(`${flag} needs a file name`)
@@ -123,7 +131,8 @@ export async function runOperatorCommand (name: string, io: CommandIo, body: () 
   }
 }
 
-// Line breaks fold with the indentation around them; any other control (ESC, C1, bidi) becomes a space.
+// Line breaks fold with the indentation around them; any other control (ESC, C1, bidi) becomes a
+// space, and a token an upstream echoed in its error is redacted.
 function messageLine (text: string): string {
-  return oneLine(text.replace(/\s*[\r\n]+\s*/g, ' '), { trim: true })
+  return untrustedText(text.replace(/\s*[\r\n]+\s*/g, ' '), { trim: true })
 }

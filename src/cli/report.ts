@@ -2,12 +2,13 @@
 // SEV-SNP interface (or the simulated backend) or from a file (raw, hex or base64). Reserved bits
 // and bytes that newer firmware sets are printed (`unknown bits`, `unknown fields`), never refused:
 // only a wrong size, an unknown VERSION or broken signature padding stop it (docs/snp-report.md).
-import { loadConfig } from '../config/config.ts'
+import { loadConfig, type Config } from '../config/config.ts'
 import { decodeBase64Flexible } from '../encoding/base64.ts'
 import { readDeviceReport } from '../ops/device-report.ts'
 import { decodeReportInput, formatTable, reportRows, reportView } from '../ops/report-view.ts'
 import { parseReport } from '../snp/abi.ts'
-import { uvmEndorsementRows, uvmEndorsementView, type UvmEndorsementView } from '../ops/uvm-endorsement-checks.ts'
+import { appraiseUvmEndorsement, uvmEndorsementRows, type UvmEndorsementView } from '../ops/uvm-endorsement-checks.ts'
+import { securityContextEnv } from '../config/security-context-env.ts'
 import { loadSecurityContext } from '../uvm/security-context.ts'
 import type { FlagSpecs } from '../config/flags.ts'
 import {
@@ -33,9 +34,9 @@ export interface ReportHooks { root?: string }
 
 // On the device the endorsement comes with the security context; a context that cannot be read is
 // a note on stderr, not a failure: the report itself is what was asked for.
-async function securityContextEndorsement (env: CommandEnv, hooks: ReportHooks, io: CommandIo): Promise<Buffer | null> {
+async function securityContextEndorsement (config: Config, hooks: ReportHooks, io: CommandIo): Promise<Buffer | null> {
   try {
-    return (await loadSecurityContext({ env, ...(hooks.root === undefined ? {} : { root: hooks.root }) })).referenceInfo
+    return (await loadSecurityContext({ env: securityContextEnv(config), ...(hooks.root === undefined ? {} : { root: hooks.root }) })).referenceInfo
   } catch (err) {
     io.stderr(`skr report: note: the security context cannot be read: ${err instanceof Error ? err.message : String(err)}\n`)
     return null
@@ -72,11 +73,16 @@ export async function run (argv: readonly string[], env: CommandEnv, io: Command
       if (runtimeData === null) throw usageError('--runtime-data must be base64')
       const config = loadConfig(values.attestation === undefined ? [] : ['--attestation', values.attestation], env)
       raw = await readDeviceReport(config, runtimeData, hooks)
-      endorsement ??= await securityContextEndorsement(env, hooks, io)
+      endorsement ??= await securityContextEndorsement(config, hooks, io)
     }
     // Parsed even for --hex, so a malformed report is never passed on silently.
     const report = parseReport(raw, generation === undefined ? {} : { generation })
-    const uvm: UvmEndorsementView | null = endorsement === null ? null : uvmEndorsementView(endorsement, report, uvmOptions)
+    // Shown, never refused: an endorsement that does not even decode is a note, as an unreadable security context is.
+    let uvm: UvmEndorsementView | null = null
+    if (endorsement !== null && values.hex !== 'true') {
+      uvm = appraiseUvmEndorsement(endorsement, report, uvmOptions).view
+      if (uvm === null) io.stderr('skr report: note: the UVM endorsement cannot be decoded (skr verify --uvm-endorsement says why)\n')
+    }
     if (values.hex === 'true') io.stdout(report.raw.toString('hex') + '\n')
     else if (values.json === 'true') io.stdout(toJson(uvm === null ? reportView(report) : { ...reportView(report), uvmEndorsement: uvm }))
     else io.stdout(formatTable([...reportRows(reportView(report)), ...(uvm === null ? [] : uvmEndorsementRows(uvm))]))

@@ -1,11 +1,10 @@
 // The UVM-endorsement flags `skr verify` and `skr report` share: where the endorsement comes from,
 // which signing roots and transparency keys to trust, and (verify only) what to expect of it.
-import { normaliseFingerprint } from '../config/config.ts'
 import { decodeEndorsementInput, type UvmCheckOptions } from '../ops/uvm-endorsement-checks.ts'
 import { MICROSOFT_SUPPLY_CHAIN_ROOT_FINGERPRINT as MICROSOFT_ROOT } from '../uvm/reference-info.ts'
 import { microsoftTransparencyKeys, parseTransparencyKeys, type TransparencyKey } from '../uvm/transparency-receipt.ts'
 import type { FlagSpecs } from '../config/flags.ts'
-import { readUserFile, usageError } from './operator-kit.ts'
+import { fingerprintFlag, readUserFile, usageError } from './operator-kit.ts'
 
 /** Flags that may repeat (pass to takeRepeated). */
 export const UVM_REPEATED_FLAGS = ['trust-uvm-root', 'transparency-keys'] as const
@@ -24,12 +23,6 @@ export const UVM_EXPECT_FLAGS: FlagSpecs = {
   'require-receipt': { type: 'boolean', help: 'fail unless the endorsement carries a receipt that verifies under a trusted transparency key' }
 }
 
-function rootFingerprint (raw: string): string {
-  const fp = normaliseFingerprint(raw.trim())
-  if (!/^([0-9A-F]{2}:){31}[0-9A-F]{2}$/.test(fp)) throw usageError('--trust-uvm-root must be a SHA-256 fingerprint (64 hex digits, colons optional)')
-  return fp
-}
-
 /** Reads the endorsement file (null when the flag is absent); a malformed file is ERR_UVM_ENDORSEMENT_INVALID. */
 export async function readEndorsementFlag (values: Readonly<Record<string, string | undefined>>): Promise<Buffer | null> {
   const path = values['uvm-endorsement']
@@ -40,7 +33,7 @@ export async function readEndorsementFlag (values: Readonly<Record<string, strin
 export async function uvmCheckOptions (
   values: Readonly<Record<string, string | undefined>>, repeated: Readonly<Record<string, string[]>>, now: Date
 ): Promise<UvmCheckOptions> {
-  const extraRoots = (repeated['trust-uvm-root'] ?? []).map(rootFingerprint)
+  const extraRoots = (repeated['trust-uvm-root'] ?? []).map((raw) => fingerprintFlag(raw, '--trust-uvm-root'))
   const keys: TransparencyKey[] = [...microsoftTransparencyKeys()]
   for (const path of repeated['transparency-keys'] ?? []) {
     const text = (await readUserFile(path, '--transparency-keys')).toString('utf8')

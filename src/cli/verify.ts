@@ -2,15 +2,14 @@
 // a pinned ARK, signature, TCB, chip id, THIM tcbm, reserved bits and bytes the report sets, debug,
 // and the optional expectations). Exit 0 only when nothing failed; a warning does not fail.
 import { AMD_ARK_FINGERPRINTS } from '../certs/amd-roots.ts'
-import { normaliseFingerprint } from '../config/config.ts'
 import type { ErrorCode } from '../errors.ts'
 import { chainFromFiles } from '../ops/chain-input.ts'
 import { decodeReportInput, formatTable, reportView } from '../ops/report-view.ts'
 import { verifyOffline } from '../ops/verify-offline.ts'
-import { uvmEndorsementChecks, uvmEndorsementView } from '../ops/uvm-endorsement-checks.ts'
+import { appraiseUvmEndorsement, type UvmAppraisal } from '../ops/uvm-endorsement-checks.ts'
 import type { FlagSpecs } from '../config/flags.ts'
 import {
-  EXIT, helpText, parseCommandFlags, processIo, readUserFile, runOperatorCommand, takeRepeated, toJson, usageError, wantsHelp,
+  EXIT, fingerprintFlag, helpText, parseCommandFlags, processIo, readUserFile, runOperatorCommand, takeRepeated, toJson, usageError, wantsHelp,
   type CommandEnv, type CommandIo
 } from './operator-kit.ts'
 import { readEndorsementFlag, UVM_EXPECT_FLAGS, UVM_REPEATED_FLAGS, UVM_SOURCE_FLAGS, uvmCheckOptions } from './uvm-flags.ts'
@@ -43,12 +42,6 @@ function hexOption (raw: string | undefined, flag: string, size: { exact?: numbe
   return bytes
 }
 
-function fingerprint (raw: string): string {
-  const fp = normaliseFingerprint(raw.trim())
-  if (!/^([0-9A-F]{2}:){31}[0-9A-F]{2}$/.test(fp)) throw usageError('--trust-ark must be a SHA-256 fingerprint (64 hex digits, colons optional)')
-  return fp
-}
-
 function nowOption (raw: string | undefined): Date {
   if (raw === undefined) return new Date()
   const now = new Date(raw)
@@ -75,7 +68,7 @@ export async function run (argv: readonly string[], _env: CommandEnv, io: Comman
     if (values.report === undefined) throw usageError('--report is required')
     if (values.chain === undefined) throw usageError('--chain is required')
     const options = {
-      trustedArkFingerprints: [...Object.values(AMD_ARK_FINGERPRINTS), ...(repeated['trust-ark'] ?? []).map(fingerprint)],
+      trustedArkFingerprints: [...Object.values(AMD_ARK_FINGERPRINTS), ...(repeated['trust-ark'] ?? []).map((raw) => fingerprintFlag(raw, '--trust-ark'))],
       now: nowOption(values.now),
       allowDebug: values['allow-debug'] === 'true',
       refuseUnknown: values['refuse-unknown'] === 'true',
@@ -100,8 +93,10 @@ export async function run (argv: readonly string[], _env: CommandEnv, io: Comman
       ...(options.expectMeasurement === undefined ? {} : { expectMeasurement: options.expectMeasurement }),
       ...(options.expectReportData === undefined ? {} : { expectReportData: options.expectReportData })
     })
+    let uvm: UvmAppraisal | null = null
     if (endorsement !== null) {
-      outcome.checks.push(...uvmEndorsementChecks(endorsement, outcome.report, uvmOptions))
+      uvm = appraiseUvmEndorsement(endorsement, outcome.report, uvmOptions)
+      outcome.checks.push(...uvm.checks)
       outcome.ok = outcome.checks.every((c) => c.status !== 'fail')
     }
     const failed = outcome.checks.filter((c) => c.status === 'fail')
@@ -113,7 +108,7 @@ export async function run (argv: readonly string[], _env: CommandEnv, io: Comman
         checks: outcome.checks,
         chainForm: input.form,
         report: outcome.report === null ? null : reportView(outcome.report),
-        uvmEndorsement: endorsement === null ? null : uvmEndorsementView(endorsement, outcome.report, uvmOptions)
+        uvmEndorsement: uvm?.view ?? null
       }))
     } else {
       io.stdout(formatTable(outcome.checks.map((c) => [c.name, `${c.status.padEnd(4)}  ${c.detail}`])))

@@ -7,6 +7,7 @@
 // receipt is as checkable as a real one, with real crypto.
 import { createHash, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto'
 import { encode } from 'cborg'
+import { toBeSigned } from '../uvm/cose-sign1.ts'
 import { kidOf } from '../uvm/transparency-receipt.ts'
 
 export const EMULATED_TRANSPARENCY_ISSUER = 'transparency.skr-emulator.invalid'
@@ -51,7 +52,7 @@ export function createTransparencyService (): TransparencyService {
         [15, new Map<unknown, unknown>([[1, EMULATED_TRANSPARENCY_ISSUER], [2, 'scitt.ccf.signature.v1'], [6, Math.floor((options.issuedAt ?? new Date()).getTime() / 1000)]])],
         ['ccf.v1', new Map([['txid', `2.${seqno + 1}`]])]
       ]))
-      const signature = sign('sha384', encode(['Signature1', protectedBytes, new Uint8Array(0), root]), { key: privateKey, dsaEncoding: 'ieee-p1363' })
+      const signature = sign('sha384', toBeSigned(protectedBytes, root), { key: privateKey, dsaEncoding: 'ieee-p1363' })
       const proof = encode(new Map<unknown, unknown>([[1, leaf], [2, path]]))
       return encode([protectedBytes, new Map([[396, new Map([[-1, [proof]]])]]), null, signature])
     }

@@ -15,6 +15,7 @@ import 'reflect-metadata' // @peculiar/x509 pulls in tsyringe, which needs the R
 import { constants, createHash, KeyObject, sign, webcrypto, X509Certificate } from 'node:crypto'
 import * as x509 from '@peculiar/x509'
 import { encode, Tagged } from 'cborg'
+import { toBeSigned, withoutUnprotected } from '../uvm/cose-sign1.ts'
 import type { UvmEndorsementLayout } from '../uvm/reference-info.ts'
 import { createTransparencyService, type TransparencyService } from './transparency-service.ts'
 
@@ -120,10 +121,8 @@ export async function createUvmEndorser (options: { now?: Date } = {}): Promise<
           'x-ms-sevsnpvm-guestsvn': claims.guestSvn,
           'x-ms-sevsnpvm-launchmeasurement': claims.launchMeasurement.toString('hex')
         }))
-      // RFC 9052 §4.4: Sig_structure ["Signature1", protected, external_aad = h'', payload].
-      const toBeSigned = encode(['Signature1', protectedBytes, new Uint8Array(0), payload])
-      const signature = sign('sha384', toBeSigned, { key: leafKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 48 })
-      const registered = encode(new Tagged(18, [protectedBytes, new Map(), payload, signature]))
+      const signature = sign('sha384', toBeSigned(protectedBytes, payload), { key: leafKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 48 })
+      const registered = withoutUnprotected({ protectedBytes, protectedHeader: new Map(), unprotectedHeader: new Map(), payload, signature })
       if (!cwt || claims.receipt === false) return Buffer.from(registered)
       const receipt = transparency.receipt(registered, claims.signingTime === undefined ? {} : { issuedAt: claims.signingTime })
       return Buffer.from(encode(new Tagged(18, [protectedBytes, new Map([[394, [receipt]]]), payload, signature])))

@@ -8,19 +8,19 @@ import type { buildConnector, Dispatcher, Pool } from 'undici'
 import type { ProxyServer } from './proxy.ts'
 import type { UpstreamPolicy } from './upstream-types.ts'
 
-// undici takes a CONNECT that the proxy closed without answering (UND_ERR_SOCKET) for a recoverable
-// socket error: it reconnects at once, without end, and never fails the requests waiting for the
-// tunnel (thousands of CONNECTs a second, the call stuck until its deadline and the loop going on
-// after it). Reported as a reset, it fails them, and the call's own bounded retries take over.
 /**
  * Most open connections to one origin (further requests wait in undici's queue, still under their
  * deadline). Each TLS connection holds buffers and session state; at 64 concurrent releases to one
- * vault skr used to open 64, and capping them at 32 took RSS under that load from 143 to 133 MB
+ * vault skr used to open 64, and capping them at 32 took RSS under that load from 143 to 133–136 MB
  * with the same throughput (bench/results.md; issue 13). Per-vault admission (SKR_MAX_INFLIGHT_PER_DESTINATION)
  * still decides how many releases may wait.
  */
 export const MAX_CONNECTIONS_PER_ORIGIN = 32
 
+// undici takes a CONNECT that the proxy closed without answering (UND_ERR_SOCKET) for a recoverable
+// socket error: it reconnects at once, without end, and never fails the requests waiting for the
+// tunnel (thousands of CONNECTs a second, the call stuck until its deadline and the loop going on
+// after it). Reported as a reset, it fails them, and the call's own bounded retries take over.
 function failClosedTunnel (connect: buildConnector.connector): buildConnector.connector {
   return (options, callback) => {
     connect(options, (...args) => {

@@ -9,6 +9,7 @@ import {
   parseUvmReferenceInfo, verifyUvmReferenceInfo, type UvmEndorsement, type VerifiedUvmEndorsement
 } from '../uvm/reference-info.ts'
 import type { ReceiptStatus, TransparencyKey } from '../uvm/transparency-receipt.ts'
+import { oneLine } from '../text/untrusted.ts'
 import type { Check } from './verify-offline.ts'
 
 /** The feed Microsoft's UVM endorsements for confidential ACI name. */
@@ -65,13 +66,18 @@ function outcomeOf (cose: Buffer, options: UvmCheckOptions): Outcome {
     ...(options.trustedRootFingerprints === undefined ? {} : { trustedRootFingerprints: options.trustedRootFingerprints }),
     ...(options.transparencyKeys === undefined ? {} : { transparencyKeys: options.transparencyKeys })
   }
-  let endorsement: UvmEndorsement | null = null
   try {
-    endorsement = parseUvmReferenceInfo(cose)
     const verified = verifyUvmReferenceInfo(cose, trust)
-    return { endorsement, verified, error: null, receipt: verified.receipt }
+    return { endorsement: verified, verified, error: null, receipt: verified.receipt }
   } catch (err) {
     if (!(err instanceof SidecarError)) throw err
+    // Decoded again only to show what an endorsement that did not verify says (null: unreadable).
+    let endorsement: UvmEndorsement | null = null
+    try {
+      endorsement = parseUvmReferenceInfo(cose)
+    } catch {
+      // unreadable: the verification error says why
+    }
     // Receipts are checked last: a receipt error means the statement itself verified.
     const receiptOnly = err.details?.check === 'receipt'
     return {
@@ -108,9 +114,17 @@ function receiptCheck (receipt: UvmEndorsementView['receipt'], options: UvmCheck
   }
 }
 
-/** The checks `skr verify` adds for an endorsement, against `report` when it parsed. */
-export function uvmEndorsementChecks (cose: Buffer, report: AttestationReport | null, options: UvmCheckOptions): Check[] {
-  const { endorsement: e, verified, error, receipt } = outcomeOf(cose, options)
+/** An endorsement verified once and set against a report: the checks `skr verify` prints, and the view both commands show (null when it does not even decode). */
+export interface UvmAppraisal { checks: Check[], view: UvmEndorsementView | null }
+
+/** Verifies `cose` once (decoding, signature, chain, receipts) and sets it against `report` when it parsed. */
+export function appraiseUvmEndorsement (cose: Buffer, report: AttestationReport | null, options: UvmCheckOptions): UvmAppraisal {
+  const outcome = outcomeOf(cose, options)
+  return { checks: checksOf(outcome, report, options), view: viewOf(outcome, report) }
+}
+
+function checksOf (outcome: Outcome, report: AttestationReport | null, options: UvmCheckOptions): Check[] {
+  const { endorsement: e, verified, error, receipt } = outcome
   const checks: Check[] = []
   if (e === null || error !== null) {
     checks.push({ name: 'uvm-endorsement', status: 'fail', detail: error ?? 'unreadable' })
@@ -142,13 +156,14 @@ export function uvmEndorsementChecks (cose: Buffer, report: AttestationReport | 
   else if (svn === null) checks.push({ name: 'uvm-svn', status: 'fail', detail: `${beside}: no verified SVN to compare with ${options.expectMinSvn}` })
   else checks.push({ name: 'uvm-svn', status: svn >= options.expectMinSvn ? 'pass' : 'fail', detail: `${beside}; want at least ${options.expectMinSvn}` })
   checks.push(receiptCheck(verified?.receipt ?? receipt, options))
-  return checks
+  // Issuer, feed, subjects and receipt fields come from the file: no control or bidi character
+  // reaches the operator's terminal.
+  return checks.map((c) => ({ ...c, detail: oneLine(c.detail, { max: 1000 }) }))
 }
 
-/** The endorsement as `skr report` shows it (verified with `options`' trust; never throws on bad input). */
-export function uvmEndorsementView (cose: Buffer, report: AttestationReport | null, options: UvmCheckOptions): UvmEndorsementView {
-  const { endorsement: e, error, receipt } = outcomeOf(cose, options)
-  if (e === null) throw new UvmEndorsementInvalid(error ?? 'UVM reference info: unreadable', { details: { check: 'cbor' } })
+function viewOf (outcome: Outcome, report: AttestationReport | null): UvmEndorsementView | null {
+  const { endorsement: e, error, receipt } = outcome
+  if (e === null) return null
   const { payload: _payload, signingTime, ...rest } = e
   return {
     ...rest,
@@ -165,7 +180,7 @@ export function uvmEndorsementRows (v: UvmEndorsementView): Array<[string, strin
   const receipt = v.receipt.status === 'verified' || v.receipt.status === 'unknown-key'
     ? `${v.receipt.status}: ${v.receipt.receipts.map((r) => `${r.issuer ?? '?'} tx ${r.txid ?? '?'}`).join(', ')}`
     : v.receipt.status === 'invalid' ? `invalid: ${v.receipt.reason}` : v.receipt.status
-  return [
+  const rows: Array<[string, string]> = [
     ['uvm endorsement', `${v.layout} layout; ${v.verification}`],
     ['  issuer', v.issuer ?? 'absent'],
     ['  feed', v.feed ?? 'absent'],
@@ -175,4 +190,6 @@ export function uvmEndorsementRows (v: UvmEndorsementView): Array<[string, strin
     ['  svn', `${v.guestSvn ?? 'absent'}${v.reportGuestSvn === null ? '' : ` (report GUEST_SVN ${v.reportGuestSvn})`}`],
     ['  receipt', receipt]
   ]
+  // Every value but the layout comes from the file: no control or bidi character reaches the terminal.
+  return rows.map(([label, value]) => [label, oneLine(value, { max: 1000 })])
 }

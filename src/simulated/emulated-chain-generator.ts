@@ -1,7 +1,7 @@
 // Generates a fresh emulated AMD chain (./emulated-chain.ts): ARK, ASK and VCEK as AMD issues
 // them for Milan (docs/sev-snp.md#amd-certificate-chain, docs/sev-snp.md#vcek-extensions).
 // Certificates are built with @peculiar/x509; only the small INTEGER/IA5String extension values are
-// DER-encoded by ./der.ts.
+// DER-encoded by ../certs/der.ts.
 // @peculiar/x509 (with reflect-metadata and tsyringe) is loaded only when a chain is generated:
 // `skr serve` normally reads the cached chain and must not pay for it at start-up.
 import { generateKeyPair, randomBytes, webcrypto, X509Certificate } from 'node:crypto'

@@ -64,6 +64,7 @@ export const MICROSOFT_SUPPLY_CHAIN_ROOT_FINGERPRINT =
   '23:FF:E2:B8:BD:B9:A1:71:15:15:D4:CF:FD:A0:4B:C7:F7:93:D5:13:C7:6C:24:3F:10:20:50:7D:86:69:B7:DB'
 
 const SHA384 = -43
+const MAX_EPOCH_SECONDS = 8_640_000_000_000
 const SHA256 = -16
 const MEASUREMENT_SIZE = 48
 
@@ -77,7 +78,10 @@ function optionalText (map: Map<unknown, unknown>, key: unknown, what: string): 
 function optionalTime (map: Map<unknown, unknown>, key: unknown, what: string): number | null {
   const value = map.get(key)
   if (value === undefined) return null
-  if (typeof value !== 'number' || !Number.isSafeInteger(value)) throw invalid('header', `${what} is not an integer epoch time`)
+  // Within what a Date can hold (±8.64e12 s is its range in ms / 1000), so every reader can show it.
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0 || value > MAX_EPOCH_SECONDS) {
+    throw invalid('header', `${what} is not an epoch time in seconds (0..${MAX_EPOCH_SECONDS})`)
+  }
   return value
 }
 
@@ -118,8 +122,8 @@ function jsonLayout (cose: CoseSign1, payload: Uint8Array): Omit<UvmEndorsement,
 
 function cwtLayout (cose: CoseSign1, claims: Map<unknown, unknown>, payload: Uint8Array): Omit<UvmEndorsement, 'signerChain' | 'receipts'> {
   // Two issuers or feeds in one header would let two readers disagree on who signed what.
-  if (cose.protectedHeader.has('iss') || cose.protectedHeader.has('feed')) {
-    throw invalid('header', 'protected header has both CWT claims (15) and text "iss"/"feed" entries')
+  if (['iss', 'feed', 'signingtime'].some((key) => cose.protectedHeader.has(key))) {
+    throw invalid('header', 'protected header has both CWT claims (15) and text "iss"/"feed"/"signingtime" entries')
   }
   const hashAlg = cose.protectedHeader.get(HEADER.payloadHashAlg)
   if (hashAlg !== SHA384) throw invalid('payload', `payload-hash-alg (258) is ${String(hashAlg)}, want -43 (SHA-384): the payload is not a launch measurement`)

@@ -119,7 +119,7 @@ function receiptsOf (statement: CoseSign1): CoseSign1[] {
   })
 }
 
-/** Whether the statement carries receipts (no check). */
+/** How many receipts the statement carries (no check). */
 export function receiptCount (statement: CoseSign1): number {
   const raw = statement.unprotectedHeader.get(HEADER.receipts)
   return Array.isArray(raw) ? raw.length : 0
@@ -177,10 +177,11 @@ function unique (keys: TransparencyKey[]): TransparencyKey[] {
   return keys.filter((k, i) => keys.findIndex((o) => o.kid === k.kid) === i)
 }
 
-function keyFrom (input: KeyObject | Parameters<typeof createPublicKey>[0], source: string, issuer?: string): TransparencyKey {
+function keyFrom (input: KeyObject | Parameters<typeof createPublicKey>[0], source: string): TransparencyKey {
   const key = input instanceof KeyObject ? input : createPublicKey(input)
   if (key.asymmetricKeyType !== 'ec') throw new TypeError(`${source}: not an EC public key`)
-  return { kid: kidOf(key), key, source, ...(issuer === undefined ? {} : { issuer }) }
+  // Operator-supplied keys are trusted for any issuer: the receipt's issuer claim is shown, not checked.
+  return { kid: kidOf(key), key, source }
 }
 
 /**

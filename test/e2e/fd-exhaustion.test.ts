@@ -39,7 +39,10 @@ t.test(`${FLOOD} idle connections against an open-file limit of ${LIMIT}: skr ke
   t.teardown(s.close)
   // skr logged its cap before it answered /status, but this process may not have read that line
   // from the pipe yet (a busy machine): wait for it, boundedly.
-  const capLine = (): Record<string, unknown> | undefined => s.logs.map(line => JSON.parse(line) as Record<string, unknown>).find(l => l['msg'] === 'connection cap')
+  const capLine = (): Record<string, unknown> | undefined => s.logs
+    .filter(line => line.startsWith('{') && line.endsWith('}'))
+    .map(line => { try { return JSON.parse(line) as Record<string, unknown> } catch { return {} } })
+    .find(l => l['msg'] === 'connection cap')
   for (let waited = 0; capLine() === undefined && waited < 30_000; waited += 20) await new Promise(resolve => setTimeout(resolve, 20))
   const listening = capLine()
   t.equal(listening?.['fdLimit'], LIMIT, 'skr read its open-file limit')

@@ -116,7 +116,8 @@ t.test('one hung vault cannot starve the others: releases to a healthy vault kee
   const attack = Array.from({ length: 70 }, async (_, i) => await s.release(`hung-${i}`, hungEndpoint))
   // Wait until the hung vault holds its whole share: each admitted release has reached it, or (past
   // the per-origin connection cap) waits in the client's queue for a connection to it.
-  while (reachedHungVault < Math.min(64, MAX_CONNECTIONS_PER_ORIGIN)) await new Promise(resolve => setTimeout(resolve, 10))
+  for (const until = Date.now() + 60_000; reachedHungVault < Math.min(64, MAX_CONNECTIONS_PER_ORIGIN) && Date.now() < until;) await new Promise(resolve => setTimeout(resolve, 10))
+  t.equal(reachedHungVault, Math.min(64, MAX_CONNECTIONS_PER_ORIGIN), 'the hung vault holds its share of connections')
   const healthy = await Promise.all(Array.from({ length: 8 }, async (_, i) => await s.release(`burst-${i % keys.length}`)))
   t.same(healthy.map(a => a.status), Array(8).fill(200), 'releases from the healthy vault succeed while the other hangs')
   t.ok(healthy.every(a => keyOf(a) !== undefined), 'with their keys')

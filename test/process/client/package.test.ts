@@ -22,14 +22,15 @@ t.teardown(checkout.remove)
 // npm runs the package's prepack with this Node first on PATH (the machine's may be older).
 const env = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`, npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' }
 
-const packed = spawnSync('npm', ['pack', '--json', '--pack-destination', work], { cwd: join(checkout.root, 'packages/client'), encoding: 'utf8', env })
+const packed = spawnSync('npm', ['pack', '--json', '--pack-destination', work], { cwd: join(checkout.root, 'packages/client'), encoding: 'utf8', env, timeout: 240_000, killSignal: 'SIGKILL' })
 t.equal(packed.status, 0, `npm pack succeeds\n${packed.stderr}`)
 const info = (JSON.parse(packed.stdout) as Array<{ filename: string, files: Array<{ path: string }>, size: number }>)[0]
 const tarball = join(work, info?.filename ?? 'missing.tgz')
 const consumer = join(work, 'consumer')
 const installed = join(consumer, 'node_modules', 'skr-sidecar-client')
 mkdirSync(installed, { recursive: true })
-spawnSync('tar', ['-xzf', tarball, '-C', installed, '--strip-components', '1'])
+const untar = spawnSync('tar', ['-xzf', tarball, '-C', installed, '--strip-components', '1'], { timeout: 60_000, killSignal: 'SIGKILL' })
+if (untar.status !== 0) throw new Error(`tar failed: ${String(untar.stderr)}`)
 
 t.test('what an install brings: the built files, no dependencies, no install scripts, kilobytes', async t => {
   const files = (info?.files ?? []).map(f => f.path).sort()
@@ -79,7 +80,7 @@ function typecheck (resolution: 'nodenext' | 'bundler', source: string): { statu
   }))
   // A package.json of type module, as an ESM app would have (nodenext needs it for `import`).
   writeFileSync(join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }))
-  const r = spawnSync(process.execPath, [join(repoRoot, 'node_modules/typescript/bin/tsc'), '-p', join(dir, 'tsconfig.json')], { encoding: 'utf8' })
+  const r = spawnSync(process.execPath, [join(repoRoot, 'node_modules/typescript/bin/tsc'), '-p', join(dir, 'tsconfig.json')], { encoding: 'utf8', timeout: 240_000, killSignal: 'SIGKILL' })
   return { status: r.status, output: `${r.stdout}${r.stderr}` }
 }
 

@@ -11,6 +11,7 @@ import { createTrust, readExtraCa } from '../../../src/app/trust.ts'
 import { loadConfig } from '../../../src/config/config.ts'
 import { createLocalPki } from '../../../src/emulator/pki.ts'
 import { FakeAttestationService } from '../../doubles/fake-services.ts'
+import { startHttpsServer } from '../../helpers/https-server.ts'
 
 const pki = await createLocalPki({ commonName: 'trust test CA' })
 const dir = mkdtempSync(join(tmpdir(), 'skr-trust-'))
@@ -36,18 +37,24 @@ t.test('reads the embedder\'s roots, then SKR_EXTRA_CA_CERTS; refuses an unreada
   t.same(await readExtraCa(loadConfig([], {}), ['x']), ['x'])
 })
 
-t.test('every client from one factory: proxy routing, metrics, closed together', async (t) => {
+t.test('every client from one factory: the trust\'s roots, metrics, closed together', async (t) => {
+  let hits = 0
+  const server = await startHttpsServer((_req, res) => { hits++; res.end('ok') }, { pki })
+  t.teardown(server.close)
   const seen: string[] = []
-  const config = loadConfig([], { HTTPS_PROXY: 'http://proxy.example:3128' })
-  const trust = await createTrust(config, { observeUpstream: (service) => { seen.push(service) } })
+  const trust = await createTrust(loadConfig([], {}), { extraCa: [pki.caCertPem], observeUpstream: (service) => { seen.push(service) } })
   const maa = trust.upstream('maa', { totalTimeoutMs: 1234 })
   const akv = trust.upstream('akv')
   t.equal(maa.name, 'maa')
   t.equal(maa.policy.totalTimeoutMs, 1234)
   t.equal(akv.policy.totalTimeoutMs, 30_000, 'the default policy otherwise')
+  const answer = await akv.request({ method: 'GET', url: server.url })
+  t.equal(answer.status, 200, 'the extra root is trusted (the local CA signed the server)')
+  t.same(seen, ['akv'], 'the call was recorded')
   await trust.close()
   await trust.close()
-  await t.rejects(akv.request({ method: 'GET', url: 'https://x.vault.azure.net/keys' }), 'a closed client refuses further requests')
+  await t.rejects(akv.request({ method: 'GET', url: server.url }), 'a closed client refuses further requests')
+  t.equal(hits, 1, 'and sent nothing')
 })
 
 t.test('builds given a Trust do not read the CA file again', async (t) => {

@@ -3,6 +3,7 @@
 import { generateKeyPairSync, X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { decode, encode, Tagged } from 'cborg'
 import t from 'tap'
 import { createUvmEndorser } from '../../../src/emulator/uvm-endorser.ts'
 import { verifyUvmReferenceInfo } from '../../../src/uvm/reference-info.ts'
@@ -62,4 +63,19 @@ t.test('key files: JWKS, CCF trust store, PEM; the kid is computed, never read',
   t.throws(() => parseTransparencyKeys(JSON.stringify({ parameters: [{}] }), 'x'), TypeError)
   const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'pem' }).toString()
   t.throws(() => parseTransparencyKeys(rsa, 'rsa.pem'), /not an EC public key/)
+})
+
+t.test('a genuine receipt moved onto another statement is refused: its leaf commits to the first statement', async (t) => {
+  const tags: Array<(inner: () => unknown) => unknown> = []
+  tags[18] = (inner) => inner()
+  tags[1] = (inner) => new Tagged(1, inner())
+  type Parts = [Uint8Array, Map<unknown, unknown>, Uint8Array, Uint8Array]
+  const first = decode(endorser.endorse({ launchMeasurement: measurement, guestSvn: '1' }), { useMaps: true, tags }) as Parts
+  const second = decode(endorser.endorse({ launchMeasurement: Buffer.alloc(48, 0xcd), guestSvn: '1' }), { useMaps: true, tags }) as Parts
+  // Each statement keeps its own (valid) signature; only the receipts change places.
+  const swapped = Buffer.from(encode(new Tagged(18, [second[0], first[1], second[2], second[3]])))
+  t.throws(() => verifyUvmReferenceInfo(swapped, { trustedRootFingerprints: roots, transparencyKeys: [emulated] }),
+    { code: 'ERR_UVM_ENDORSEMENT_INVALID', details: { check: 'receipt' }, message: /data hash is not the hash of this statement/ })
+  // The same holds when skr does not know the service's key: the proof is still checked.
+  t.throws(() => verifyUvmReferenceInfo(swapped, { trustedRootFingerprints: roots, transparencyKeys: [] }), { code: 'ERR_UVM_ENDORSEMENT_INVALID', details: { check: 'receipt' } })
 })
