@@ -16,9 +16,12 @@ import { createSecureContext, rootCertificates } from 'node:tls'
 // come after it).
 module.enableCompileCache?.(join(homedir(), '.cache', 'skr', 'floor-compile-cache'))
 const { default: Fastify } = await import('fastify')
-// undici is CommonJS: its exports are the default export's properties (the bundled floor's
-// import() has only `default`, as a bundler cannot list a CommonJS module's names).
-const { default: { Agent, request } } = await import('undici')
+// undici's dispatchers from its lib/ files with its request API, as skr takes them
+// (src/http/undici-parts.ts says why not its index). CommonJS: module.exports is each default.
+const { default: Dispatcher } = await import('undici/lib/dispatcher/dispatcher.js')
+const { default: api } = await import('undici/lib/api/index.js')
+Object.assign(Dispatcher.prototype, api)
+const { default: Agent } = await import('undici/lib/dispatcher/agent.js')
 
 const port = Number(process.env.Port)
 const extraCa = readFileSync(process.env.SKR_EXTRA_CA_CERTS ?? '', 'utf8')
@@ -38,7 +41,7 @@ app.post('/key/release', {
   // A key read without a bearer token: the vault double answers 401 with its challenge, which is
   // one TLS request and response of about a release's size class, and no crypto on either side.
   const { akv_endpoint: vault, kid } = req.body
-  const res = await request(`https://${vault}/keys/${encodeURIComponent(kid)}?api-version=7.4`, { dispatcher: agent })
+  const res = await agent.request({ origin: `https://${vault}`, path: `/keys/${encodeURIComponent(kid)}?api-version=7.4`, method: 'GET' })
   const body = await res.body.text()
   return { key: JSON.stringify({ status: res.statusCode, bytes: body.length }) }
 })
@@ -48,7 +51,7 @@ await app.listen({ port, host: '127.0.0.1' })
 // same kind of call, so both have their HTTP client loaded and used when idle RSS is read.
 const imds = process.env.AZURE_POD_IDENTITY_AUTHORITY_HOST
 if (imds !== undefined) {
-  const res = await request(`${imds.replace(/\/+$/, '')}/metadata/THIM/amd/certification`, { headers: { Metadata: 'true' } })
+  const res = await agent.request({ origin: new URL(imds).origin, path: '/metadata/THIM/amd/certification', method: 'GET', headers: { Metadata: 'true' } })
   await res.body.dump()
 }
 process.once('SIGTERM', () => { void app.close().then(() => agent.close()) })

@@ -14,7 +14,7 @@ import { defaultEmulatedCacheDir } from '../src/simulated/emulated-chain-cache.t
 import { buildMirror, FLOOR_BUNDLE } from './compile.ts'
 import { runLoad, type LoadResult } from './load.ts'
 import { caveats, formatTables, formatVerdicts, judge, REFERENCE, type FloorRun, type ProcessRun, type StartupSample } from './report.ts'
-import { SKR_BIN, spawnSkrMeasured, type SkrProcess, IMAGE_NODE_ARGS } from './skr-process.ts'
+import { sourcesBin, spawnSkrMeasured, type SkrProcess, IMAGE_NODE_ARGS } from './skr-process.ts'
 
 
 /** How much to run: `--quick` is a ~30 s subset (RTT 0 only, 1 and 16 clients, short scenarios). */
@@ -162,7 +162,9 @@ async function main (): Promise<number> {
   const mirror = await buildMirror()
   log(`bundled skr (${mirror.files} files, ${(mirror.bytes / 1048576).toFixed(2)} MB) and the stack floor under ${mirror.bin} in ${mirror.ms.toFixed(0)} ms`)
   const mode: StartupSample['mode'] = values.source === true ? 'source' : 'compiled'
-  const bin = mode === 'source' ? SKR_BIN : mirror.bin
+  // Both modes are measured (the other one start-up only), so the sources must be runnable either way.
+  const sources = sourcesBin()
+  const bin = mode === 'source' ? sources : mirror.bin
   const env = await startEmulatedEnvironment({ cacheDir: defaultEmulatedCacheDir(process.env) })
   const runs: ProcessRun[] = []
   const startups: StartupSample[] = []
@@ -180,7 +182,7 @@ async function main (): Promise<number> {
     const other = mode === 'source' ? 'compiled' : 'source'
     for (let i = 0; i < plan.otherModeStartups; i++) {
       log(`start-up only (${other})`)
-      startups.push(await measureStartup(env, plan, other === 'source' ? SKR_BIN : mirror.bin, other))
+      startups.push(await measureStartup(env, plan, other === 'source' ? sources : mirror.bin, other))
     }
     log('stack floor (bench/floor-server.mjs)')
     floor = await measureFloor(env, plan)

@@ -6,6 +6,7 @@
 // (test/helpers/child-process.ts), also when the process that started it dies first.
 import type { ChildProcess } from 'node:child_process'
 import { createServer, type AddressInfo } from 'node:net'
+import { existsSync } from 'node:fs'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -18,6 +19,17 @@ export type { Exit } from '../test/helpers/child-process.ts'
 
 /** bin/skr.js of this checkout. */
 export const SKR_BIN = fileURLToPath(new URL('../bin/skr.js', import.meta.url))
+
+/**
+ * SKR_BIN, for measuring the TypeScript sources: bin/skr.js runs ./dist instead when it exists (a
+ * leftover `npm run build`), and a figure labelled "sources" would then be a stale bundle's.
+ * @throws Error naming the directory to remove
+ */
+export function sourcesBin (): string {
+  const dist = fileURLToPath(new URL('../dist', import.meta.url))
+  if (existsSync(dist)) throw new Error(`${dist} exists, so bin/skr.js would run it rather than the TypeScript sources: remove it (rm -rf dist) to measure the sources`)
+  return SKR_BIN
+}
 
 /** How to start skr. */
 export interface SpawnSkrOptions {

@@ -24,7 +24,7 @@ import { parseArgs } from 'node:util'
 import { defaultEmulatedCacheDir } from '../src/simulated/emulated-chain-cache.ts'
 import { startEmulatedEnvironment, type EmulatedEnvironment } from '../src/emulator/environment.ts'
 import { buildMirror } from './compile.ts'
-import { SKR_BIN, spawnSkrMeasured } from './skr-process.ts'
+import { sourcesBin, spawnSkrMeasured } from './skr-process.ts'
 
 /** What the preloaded probe reports from inside skr when it receives SIGTERM. */
 interface Inside {
@@ -156,7 +156,7 @@ async function main (): Promise<number> {
   const nodeArgs = (values['node-args'] ?? '').split(/\s+/).filter(a => a !== '')
   const modules = values.modules === true
   const detail = values.detail === true || modules
-  const bin = values.bin ?? (values.source === true ? SKR_BIN : (await buildMirror()).bin)
+  const bin = values.bin ?? (values.source === true ? sourcesBin() : (await buildMirror()).bin)
   const compileCache = values['no-compile-cache'] !== true
   const options: Options = { bin, nodeArgs, settleMs, detail, modules, compileCache }
   const env = await startEmulatedEnvironment({ cacheDir: defaultEmulatedCacheDir(process.env) })

@@ -12,4 +12,7 @@ export interface BundleSummary {
   metafile: Metafile
 }
 
+/** The Azure SDK's `typeof FormData` checks, guarded so that only a FormData-tagged value reads the global. */
+export declare function guardFormDataChecks (text: string): string
+
 export declare function bundle (options?: { outdir?: string }): Promise<BundleSummary>

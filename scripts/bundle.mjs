@@ -6,6 +6,18 @@
 // - Code splitting: dist/main.js is the CLI entry; each command, and everything skr imports with
 //   import() (the identity SDK, gRPC, undici, the OpenAPI generator, the emulators), is a chunk of
 //   its own, read only when used. `skr healthcheck` reads a few kilobytes.
+// - Two graphs. The commands that run a sidecar in this process (serve, what every pod runs, and
+//   demo and emulate) are built as a graph of their own: dist/serve.js, demo.js, emulate.js and
+//   their serve-*.js chunks; the CLI's import() of each is left as an import of that file. In one
+//   graph with every command, the code serve shares with any other command is split into chunks
+//   by which commands share it: serving linked 35 files (172 ES module resolutions) before its
+//   first answer, 20 (73) now. Besides the time, ~170 more resolutions made V8 optimise
+//   node:path's normalizeString during start-up once the install path is long, which maps
+//   TurboFan's code (~5 MB of the node binary) into a process that then sits idle. The price:
+//   modules both graphs use are in dist/ twice. The graphs meet only in main.ts's catch, where
+//   isSidecarError (src/errors/sidecar-error.ts) does not rely on class identity.
+// - Nothing here may make Node load its own copy of undici (~16 MB of RSS): see builtinHttpPlugin
+//   and formDataCheckPlugin below, and src/http/undici-parts.ts. test/e2e/bundle.test.ts checks.
 // - Flat: every output sits directly in the output directory, one level below the package root,
 //   as every file of src/ is. src/package-root.ts relies on that (`new URL('../', import.meta.url)`
 //   is the package root from src/*.ts, src/*/*.ts resolve through it, and from dist/*.js).
@@ -88,6 +100,88 @@ const vendorPlugin = {
   }
 }
 
+/** The sidecar graph's chunks are dist/serve-*.js; serve.js is its entry for `skr serve`. */
+const SERVE_ENTRY = 'serve'
+const SIDECAR_COMMANDS = [SERVE_ENTRY, 'demo', 'emulate']
+
+/**
+ * In the CLI's graph, src/cli/commands.ts's import() of a sidecar command (./serve.ts, ./demo.ts,
+ * ./emulate.ts) stays an import, of the sidecar graph's entry beside it (every output sits in one
+ * directory, so the relative path holds from any of them).
+ */
+const serveAsFilePlugin = {
+  name: 'skr-sidecar-graph',
+  setup (b) {
+    b.onResolve({ filter: /^\.\/[a-z-]+\.ts$/ }, (args) => {
+      const command = SIDECAR_COMMANDS.find(c => resolve(args.resolveDir, args.path) === join(ROOT, 'src', 'cli', `${c}.ts`))
+      if (command === undefined) return undefined
+      if (args.kind !== 'dynamic-import') throw new Error(`${args.importer} imports cli/${command}.ts statically: only a dynamic import() keeps it in the sidecar's graph`)
+      return { path: `./${command}.js`, external: true }
+    })
+  }
+}
+
+/** One metafile from the two builds' (their outputs never share a name: see chunkNames). */
+function mergeMetafiles (a, b) {
+  const inputs = { ...a.inputs }
+  for (const [path, input] of Object.entries(b.inputs)) inputs[path] ??= input
+  return { inputs, outputs: { ...a.outputs, ...b.outputs } }
+}
+
+// node:http's exports that Node loads on first read (WebSocket and its events come from Node's
+// own copy of undici: ~750 KB of source compiled into the heap of a process that never uses it).
+const LAZY_HTTP_EXPORTS = new Set(['WebSocket', 'CloseEvent', 'MessageEvent'])
+
+/**
+ * An ES module import of node:http (the Azure SDK's HTTP client has one) builds the module's
+ * namespace, and so reads those lazy exports. Such imports get a module that takes node:http from
+ * process.getBuiltinModule and exports its other names, which Node has whatever it was built with
+ * (read here, at build time, from the Node that builds the image's bundle). An import of one of
+ * the lazy names would fail the build (esbuild: no matching export), not the pod.
+ */
+const builtinHttpPlugin = {
+  name: 'skr-builtin-http',
+  setup (b) {
+    // ES module imports only: require('http') (CommonJS dependencies) returns the module itself and reads no export.
+    b.onResolve({ filter: /^(node:)?http$/ }, (args) => args.kind === 'import-statement' ? { path: 'node:http', namespace: 'skr-builtin-http' } : undefined)
+    b.onLoad({ filter: /.*/, namespace: 'skr-builtin-http' }, () => {
+      const names = Object.keys(process.getBuiltinModule('node:http')).filter(n => !LAZY_HTTP_EXPORTS.has(n) && /^[A-Za-z_$][\w$]*$/.test(n))
+      return { contents: `const http = process.getBuiltinModule('node:http');\nexport default http;\nexport const { ${names.join(', ')} } = http;\n`, loader: 'js' }
+    })
+  }
+}
+
+// `typeof FormData !== "undefined" && body instanceof FormData`, as the Azure SDK's HTTP runtime
+// writes it; group 1 is the tested value.
+const FORM_DATA_CHECK = /typeof FormData !== "undefined" && ([A-Za-z_$][\w$]*) instanceof FormData/g
+
+/**
+ * Node defines globalThis.FormData (with Headers, Request, Response, fetch...) as a lazy
+ * property: the first read loads and compiles Node's own copy of undici, ~16 MB of RSS for good
+ * (measured: a bare Node 24 process 41.5 → 57.9 MB). The Azure SDK's HTTP pipeline (every token
+ * request of @azure/identity, through @typespec/ts-http-runtime's formDataPolicy) reads it on
+ * every request to ask whether the body is a FormData, which skr's never are. In the bundle that
+ * test first asks the value itself (every FormData's Symbol.toStringTag is "FormData", by Web
+ * IDL), so the global is read only for a value that could be one; the answer is the same. The files are found by content, and the build fails if the policy's own check is
+ * no longer where this expects it (an SDK update then gets looked at, not silently bundled as is).
+ */
+export function guardFormDataChecks (text) {
+  return text.replace(FORM_DATA_CHECK, (_, v) => `${v}?.[Symbol.toStringTag] === "FormData" && typeof FormData !== "undefined" && ${v} instanceof FormData`)
+}
+
+const formDataCheckPlugin = {
+  name: 'skr-form-data-check',
+  setup (b) {
+    b.onLoad({ filter: /[\\/]node_modules[\\/]@typespec[\\/]ts-http-runtime[\\/]dist[\\/]esm[\\/].*\.js$/ }, async (args) => {
+      const text = readFileSync(args.path, 'utf8')
+      const rewritten = guardFormDataChecks(text)
+      const policyFile = /[\\/]dist[\\/]esm[\\/]formData\.js$/.test(args.path)
+      if (policyFile && rewritten === text) throw new Error(`${args.path}: the FormData check scripts/bundle.mjs rewrites is not there any more`)
+      return rewritten === text ? undefined : { contents: rewritten, loader: 'js' }
+    })
+  }
+}
+
 function licenseFiles (dir) {
   return readdirSync(dir).filter(n => /^(licen[cs]e|copying|notice)([.-].*)?$/i.test(n) && statSync(join(dir, n)).isFile()).sort()
 }
@@ -118,28 +212,43 @@ function notices (inputs) {
 export async function bundle ({ outdir = join(ROOT, 'dist') } = {}) {
   const started = performance.now()
   rmSync(outdir, { recursive: true, force: true })
-  const result = await build({
+  const common = {
     absWorkingDir: ROOT,
-    entryPoints: { main: 'src/main.ts', healthcheck: 'src/healthcheck-main.ts' },
     outdir,
     bundle: true,
     splitting: true,
     format: 'esm',
     platform: 'node',
     target: 'node22',
-    chunkNames: '[name]-[hash]',
     minifyWhitespace: true,
     minifySyntax: true,
     legalComments: 'none',
     banner: { js: BANNER },
     define: { __dirname: 'import.meta.dirname', __filename: 'import.meta.filename' },
     metafile: true,
-    logLevel: 'silent',
-    plugins: [vendorPlugin]
-  })
-  if (result.warnings.length > 0) {
-    throw new Error(`esbuild warnings:\n${result.warnings.map(w => `${w.location?.file ?? ''}:${w.location?.line ?? ''} ${w.text}`).join('\n')}`)
+    logLevel: 'silent'
   }
+  // The CLI graph, then the sidecar's: distinct chunk names, so neither overwrites the other's files.
+  const cli = await build({
+    ...common,
+    entryPoints: { main: 'src/main.ts', healthcheck: 'src/healthcheck-main.ts' },
+    chunkNames: '[name]-[hash]',
+    plugins: [vendorPlugin, builtinHttpPlugin, formDataCheckPlugin, serveAsFilePlugin]
+  })
+  const sidecar = await build({
+    ...common,
+    entryPoints: Object.fromEntries(SIDECAR_COMMANDS.map(c => [c, `src/cli/${c}.ts`])),
+    chunkNames: `${SERVE_ENTRY}-[name]-[hash]`,
+    plugins: [vendorPlugin, builtinHttpPlugin, formDataCheckPlugin]
+  })
+  const warnings = [...cli.warnings, ...sidecar.warnings]
+  if (warnings.length > 0) {
+    throw new Error(`esbuild warnings:\n${warnings.map(w => `${w.location?.file ?? ''}:${w.location?.line ?? ''} ${w.text}`).join('\n')}`)
+  }
+  const result = { metafile: mergeMetafiles(cli.metafile, sidecar.metafile) }
+  const produced = new Set(Object.keys(result.metafile.outputs).map(p => resolve(ROOT, p)))
+  const missing = SIDECAR_COMMANDS.filter(c => !produced.has(join(outdir, `${c}.js`)))
+  if (missing.length > 0) throw new Error(`the sidecar graph did not produce ${missing.map(c => `${c}.js`).join(', ')}, which the CLI imports`)
   const outputs = Object.keys(result.metafile.outputs).map(p => resolve(ROOT, p))
   const nested = outputs.filter(p => dirname(p) !== resolve(outdir))
   if (nested.length > 0) throw new Error(`outputs must sit directly in ${outdir} (src/package-root.ts): ${nested.join(', ')}`)

@@ -14,7 +14,7 @@
 // (Not named test.mjs: tap's default globs would take that for a test file and run it, and with
 // it the whole suite again, in every run.)
 import { spawnSync } from 'node:child_process'
-import { cpSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs'
+import { cpSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -26,6 +26,14 @@ const shared = join(root, '.tap')
 
 if (process.env.TAP_CHILD_ID !== undefined) {
   process.stderr.write('run-tap.mjs: refusing to start a tap run from inside a tap test\n')
+  process.exit(1)
+}
+
+// bin/skr.js runs ./dist when it exists (the production layout), so with a leftover `npm run build`
+// every test that starts skr as a process would test that bundle, not src/ (and report its
+// coverage). The tests build the bundles they need in temporary directories.
+if (existsSync(join(root, 'dist'))) {
+  process.stderr.write(`run-tap.mjs: ${join(root, 'dist')} exists, and bin/skr.js would run it instead of src/ in every test that starts skr: remove it (rm -rf dist) and run again\n`)
   process.exit(1)
 }
 

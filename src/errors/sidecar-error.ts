@@ -29,6 +29,11 @@ export interface SidecarErrorOptions {
   details?: ErrorDetails
 }
 
+// The bundle holds two copies of this module (scripts/bundle.mjs: the CLI's graph and the
+// sidecar's), and main.ts, in one, catches what `skr serve`, in the other, throws. A key in the
+// global symbol registry is the same in both copies, where the classes are not.
+const BRAND: unique symbol = Symbol.for('skr.SidecarError')
+
 export abstract class SidecarError extends Error {
   abstract readonly code: ErrorCode
   abstract readonly statusCode: number
@@ -40,6 +45,8 @@ export abstract class SidecarError extends Error {
    * fails otherwise. A prototype getter, so it is not one more enumerable member in the logs.
    */
   get publicMessage (): string | null { return null }
+  /** isSidecarError's mark; on the prototype, like publicMessage. */
+  get [BRAND] (): true { return true }
   constructor (message: string, options: SidecarErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
     this.name = new.target.name
@@ -47,6 +54,7 @@ export abstract class SidecarError extends Error {
   }
 }
 
+/** True for a SidecarError from any copy of this module in the process. */
 export function isSidecarError (err: unknown): err is SidecarError {
-  return err instanceof SidecarError
+  return err instanceof SidecarError || (typeof err === 'object' && err !== null && (err as { [BRAND]?: unknown })[BRAND] === true)
 }

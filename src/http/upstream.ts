@@ -223,8 +223,9 @@ export class Upstream {
       // Getting a connection through a proxy takes up to three connect timeouts (the proxy, its
       // CONNECT answer, the origin's TLS), and undici ignores the signal until it has one: the
       // deadline and the caller's abort must not wait for that.
-      const res = await unlessAborted(u.request(url, {
-        dispatcher: this.#dispatchers.get(u, proxy),
+      const res = await unlessAborted(this.#dispatchers.get(u, proxy).request({
+        origin: url.origin,
+        path: url.pathname + url.search,
         method: req.method,
         // ProxyAgent writes a Host header into the object it is given, so never hand it the caller's.
         // And always hand it one: it adds Host only to an existing object, undici derives the TLS

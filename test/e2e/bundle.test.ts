@@ -27,9 +27,12 @@ import module from 'node:module'
 module.registerHooks({ resolve (specifier, context, next) {
   const result = next(specifier, context)
   if (result.url.includes('/node_modules/')) process.stderr.write('RESOLVED_FROM_NODE_MODULES ' + result.url + '\\n')
+  const inDist = /\\/app\\/dist\\/([^/]+\\.js)$/.exec(result.url)
+  if (inDist !== null) process.stderr.write('RESOLVED_FROM_DIST ' + inDist[1] + '\\n')
   return result
 } })
 process.stderr.write('NODE_MODULES_HOOK_ACTIVE\\n')
+process.on('exit', () => { process.stderr.write('NODE_OWN_UNDICI ' + JSON.stringify(process.moduleLoadList.filter(m => m.includes('deps/undici'))) + '\\n') })
 `)
 
 function sizeOf (path: string): number {
@@ -133,12 +136,26 @@ t.test('the bundled skr serves every route, from a layout without node_modules',
   t.equal(misused.status, 2, 'a bad flag: exit 2')
   const version = await runChild(t, process.execPath, [bin, '--version'], { env: { PATH: process.env.PATH ?? '' } })
   t.match(version.stdout, new RegExp(`^skr ${pkg.version.replace(/\./g, '\\.')} \\(Node\\.js v\\d+`), 'skr --version reads package.json from the package root')
+  // main.js (the CLI's graph) reads the error serve.js (the sidecar's graph) throws: a bad setting is exit 2, with its code.
+  const badSetting = await runChild(t, process.execPath, [bin, 'serve', '-port', 'x'], { env: { PATH: process.env.PATH ?? '' } })
+  t.equal(badSetting.status, 2, 'a bad setting: exit 2')
+  t.match(badSetting.stderr, /^skr: ERR_CONFIG_INVALID: invalid configuration: Port must be a TCP port number/)
 
   const exit = await skr.stop()
   stopped = true
   t.same(exit, { code: 0, signal: null }, 'SIGTERM ends it cleanly')
   t.ok(skr.output().includes('NODE_MODULES_HOOK_ACTIVE'), 'the resolve hook was active')
   t.same(skr.output().split('\n').filter(l => l.startsWith('RESOLVED_FROM_NODE_MODULES')), [], 'nothing was resolved from a node_modules directory')
+  // Node's own copy of undici (behind globalThis.FormData, fetch and the like, and node:http's
+  // WebSocket exports) costs ~16 MB of RSS once loaded; nothing skr does may load it
+  // (scripts/bundle.mjs: builtinHttpPlugin, formDataCheckPlugin; src/http/undici-parts.ts).
+  t.match(skr.output(), /^NODE_OWN_UNDICI \[\]$/m, 'Node\'s own undici was never loaded: not by the identity SDK, undici, gRPC or the OpenAPI route')
+  // The sidecar is a graph of its own (scripts/bundle.mjs): of the CLI's files, serving loads
+  // only main.js and what main.js imports statically, however many routes it answered.
+  const mainImports = [...readFileSync(join(dist, 'main.js'), 'utf8').matchAll(/from"\.\/([\w.-]+\.js)"|^import\s*"\.\/([\w.-]+\.js)"|;import"\.\/([\w.-]+\.js)"/gm)].map(m => m[1] ?? m[2] ?? m[3])
+  const loaded = [...new Set(skr.output().split('\n').filter(l => l.startsWith('RESOLVED_FROM_DIST ')).map(l => l.slice('RESOLVED_FROM_DIST '.length)))]
+  t.ok(loaded.includes('serve.js') && loaded.some(f => f.startsWith('serve-')), `skr serve ran from the sidecar graph: ${loaded.join(' ')}`)
+  t.same(loaded.filter(f => !/^serve[.-]/.test(f) && !['main.js', 'require.js', ...mainImports].includes(f)), [], 'and loaded no other file of the CLI\'s graph')
   t.notOk(existsSync(join(dirname(app), 'node_modules')) || existsSync(join(app, 'node_modules')), 'and there is none beside it')
 })
 

@@ -4,6 +4,7 @@ import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { createServer, type AddressInfo } from 'node:net'
 import * as errors from '../../src/errors.ts'
+import type * as SidecarErrorModule from '../../src/errors/sidecar-error.ts'
 import { parseProxyEnv } from '../../src/http/proxy.ts'
 import { Upstream } from '../../src/http/upstream.ts'
 import { repoRoot } from '../helpers/vectors.ts'
@@ -50,6 +51,25 @@ t.test('details are frozen and cause is kept', async t => {
   t.same(e.details, { upstream: 'maa', upstreamStatus: 503 })
   t.ok(errors.isSidecarError(e))
   t.notOk(errors.isSidecarError(cause))
+})
+
+// The bundle's CLI graph and sidecar graph each hold a copy of the error classes (scripts/bundle.mjs);
+// main.ts, in one, must still know an error `skr serve`, in the other, throws (exit 2 for a bad setting).
+t.test('isSidecarError knows errors from another copy of the module, and only those', async t => {
+  const copy = await import(`../../src/errors/sidecar-error.ts?copy=${Date.now()}`) as typeof SidecarErrorModule
+  t.not(copy.SidecarError, errors.SidecarError, 'a second copy of the base class')
+  class ForeignConfigInvalid extends copy.SidecarError {
+    readonly code = 'ERR_CONFIG_INVALID'
+    readonly statusCode = 500
+  }
+  const foreign = new ForeignConfigInvalid('Port must be a number')
+  t.notOk(foreign instanceof errors.SidecarError, 'class identity does not cross copies')
+  t.ok(errors.isSidecarError(foreign), 'the mark does')
+  t.equal(foreign.code, 'ERR_CONFIG_INVALID')
+  t.notOk(Object.keys(foreign).some(k => k.includes('SidecarError')), 'the mark is not an own enumerable member (logs stay as they were)')
+  for (const lookalike of [{ code: 'ERR_CONFIG_INVALID', message: 'x' }, Object.assign(new Error('x'), { code: 'ERR_INTERNAL' }), null, 'ERR_INTERNAL']) {
+    t.notOk(errors.isSidecarError(lookalike), `not ${JSON.stringify(lookalike)}`)
+  }
 })
 
 /** The row of docs/errors.md for `code`. */
