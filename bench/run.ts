@@ -14,7 +14,7 @@ import { defaultEmulatedCacheDir } from '../src/simulated/emulated-chain-cache.t
 import { buildMirror, FLOOR_BUNDLE } from './compile.ts'
 import { runLoad, type LoadResult } from './load.ts'
 import { caveats, formatTables, formatVerdicts, judge, REFERENCE, type FloorRun, type ProcessRun, type StartupSample } from './report.ts'
-import { sourcesBin, spawnSkrMeasured, type SkrProcess, IMAGE_NODE_ARGS } from './skr-process.ts'
+import { sourcesBin, spawnSkrMeasured, type SkrProcess, IMAGE_ENV, IMAGE_NODE_ARGS } from './skr-process.ts'
 
 
 /** How much to run: `--quick` is a ~30 s subset (RTT 0 only, 1 and 16 clients, short scenarios). */
@@ -212,7 +212,7 @@ async function main (): Promise<number> {
     const md = [
       `# skr benchmark results`, '',
       `Recorded ${when} with \`npm run bench${values.quick === true ? ' -- --quick' : ''}\` (${seconds.toFixed(0)} s).`, '',
-      `Machine: ${machine}. skr runs in its own process (${mode === 'compiled' ? 'the bundle (dist/), as in the image' : 'TypeScript sources'}${nodeArgs.length === 0 ? '' : `, \`node ${nodeArgs.join(' ')}\``}, \`MALLOC_ARENA_MAX=2\`); the MAA, IMDS and AKV emulators and the load generator run in the benchmark process and share the same cores, all on loopback.`, '',
+      `Machine: ${machine}. skr runs in its own process (${mode === 'compiled' ? 'the bundle (dist/), as in the image' : 'TypeScript sources'}${nodeArgs.length === 0 ? '' : `, \`node ${nodeArgs.join(' ')}\``}, \`${Object.entries(IMAGE_ENV).map(([k, v]) => `${k}=${v}`).join(' ')}\`); the MAA, IMDS and AKV emulators and the load generator run in the benchmark process and share the same cores, all on loopback.`, '',
       ...formatTables(runs, true), '',
       ...formatVerdicts(verdicts, true), '',
       ...caveats(runs, startups, floor).map(c => `- ${c}`), ''

@@ -108,11 +108,11 @@ async function statusOk (base: string): Promise<boolean> {
  * @throws Error with skr's output when it exits or does not answer in time
  */
 /**
- * The Dockerfile's `ENV NODE_OPTIONS="--max-semi-space-size=4 --max-old-space-size=256" MALLOC_ARENA_MAX=2`, applied by default
+ * The Dockerfile's `ENV NODE_OPTIONS="--max-semi-space-size=4 --max-old-space-size=256" MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=32768`, applied by default
  * so the benchmark measures what the image runs; `--node-args=` on the command line overrides the flags.
  */
 export const IMAGE_NODE_ARGS: readonly string[] = ['--max-semi-space-size=4', '--max-old-space-size=256']
-const IMAGE_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' }
+export const IMAGE_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '32768' }
 
 /** A port free a moment ago, for start-up measurements (spawnSkr's `port`); a bench, not a test, may take that race. */
 export async function benchPort (): Promise<number> {

@@ -284,6 +284,7 @@ t.test('the benchmark runs skr with the image\'s Node options and malloc setting
   const env = envOf(finalStage)
   t.same((env.NODE_OPTIONS ?? '').split(/\s+/).filter(Boolean), IMAGE_NODE_ARGS, 'bench/skr-process.ts IMAGE_NODE_ARGS = the Dockerfile\'s NODE_OPTIONS')
   t.match(read('bench/skr-process.ts'), new RegExp(`MALLOC_ARENA_MAX: '${env.MALLOC_ARENA_MAX ?? 'unset'}'`), 'and its MALLOC_ARENA_MAX')
+  t.match(read('bench/skr-process.ts'), new RegExp(`MALLOC_MMAP_THRESHOLD_: '${env.MALLOC_MMAP_THRESHOLD_ ?? 'unset'}'`), 'and its MALLOC_MMAP_THRESHOLD_')
 })
 
 t.test('a compile cache filled per runtime user, with the runtime\'s options, shipped read-only', async t => {
