@@ -8,6 +8,7 @@ import { isObject } from '../text/untrusted.ts'
 import { hostMatchesCert } from './host-match.ts'
 import { verifyJwsSignature } from './jws-signature.ts'
 import type { ReleaseEnc } from './key-hsm.ts'
+import { asRootStore, type RootStore, type TrustedRoots } from './root-store.ts'
 import type { SignerChainCache } from './signer-chain-cache.ts'
 
 /** What was asked of the vault, and what the signer chain must end in. */
@@ -18,7 +19,8 @@ export interface VerifyReleaseOptions {
   keyVersion?: string
   enc: ReleaseEnc
   nonce?: string
-  trustedRoots: readonly X509Certificate[]
+  /** A RootStore (./root-store.ts: parsed on demand), or parsed certificates. */
+  trustedRoots: TrustedRoots
   now?: Date
   /** Remembers chains that verified (the signature, host and binding are still checked every time). */
   chainCache?: SignerChainCache
@@ -93,13 +95,12 @@ function issuedBy (child: X509Certificate, parent: X509Certificate): boolean {
 }
 
 /** Walks x5c in order (RFC 7515 §4.1.6) until a certificate is, or is issued by, a trusted root. */
-function buildPath (x5c: readonly X509Certificate[], roots: readonly X509Certificate[]): X509Certificate[] {
-  const trusted = new Set(roots.map((r) => r.fingerprint256))
+function buildPath (x5c: readonly X509Certificate[], roots: RootStore): X509Certificate[] {
   let current = x5c[0] as X509Certificate
   const path = [current]
-  while (!trusted.has(current.fingerprint256)) {
+  while (!roots.has(current)) {
     if (path.length >= MAX_PATH) throw fail('chain', 'signer chain does not reach a trusted root')
-    const anchor = roots.find((root) => issuedBy(current, root))
+    const anchor = roots.candidateIssuers(current).find((root) => issuedBy(current, root))
     if (anchor !== undefined) {
       path.push(anchor)
       break
@@ -195,14 +196,15 @@ export async function verifyReleaseJws (jws: string, options: VerifyReleaseOptio
 
   const ders = x5cDer(header['x5c'])
   const now = options.now ?? new Date()
+  const roots = asRootStore(options.trustedRoots)
   const verifyChain = (): X509Certificate[] => {
-    const path = buildPath(parseX5c(ders), options.trustedRoots)
+    const path = buildPath(parseX5c(ders), roots)
     checkPath(path, now)
     return path
   }
   const signer = options.chainCache === undefined
     ? verifyChain()[0] as X509Certificate
-    : options.chainCache.signerFor(ders, options.trustedRoots, now, verifyChain)
+    : options.chainCache.signerFor(ders, roots, now, verifyChain)
   if (!hostMatchesCert(hostname, signer)) throw fail('host', 'signer certificate does not name the vault host')
 
   // No JWS extension is understood here, so any `crit` must be refused (RFC 7515 §4.1.11).

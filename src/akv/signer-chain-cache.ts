@@ -10,6 +10,7 @@
 // whenever the set of trusted roots changes (a reload must not keep a chain to a removed root).
 import { createHash } from 'node:crypto'
 import type { X509Certificate } from 'node:crypto'
+import type { RootStore } from './root-store.ts'
 
 /** The part of the metrics seam (observability/metrics.ts) the cache uses. */
 export interface ChainCacheMetrics {
@@ -32,7 +33,7 @@ export interface SignerChainCache {
    * cache, or from `verify` (which parses, builds and checks the path, leaf first, and throws on
    * failure; failures are not cached).
    */
-  signerFor: (x5cDer: readonly Buffer[], roots: readonly X509Certificate[], now: Date, verify: () => readonly X509Certificate[]) => X509Certificate
+  signerFor: (x5cDer: readonly Buffer[], roots: RootStore, now: Date, verify: () => readonly X509Certificate[]) => X509Certificate
   size: () => number
   clear: () => void
 }
@@ -63,12 +64,13 @@ export function createSignerChainCache (options: SignerChainCacheOptions = {}): 
   if (!Number.isInteger(maxEntries) || maxEntries < 1) throw new TypeError('createSignerChainCache: maxEntries must be an integer >= 1')
   if (!Number.isFinite(maxAgeMs) || maxAgeMs < 0) throw new TypeError('createSignerChainCache: maxAgeMs must be a number >= 0')
   const entries = new Map<string, Entry>()
-  let rootsSeen: readonly X509Certificate[] | null = null
+  let rootsSeen: RootStore | null = null
 
   return {
     signerFor (x5cDer, roots, now, verify) {
-      // The roots are compared by identity: the composition root hands the same array to every
-      // release, so a different array means a different (reloaded) trust store.
+      // The roots are compared by identity: the composition root hands the same store to every
+      // release (release-jws.ts gives the same array the same store), so a different one means a
+      // different (reloaded) trust store.
       if (roots !== rootsSeen) {
         entries.clear()
         rootsSeen = roots

@@ -6,6 +6,7 @@ import crypto, { X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import tls from 'node:tls'
 import { ConfigInvalid } from '../errors.ts'
+import { createRootStore, type RootStore } from './root-store.ts'
 
 /** Where to look for trusted roots; every member is optional. */
 export interface TrustStoreOptions {
@@ -19,7 +20,7 @@ export interface TrustStoreOptions {
 
 const PEM_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g
 
-const memo = new Map<string, readonly X509Certificate[]>()
+const memo = new Map<string, RootStore>()
 
 type CaStore = 'system' | 'bundled' | 'extra'
 
@@ -30,21 +31,19 @@ function nodeStore (which: CaStore): string[] | undefined {
 }
 
 // Node's stores overlap (the OS store usually repeats most bundled roots, sometimes several times
-// over): a PEM text already parsed is skipped before parsing, which is most of the work and memory.
-function parseLenient (pems: Iterable<string>, into: Map<string, X509Certificate>, seen: Set<string>): void {
+// over): a PEM text already seen is skipped. Nothing is parsed here: the store parses a root when a
+// chain asks for it (./root-store.ts), and an entry OpenSSL will not parse is skipped then.
+function derOfPems (pems: Iterable<string>, into: Uint8Array[], seen: Set<string>): void {
   for (const pem of pems) {
     const text = pem.trim()
     if (seen.has(text)) continue
     seen.add(text)
-    try {
-      add(new X509Certificate(text), into)
-    } catch {
-      // An OS store can hold entries OpenSSL will not parse; they could never anchor a chain anyway.
-    }
+    const body = /-----BEGIN CERTIFICATE-----([\s\S]+?)-----END CERTIFICATE-----/.exec(text)?.[1]
+    if (body !== undefined) into.push(Buffer.from(body.replace(/\s+/g, ''), 'base64'))
   }
 }
 
-function parseStrict (bundle: string, source: string, into: Map<string, X509Certificate>): void {
+function parseStrict (bundle: string, source: string, into: X509Certificate[]): void {
   const blocks = bundle.match(PEM_BLOCK) ?? []
   if (blocks.length === 0) throw new ConfigInvalid(`${source} holds no PEM certificate`, { details: { source } })
   blocks.forEach((pem, index) => {
@@ -54,12 +53,8 @@ function parseStrict (bundle: string, source: string, into: Map<string, X509Cert
     } catch (err) {
       throw new ConfigInvalid(`${source} certificate ${index} is not a valid X.509 certificate`, { details: { source, index }, cause: err })
     }
-    add(cert, into)
+    into.push(cert)
   })
-}
-
-function add (cert: X509Certificate, into: Map<string, X509Certificate>): void {
-  if (!into.has(cert.fingerprint256)) into.set(cert.fingerprint256, cert)
 }
 
 function extraFile (env: Record<string, string | undefined>): string | undefined {
@@ -89,38 +84,44 @@ export function checkExtraCaPems (extraCaPem: readonly string[]): void {
   if (!(Array.isArray(extraCaPem) && extraCaPem.every((p) => typeof p === 'string'))) {
     throw new TypeError('checkExtraCaPems: extraCaPem must be an array of PEM strings')
   }
-  const scratch = new Map<string, X509Certificate>()
+  const scratch: X509Certificate[] = []
   extraCaPem.forEach((pem, index) => { parseStrict(pem, `extraCaPem[${index}]`, scratch) })
 }
 
 /**
- * The trusted roots, deduplicated by SHA-256 fingerprint: Node's bundled store, the OS store
- * (unless `includeSystem` is false; where Node can read it), NODE_EXTRA_CA_CERTS and `extraCaPem`.
- * Memoised per distinct input. A configured source that is unreadable or holds no valid
+ * The trusted roots as a store that parses them on demand (./root-store.ts), deduplicated by DER:
+ * Node's bundled store, the OS store (unless `includeSystem` is false; where Node can read it),
+ * NODE_EXTRA_CA_CERTS and `extraCaPem`. Memoised per distinct input (the same store for the same
+ * input). Configured sources are parsed at once: one that is unreadable or holds no valid
  * certificate is ConfigInvalid (naming the source, never its content).
  */
-export function loadTrustedRoots (options: TrustStoreOptions = {}): X509Certificate[] {
+export function loadRootStore (options: TrustStoreOptions = {}): RootStore {
   if (options.extraCaPem !== undefined && !(Array.isArray(options.extraCaPem) && options.extraCaPem.every((p) => typeof p === 'string'))) {
     throw new TypeError('loadTrustedRoots: extraCaPem must be an array of PEM strings')
   }
   const extra = options.env === undefined ? undefined : extraFile(options.env)
   const key = memoKey(options, extra)
   const hit = memo.get(key)
-  if (hit !== undefined) return [...hit]
+  if (hit !== undefined) return hit
 
-  const roots = new Map<string, X509Certificate>()
+  const ders: Uint8Array[] = []
+  const configured: X509Certificate[] = []
   const seen = new Set<string>()
-  parseLenient(nodeStore('bundled') ?? tls.rootCertificates, roots, seen)
-  if (options.includeSystem !== false) parseLenient(nodeStore('system') ?? [], roots, seen)
+  derOfPems(nodeStore('bundled') ?? tls.rootCertificates, ders, seen)
+  if (options.includeSystem !== false) derOfPems(nodeStore('system') ?? [], ders, seen)
   if (options.env === undefined) {
     // Node read NODE_EXTRA_CA_CERTS once at start-up; an older Node without the API gives none.
-    parseLenient(nodeStore('extra') ?? [], roots, seen)
+    derOfPems(nodeStore('extra') ?? [], ders, seen)
   } else if (extra !== undefined) {
-    parseStrict(extra, 'NODE_EXTRA_CA_CERTS', roots)
+    parseStrict(extra, 'NODE_EXTRA_CA_CERTS', configured)
   }
-  options.extraCaPem?.forEach((pem, index) => { parseStrict(pem, `extraCaPem[${index}]`, roots) })
+  options.extraCaPem?.forEach((pem, index) => { parseStrict(pem, `extraCaPem[${index}]`, configured) })
+  const store = createRootStore(ders, configured)
+  memo.set(key, store)
+  return store
+}
 
-  const list = Object.freeze([...roots.values()])
-  memo.set(key, list)
-  return [...list]
+/** Every trusted root of loadRootStore(options), parsed (a new array each call). */
+export function loadTrustedRoots (options: TrustStoreOptions = {}): X509Certificate[] {
+  return loadRootStore(options).all()
 }

@@ -3,9 +3,9 @@
 // egress-proxy routing, the upstream metrics, and the roots release signers must chain to. The
 // attestation and key-release builds take their upstream clients from here, so one setting has one
 // way to its use, and shutdown closes every client in one place.
-import type { X509Certificate } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
-import { checkExtraCaPems, loadTrustedRoots } from '../akv/trust-store.ts'
+import type { RootStore } from '../akv/root-store.ts'
+import { checkExtraCaPems, loadRootStore } from '../akv/trust-store.ts'
 import type { Config } from '../config/config.ts'
 import { ConfigInvalid } from '../errors.ts'
 import { Upstream, type UpstreamFactory, type UpstreamName, type UpstreamOptions } from '../http/upstream.ts'
@@ -16,8 +16,8 @@ export interface Trust {
   readonly extraCa: readonly string[]
   /** A new client for `name` with the process's CA roots, proxy routing and metrics; closed by close(). */
   readonly upstream: UpstreamFactory
-  /** Node's, the OS's and the extra roots, parsed on first use (tens of ms) and then shared: release signers chain to these. */
-  trustedRoots (): X509Certificate[]
+  /** Node's, the OS's and the extra roots, read on first use and parsed only as chains need them (../akv/root-store.ts): release signers chain to these. */
+  trustedRoots (): RootStore
   /** Closes every client upstream() made; idempotent. */
   close (): Promise<void>
 }
@@ -55,7 +55,7 @@ export async function createTrust (config: Pick<Config, 'extraCaFile' | 'proxy'>
   // Checked here so a bad PEM stops start-up; the upstreams build their TLS contexts on first use.
   checkExtraCaPems(extraCa)
   const made: Upstream[] = []
-  let roots: X509Certificate[] | undefined
+  let roots: RootStore | undefined
   const observeUpstream = options.observeUpstream
   return {
     extraCa,
@@ -72,7 +72,7 @@ export async function createTrust (config: Pick<Config, 'extraCaFile' | 'proxy'>
     },
     trustedRoots () {
       // Every release gets the same array (signer-chain-cache.ts relies on it).
-      roots ??= loadTrustedRoots(extraCa.length === 0 ? {} : { extraCaPem: [...extraCa] })
+      roots ??= loadRootStore(extraCa.length === 0 ? {} : { extraCaPem: [...extraCa] })
       return roots
     },
     async close () {

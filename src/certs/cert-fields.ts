@@ -1,5 +1,6 @@
-// The two things skr reads from a certificate that node:crypto's X509Certificate does not expose
-// as data: the subject's CN values and the raw extensions (OID, extnValue bytes). Read straight from
+// What skr reads from a certificate that node:crypto's X509Certificate does not expose as data:
+// the subject's CN values, the raw extensions (OID, extnValue bytes), and the issuer and subject
+// Names as bytes (to find a certificate's issuer among many without parsing them all). Read straight from
 // the DER (./der.ts), walking only the TBSCertificate fields needed (RFC 5280 §4.1). A full X.509
 // library (@peculiar/x509, with reflect-metadata and tsyringe) costs tens of milliseconds and
 // several MB to load, which `skr serve` would pay before answering its first /status; only the
@@ -67,8 +68,11 @@ function extensionsOf (tagged: DerElement): CertExtension[] {
   })
 }
 
-/** Reads the subject CNs and the extensions of a DER certificate; throws DerError when it is not one. */
-export function readCertFields (der: Uint8Array): CertFields {
+/**
+ * The TBSCertificate's fields from `first` on: serialNumber, signature, issuer, validity, subject,
+ * subjectPublicKeyInfo, then the optional ones (version [0], when present, is before `first`).
+ */
+function tbsFields (der: Uint8Array): { fields: DerElement[], first: number } {
   let certificate: DerElement
   try {
     certificate = readOnly(der)
@@ -77,10 +81,30 @@ export function readCertFields (der: Uint8Array): CertFields {
   }
   const [tbs] = sequence(certificate, 'Certificate')
   const fields = sequence(tbs, 'TBSCertificate')
-  // version [0] is optional (v1); then serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo.
   const first = isContext(fields[0], 0) ? 1 : 0
   if (fields.length < first + 6) throw fail('TBSCertificate is too short')
+  return { fields, first }
+}
+
+/** Reads the subject CNs and the extensions of a DER certificate; throws DerError when it is not one. */
+export function readCertFields (der: Uint8Array): CertFields {
+  const { fields, first } = tbsFields(der)
   const subject = commonNames(fields[first + 4])
   const tagged = fields.slice(first + 6).find((f) => isContext(f, 3))
   return { subjectCommonNames: subject, extensions: tagged === undefined ? [] : extensionsOf(tagged) }
+}
+
+/** A certificate's issuer and subject Names, as the content bytes of their DER SEQUENCEs (views into `der`). */
+export interface CertNames {
+  issuer: Uint8Array
+  subject: Uint8Array
+}
+
+/** Reads the issuer and subject Names of a DER certificate; throws DerError when it is not one. */
+export function readCertNames (der: Uint8Array): CertNames {
+  const { fields, first } = tbsFields(der)
+  const issuer = fields[first + 2]
+  const subject = fields[first + 4]
+  if (!isUniversal(issuer, TAG.SEQUENCE) || !isUniversal(subject, TAG.SEQUENCE)) throw fail('issuer or subject is not a Name')
+  return { issuer: issuer.content, subject: subject.content }
 }

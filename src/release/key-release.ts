@@ -10,13 +10,13 @@
 // By default every release attests afresh, as the reference does. The composition root
 // (build.ts) adds the performance features: an AttestationCache that reuses one key + token per
 // MAA endpoint, a key pool, coalescing of identical concurrent releases, and batch releases.
-import type { X509Certificate } from 'node:crypto'
 import { ReleaseUnverified } from '../errors.ts'
 import { parseKeyHsm } from '../akv/key-hsm.ts'
 import type { ReleaseEnc } from '../akv/key-hsm.ts'
 import { plaintextToJwk } from '../akv/jwk.ts'
 import type { ReleaseClient } from '../akv/release-client.ts'
 import { verifyReleaseJws } from '../akv/release-jws.ts'
+import type { TrustedRoots } from '../akv/root-store.ts'
 import { createSignerChainCache } from '../akv/signer-chain-cache.ts'
 import type { SignerChainCache } from '../akv/signer-chain-cache.ts'
 import { unwrapKeyHsm } from '../akv/unwrap.ts'
@@ -43,7 +43,7 @@ export interface KeyReleaseDeps {
   tokens: TokenSource
   release: ReleaseClient
   /** Roots a release JWS signer chain may end in (read per release, so a reload takes effect). */
-  trustedRoots: () => readonly X509Certificate[]
+  trustedRoots: () => TrustedRoots
   /** The `enc` asked of the vault; null: none sent, and the vault's default CKM_RSA_AES_KEY_WRAP is expected. */
   enc: ReleaseEnc | null
   now?: () => Date

@@ -4,6 +4,7 @@ import { CompactSign } from 'jose'
 import { verifyReleaseJws } from '../../../src/akv/release-jws.ts'
 import type { VerifyReleaseOptions } from '../../../src/akv/release-jws.ts'
 import { createSignerChainCache, x5cFingerprint } from '../../../src/akv/signer-chain-cache.ts'
+import { asRootStore } from '../../../src/akv/root-store.ts'
 import { createIntermediateCa, createLeaf, createSignerPki, x5cOf } from '../../helpers/test-pki.ts'
 import type { TestCert } from '../../helpers/test-pki.ts'
 
@@ -142,5 +143,5 @@ t.test('the key is the SHA-256 of the length-prefixed DER list; settings are che
   t.match(ab, /^[0-9a-f]{64}$/)
   t.throws(() => createSignerChainCache({ maxEntries: 0 }), TypeError)
   t.throws(() => createSignerChainCache({ maxAgeMs: -1 }), TypeError)
-  t.throws(() => createSignerChainCache().signerFor([], [], NOW, () => []), TypeError)
+  t.throws(() => createSignerChainCache().signerFor([], asRootStore([]), NOW, () => []), TypeError)
 })
