@@ -94,13 +94,16 @@ function issuedBy (child: X509Certificate, parent: X509Certificate): boolean {
   }
 }
 
-/** Walks x5c in order (RFC 7515 §4.1.6) until a certificate is, or is issued by, a trusted root. */
-function buildPath (x5c: readonly X509Certificate[], roots: RootStore): X509Certificate[] {
+/**
+ * Walks x5c in order (RFC 7515 §4.1.6) until a certificate is, or is issued by, a trusted root;
+ * `issuersOf` gives the roots to try for each certificate.
+ */
+function buildPath (x5c: readonly X509Certificate[], roots: RootStore, issuersOf: (cert: X509Certificate) => readonly X509Certificate[]): X509Certificate[] {
   let current = x5c[0] as X509Certificate
   const path = [current]
   while (!roots.has(current)) {
     if (path.length >= MAX_PATH) throw fail('chain', 'signer chain does not reach a trusted root')
-    const anchor = roots.candidateIssuers(current).find((root) => issuedBy(current, root))
+    const anchor = issuersOf(current).find((root) => issuedBy(current, root))
     if (anchor !== undefined) {
       path.push(anchor)
       break
@@ -198,7 +201,19 @@ export async function verifyReleaseJws (jws: string, options: VerifyReleaseOptio
   const now = options.now ?? new Date()
   const roots = asRootStore(options.trustedRoots)
   const verifyChain = (): X509Certificate[] => {
-    const path = buildPath(parseX5c(ders), roots)
+    const x5c = parseX5c(ders)
+    // First with the roots named as each certificate's issuer (parsing only those: ./root-store.ts),
+    // then, if that gives no valid path, with every root in order, which is the whole search and
+    // gives the answer (and the error) it always gave. A path the first finds anchors in a trusted
+    // root and passes the same checks.
+    try {
+      const path = buildPath(x5c, roots, (cert) => roots.namedIssuers(cert))
+      checkPath(path, now)
+      return path
+    } catch (err) {
+      if (!(err instanceof ReleaseUnverified)) throw err
+    }
+    const path = buildPath(x5c, roots, () => roots.all())
     checkPath(path, now)
     return path
   }

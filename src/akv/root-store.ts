@@ -1,12 +1,12 @@
 // The roots a release JWS signer chain may end in, held as DER and parsed only when a chain asks
 // for them. Parsing every root up front (Node's bundled store, the OS store, NODE_EXTRA_CA_CERTS:
 // ~700 PEM texts on a Debian host, ~170 distinct) cost tens of milliseconds on the first release
-// and kept every X509Certificate (with its OpenSSL object) for the life of the process: +7.9 MB of
-// RSS measured on that host, for a chain that needs one of them. Here the roots are indexed by
-// subject Name bytes, a chain's certificate is matched by its issuer Name bytes, and only those
-// candidates are parsed. Names are compared byte for byte: the same name can be encoded
-// differently (RFC 5280 §7.1 compares them after normalisation), so when no root has the exact
-// issuer bytes every root is tried, as before, rather than refusing a chain that OpenSSL accepts.
+// and kept every X509Certificate (with its OpenSSL object) for the life of the process, for a
+// chain that needs one of them. Here the roots are indexed by subject Name bytes, and a chain's
+// certificate is matched by its issuer Name bytes (namedIssuers): only those roots are parsed.
+// Names are compared byte for byte, while the same name can be encoded differently (RFC 5280
+// §7.1 compares them after normalisation): release-jws.ts therefore builds the path by name first
+// and, when that does not give a valid path, again over every root (all()), as it always did.
 import crypto, { X509Certificate } from 'node:crypto'
 import { readCertNames } from '../certs/cert-fields.ts'
 
@@ -14,11 +14,13 @@ import { readCertNames } from '../certs/cert-fields.ts'
 export interface RootStore {
   /** How many distinct roots (by DER). */
   readonly size: number
+  /** How many of them have been parsed so far (diagnostics; tests check the laziness with it). */
+  readonly parsed: number
   /** True when `cert` is itself one of the roots (the same DER). */
   has (cert: X509Certificate): boolean
-  /** The roots that may have issued `cert` (see the header: exact issuer bytes first, else every root). */
-  candidateIssuers (cert: X509Certificate): readonly X509Certificate[]
-  /** Every root, parsed (entries OpenSSL will not parse are left out). */
+  /** The roots whose subject Name has the same bytes as `cert`'s issuer Name (and any root whose Names cannot be read here). */
+  namedIssuers (cert: X509Certificate): X509Certificate[]
+  /** Every root, parsed, in the order given (entries OpenSSL will not parse are left out). */
   all (): X509Certificate[]
 }
 
@@ -39,7 +41,7 @@ function hex (bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')
 }
 
-function parsed (entry: Entry): X509Certificate | null {
+function parsedCert (entry: Entry): X509Certificate | null {
   if (entry.cert === undefined) {
     try {
       entry.cert = new X509Certificate(entry.der)
@@ -54,69 +56,73 @@ function parsed (entry: Entry): X509Certificate | null {
 function present (entries: Iterable<Entry>): X509Certificate[] {
   const out: X509Certificate[] = []
   for (const entry of entries) {
-    const cert = parsed(entry)
+    const cert = parsedCert(entry)
     if (cert !== null) out.push(cert)
   }
   return out
 }
 
 /**
- * A store over DER certificates (duplicates dropped), with some perhaps already parsed
- * (`parsedAlready`, by the same DER) so that nothing is parsed twice.
+ * A store over certificates in order of preference, each as DER (parsed when needed) or already
+ * parsed; a certificate seen before (the same DER) is dropped, as the eager list dropped it.
  */
-export function createRootStore (ders: Iterable<Uint8Array>, parsedAlready: readonly X509Certificate[] = []): RootStore {
+export function createRootStore (certs: Iterable<Uint8Array | X509Certificate>): RootStore {
+  const entries: Entry[] = []
   const byDigest = new Map<string, Entry>()
   const bySubject = new Map<string, Entry[]>()
-  // Entries whose Names this module cannot read: candidates for every certificate.
+  // Entries whose Names this module cannot read: named issuers of every certificate.
   const unindexed: Entry[] = []
-  const add = (der: Uint8Array, cert?: X509Certificate): void => {
+  for (const item of certs) {
+    const cert = item instanceof X509Certificate ? item : undefined
+    const der = cert === undefined ? Buffer.from(item as Uint8Array) : cert.raw
     const key = digest(der)
-    const known = byDigest.get(key)
-    if (known !== undefined) {
-      if (cert !== undefined && known.cert === undefined) known.cert = cert
-      return
-    }
-    const entry: Entry = { der: Buffer.from(der), cert }
+    if (byDigest.has(key)) continue
+    const entry: Entry = { der, cert }
+    entries.push(entry)
     byDigest.set(key, entry)
     let subject: string
     try {
-      subject = hex(readCertNames(entry.der).subject)
+      subject = hex(readCertNames(der).subject)
     } catch {
       unindexed.push(entry)
-      return
+      continue
     }
     const list = bySubject.get(subject)
     if (list === undefined) bySubject.set(subject, [entry])
     else list.push(entry)
   }
-  for (const cert of parsedAlready) add(cert.raw, cert)
-  for (const der of ders) add(der)
   let everyRoot: X509Certificate[] | null = null
-  const all = (): X509Certificate[] => (everyRoot ??= present(byDigest.values()))
   return {
-    get size () { return byDigest.size },
+    get size () { return entries.length },
+    get parsed () { return entries.filter((e) => e.cert !== undefined).length },
     has (cert) {
       // The same DER as a certificate that did parse: it parses too.
       return byDigest.has(digest(cert.raw))
     },
-    candidateIssuers (cert) {
+    namedIssuers (cert) {
       let issuer: string
       try {
         issuer = hex(readCertNames(cert.raw).issuer)
       } catch {
-        return all()
+        // OpenSSL parsed it, this reader did not: only the full search can place it.
+        return []
       }
-      const exact = present([...(bySubject.get(issuer) ?? []), ...unindexed])
-      return exact.length > 0 ? exact : all()
+      const named = bySubject.get(issuer) ?? []
+      if (unindexed.length === 0) return present(named)
+      const wanted = new Set([...named, ...unindexed])
+      return present(entries.filter((e) => wanted.has(e)))
     },
     all () {
-      return [...all()]
+      everyRoot ??= present(entries)
+      return [...everyRoot]
     }
   }
 }
 
 // One store per array handed in, so a caller that passes the same array gets the same store
-// (signer-chain-cache.ts compares roots by identity).
+// (signer-chain-cache.ts compares roots by identity). The store copies the array's contents when
+// it is made: an array handed in is to be treated as frozen, and a changed set of roots passed as
+// a new array.
 const storesOfArrays = new WeakMap<readonly X509Certificate[], RootStore>()
 
 /** `roots` as a RootStore: itself when it is one, else a store over the parsed certificates. */
@@ -125,7 +131,7 @@ export function asRootStore (roots: TrustedRoots): RootStore {
   const list = roots as readonly X509Certificate[]
   let store = storesOfArrays.get(list)
   if (store === undefined) {
-    store = createRootStore([], list)
+    store = createRootStore(list)
     storesOfArrays.set(list, store)
   }
   return store

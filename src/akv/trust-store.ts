@@ -33,7 +33,7 @@ function nodeStore (which: CaStore): string[] | undefined {
 // Node's stores overlap (the OS store usually repeats most bundled roots, sometimes several times
 // over): a PEM text already seen is skipped. Nothing is parsed here: the store parses a root when a
 // chain asks for it (./root-store.ts), and an entry OpenSSL will not parse is skipped then.
-function derOfPems (pems: Iterable<string>, into: Uint8Array[], seen: Set<string>): void {
+function derOfPems (pems: Iterable<string>, into: Array<Uint8Array | X509Certificate>, seen: Set<string>): void {
   for (const pem of pems) {
     const text = pem.trim()
     if (seen.has(text)) continue
@@ -43,7 +43,7 @@ function derOfPems (pems: Iterable<string>, into: Uint8Array[], seen: Set<string
   }
 }
 
-function parseStrict (bundle: string, source: string, into: X509Certificate[]): void {
+function parseStrict (bundle: string, source: string, into: Array<Uint8Array | X509Certificate>): void {
   const blocks = bundle.match(PEM_BLOCK) ?? []
   if (blocks.length === 0) throw new ConfigInvalid(`${source} holds no PEM certificate`, { details: { source } })
   blocks.forEach((pem, index) => {
@@ -97,26 +97,28 @@ export function checkExtraCaPems (extraCaPem: readonly string[]): void {
  */
 export function loadRootStore (options: TrustStoreOptions = {}): RootStore {
   if (options.extraCaPem !== undefined && !(Array.isArray(options.extraCaPem) && options.extraCaPem.every((p) => typeof p === 'string'))) {
-    throw new TypeError('loadTrustedRoots: extraCaPem must be an array of PEM strings')
+    throw new TypeError('loadRootStore: extraCaPem must be an array of PEM strings')
   }
   const extra = options.env === undefined ? undefined : extraFile(options.env)
   const key = memoKey(options, extra)
   const hit = memo.get(key)
   if (hit !== undefined) return hit
 
-  const ders: Uint8Array[] = []
-  const configured: X509Certificate[] = []
+  // In the eager list's order (Node's bundled store, the OS store, NODE_EXTRA_CA_CERTS, the
+  // configured PEMs): the first copy of a root is the one kept, and the full search tries them in
+  // this order.
+  const items: Array<Uint8Array | X509Certificate> = []
   const seen = new Set<string>()
-  derOfPems(nodeStore('bundled') ?? tls.rootCertificates, ders, seen)
-  if (options.includeSystem !== false) derOfPems(nodeStore('system') ?? [], ders, seen)
+  derOfPems(nodeStore('bundled') ?? tls.rootCertificates, items, seen)
+  if (options.includeSystem !== false) derOfPems(nodeStore('system') ?? [], items, seen)
   if (options.env === undefined) {
     // Node read NODE_EXTRA_CA_CERTS once at start-up; an older Node without the API gives none.
-    derOfPems(nodeStore('extra') ?? [], ders, seen)
+    derOfPems(nodeStore('extra') ?? [], items, seen)
   } else if (extra !== undefined) {
-    parseStrict(extra, 'NODE_EXTRA_CA_CERTS', configured)
+    parseStrict(extra, 'NODE_EXTRA_CA_CERTS', items)
   }
-  options.extraCaPem?.forEach((pem, index) => { parseStrict(pem, `extraCaPem[${index}]`, configured) })
-  const store = createRootStore(ders, configured)
+  options.extraCaPem?.forEach((pem, index) => { parseStrict(pem, `extraCaPem[${index}]`, items) })
+  const store = createRootStore(items)
   memo.set(key, store)
   return store
 }

@@ -71,7 +71,7 @@ export async function createTrust (config: Pick<Config, 'extraCaFile' | 'proxy'>
       return upstream
     },
     trustedRoots () {
-      // Every release gets the same array (signer-chain-cache.ts relies on it).
+      // Every release gets the same store (signer-chain-cache.ts relies on it).
       roots ??= loadRootStore(extraCa.length === 0 ? {} : { extraCaPem: [...extraCa] })
       return roots
     },

@@ -167,6 +167,9 @@ export class Upstream {
 
   async #request (req: UpstreamRequest): Promise<UpstreamResponse> {
     const url = typeof req.url === 'string' ? new URL(req.url) : req.url
+    // undici's top-level request() refused other schemes; the dispatcher API this client uses
+    // does not, and this is where every upstream call leaves the process.
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new TypeError(`${this.name}: only http: and https: URLs are sent, not ${url.protocol}`)
     const route = proxyFor(this.#proxy, url)
     if (route !== null && route.kind === 'unusable') throw unusableProxyError(this.name, url.host, route)
     // Every message about a proxied call names the proxy (its origin only: never credentials).

@@ -42,7 +42,7 @@ export interface KeyReleaseDeps {
   attestation: AttestationService
   tokens: TokenSource
   release: ReleaseClient
-  /** Roots a release JWS signer chain may end in (read per release, so a reload takes effect). */
+  /** Roots a release JWS signer chain may end in (asked per release, so a reload (a new store or a new array; arrays are not read again once used) takes effect). */
   trustedRoots: () => TrustedRoots
   /** The `enc` asked of the vault; null: none sent, and the vault's default CKM_RSA_AES_KEY_WRAP is expected. */
   enc: ReleaseEnc | null

@@ -46,6 +46,14 @@ t.test('DEFAULT_UPSTREAM_POLICY holds the documented values', async (t) => {
   t.throws(() => new Upstream({ name: 'kds', policy: { totalTimeoutMs: 1.5 } }), TypeError)
 })
 
+t.test('only http: and https: URLs leave the process', async (t) => {
+  const up = new Upstream({ name: 'akv' })
+  t.teardown(async () => { await up.close() })
+  for (const url of ['file:///etc/passwd', 'ftp://vault.test/keys/k', 'data:text/plain,x', new URL('ws://vault.test/')]) {
+    await t.rejects(up.request({ url, method: 'GET' }), { name: 'TypeError', message: /^akv: only http: and https: URLs are sent, not / }, String(url))
+  }
+})
+
 t.test('success returns status, headers and body; method, headers and body reach the server', async (t) => {
   const s = await serve(t, (req, res) => {
     const chunks: Buffer[] = []
