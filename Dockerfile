@@ -46,7 +46,8 @@ ENV NODE_ENV=production
 # Bound V8's heap growth and glibc's malloc arenas. The young generation grows to 64 MB under load
 # with ~4 MB live; the old generation's collection threshold scales with its maximum (4 GB by
 # default on a large host) and let RSS reach ~200-230 MB at 64 clients with ~30 MB live. 256 MB
-# leaves ~8x that live set as headroom and holds RSS under the same load at ~145 MB, with no
+# leaves ~8x that live set as headroom and held RSS under the same load at ~145 MB (~120 MB with
+# skr's later changes and the setting below), with no
 # measured throughput loss (bench/README.md). Only the process's options can set these.
 # MALLOC_MMAP_THRESHOLD_ fixes glibc's mmap threshold at 32 KB: left dynamic, it rises after the
 # first large free, and the large blocks freed after a release then stay resident in the arenas
