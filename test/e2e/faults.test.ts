@@ -77,7 +77,7 @@ function clearFaults (): void {
   }
 }
 
-type FrontMode = 'pass' | 'hang' | 'reset-mid-response' | 'value-42' | 'non-json' | 'oversize' | 'oversize-chunked'
+type FrontMode = 'pass' | 'hang' | 'reset-mid-response' | 'stall-mid-body' | 'value-42' | 'non-json' | 'oversize' | 'oversize-chunked'
 
 interface Front {
   /** host:port */
@@ -94,7 +94,9 @@ interface Front {
 /**
  * A double standing in for an upstream (AKV unless `target` names another emulator's URL) at its
  * own port, over HTTPS with the environment's TLS CA (so skr trusts it), or plain HTTP like IMDS:
- * it forwards to the emulator, holds requests ('hang') until release(), or answers hostile bytes.
+ * it forwards to the emulator, holds requests ('hang') until release(), sends headers and half the
+ * answer and then nothing ('stall-mid-body', the connection open until release()), or answers
+ * hostile bytes.
  * It can be stopped and started again on the same port, which skr sees as an upstream that went
  * away and came back.
  */
@@ -134,6 +136,13 @@ async function startFront (target: string = env.akv.url, options: { plain?: bool
     const challenge = answer.headers['www-authenticate']
     if (typeof challenge === 'string') out['www-authenticate'] = challenge
     res.writeHead(answer.statusCode, out)
+    if (state.mode === 'stall-mid-body') {
+      // Headers and half the body, then silence on an open connection: only a timeout ends it.
+      res.write(body.subarray(0, Math.floor(body.length / 2)))
+      await new Promise<void>(resolve => { held.push(resolve); res.once('close', resolve) })
+      res.destroy()
+      return
+    }
     if (state.mode === 'reset-mid-response') {
       // Headers and half the body, then the connection dies: a reset in the middle of a response.
       res.write(body.subarray(0, Math.floor(body.length / 2)), () => { res.socket?.destroy() })
@@ -253,6 +262,13 @@ t.test('AKV faults on one sidecar', async (t) => {
     await hold.release()
     t.ok(env.akv.requests.length > seen, 'the hung request ended at the emulator')
     expectKey(t, await short.release(key.name, hold.endpoint), 'after the hang')
+  })
+
+  await t.test('answer stalls after its headers and half its body: 504 ERR_UPSTREAM_TIMEOUT, then recovery', async (t) => {
+    hold.mode = 'stall-mid-body'
+    expectError(t, await short.release(key.name, hold.endpoint), 504, 'ERR_UPSTREAM_TIMEOUT', 'AKV body stall')
+    await hold.release()
+    expectKey(t, await short.release(key.name, hold.endpoint), 'after the stall')
   })
 
   await t.test('429 with Retry-After, cleared mid-way: retried to success', async (t) => {
