@@ -5,8 +5,11 @@ import { keyNotFound, type Answer } from './akv-answers.ts'
 /** Hostile-but-well-formed release answers, for proving a client refuses them. */
 export type CorruptJwsMode = 'signature' | 'x5c-untrusted' | 'wrong-kid' | 'wrong-enc' | 'truncate-ciphertext' | 'alg-none' | 'wrong-host'
 
-/** Fault knobs, read on every release request (mutate them between requests). */
-export interface AkvFaults { status?: number, retryAfter?: string, delayMs?: number, corruptJws?: CorruptJwsMode }
+/**
+ * Fault knobs, read on every release request (mutate them between requests). `hold`: each release
+ * waits for this promise to settle (after `delayMs`), so a test decides when the answers go out.
+ */
+export interface AkvFaults { status?: number, retryAfter?: string, delayMs?: number, hold?: Promise<unknown>, corruptJws?: CorruptJwsMode }
 
 const FAULT_BODIES: Readonly<Record<number, { code: string, message: string, innererror?: { code: string } }>> = Object.freeze({
   401: { code: 'Unauthorized', message: 'AKV10000: Request is missing a Bearer or PoP token.' },
@@ -16,10 +19,12 @@ const FAULT_BODIES: Readonly<Record<number, { code: string, message: string, inn
   503: { code: 'ServiceUnavailable', message: 'The service is temporarily unavailable.' }
 })
 
-/** The answer a status fault forces (after the delay fault), or null to go on with the release. */
+/** The answer a status fault forces (after the delay and hold faults), or null to go on with the release. */
 export async function faultAnswer (faults: AkvFaults, name: string): Promise<Answer | null> {
   const delayMs = faults.delayMs
   if (typeof delayMs === 'number' && delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs))
+  const hold = faults.hold
+  if (hold !== undefined) await hold.then(() => undefined, () => undefined)
   const status = faults.status
   if (typeof status === 'number' && Number.isInteger(status) && status >= 400 && status <= 599) {
     const headers: Record<string, string> = faults.retryAfter === undefined ? {} : { 'Retry-After': faults.retryAfter }

@@ -1,15 +1,14 @@
 // SIGTERM with releases in flight, on a real `node bin/skr.js serve` child: the releases already
 // running finish with their keys, new connections are refused from the moment the signal is
 // handled, and the process exits 0 (skr exits 1 when its grace period runs out, so 0 also means
-// "within the grace period"). Asserts on answers and exit status, never on timings.
+// "within the grace period"). Asserts on answers and exit status, never on timings: the vault holds
+// the releases until the test has seen skr refuse a new connection.
 import t from 'tap'
 import { connect } from 'node:net'
 import { Agent, request } from 'undici'
 import { spawnSkr } from '../../bench/skr-process.ts'
 import { startHttpsServer } from '../helpers/https-server.ts'
 import { createReleasableKey, findSecrets, startTestEnvironment, TEST_SHEDDING_OFF, waitFor, type ReleasableKey } from '../helpers/sidecar-env.ts'
-
-const SLOW_AKV_MS = 1_500
 
 const env = await startTestEnvironment()
 t.teardown(env.close)
@@ -41,11 +40,13 @@ t.test('SIGTERM during 5 slow releases: they complete, new connections are refus
   }
   t.equal((await release('drain-0')).status, 200, 'warm: attestation and identity token in place')
 
-  // The vault reads delayMs once per release it has accepted: counting the reads tells when all
-  // five are inside the vault, that is, in flight at skr.
+  // The vault holds every release until `answer()`, and reads `hold` once per release it has
+  // accepted: counting the reads tells when all five are inside the vault, in flight at skr.
   let arrived = 0
-  Object.defineProperty(env.akv.faults, 'delayMs', { configurable: true, enumerable: true, get: () => { arrived++; return SLOW_AKV_MS } })
-  t.teardown(() => { delete env.akv.faults.delayMs })
+  let answer = (): void => {}
+  const gate = new Promise<void>(resolve => { answer = resolve })
+  Object.defineProperty(env.akv.faults, 'hold', { configurable: true, enumerable: true, get: () => { arrived++; return gate } })
+  t.teardown(() => { answer(); delete env.akv.faults.hold })
   const inFlight = keys.map(async k => await release(k.name))
   t.ok(await waitFor(() => arrived >= 5, 60_000), 'five releases in flight')
 
@@ -58,8 +59,10 @@ t.test('SIGTERM during 5 slow releases: they complete, new connections are refus
   }
   t.equal(refused, 'ECONNREFUSED', 'new connections are refused while the releases drain')
 
+  // Only now does the vault answer: the five releases finish during the drain, whatever the machine's speed.
+  answer()
   const answers = await Promise.all(inFlight)
-  delete env.akv.faults.delayMs
+  delete env.akv.faults.hold
   answers.forEach((a, i) => {
     t.equal(a.status, 200, `in-flight release ${i} completed`)
     const jwk = a.status === 200 ? JSON.parse((JSON.parse(a.text) as { key: string }).key) as { k?: string } : {}
